@@ -1,0 +1,206 @@
+"""Sticky, deterministic assignment of requests to arms, and the mirror decision.
+
+The assignment of a keyed request is a pure function of (salt, routing key, weights), written
+down precisely so any process, replica or language reproduces it:
+
+1. ``h_arm = BLAKE2b(key_utf8, digest_size=8, key=salt_utf8, person=b"fraudgate.arm")``
+   read as a big-endian unsigned 64-bit integer (``salt`` is the experiment's salt, default its
+   name; ``key`` is the routing key, e.g. the card id).
+2. ``point = (h_arm * total_weight) >> 64``, a point in ``[0, total_weight)``: the hash taken as a
+   fraction ``u = h / 2**64`` of the weight line, with no modulo bias.
+3. The arm is the first candidate (in spec order) whose cumulative weight exceeds ``point``.
+4. Mirror: ``h_mirror`` as in (1) with ``person=b"fraudgate.mirror"`` (independent of the arm);
+   the request is mirrored iff ``(h_mirror * 100) >> 64 < percent``.
+
+Because a key's position ``u`` on the weight line never changes, a ramp (80/20 -> 50/50) moves
+only the keys in the band that changes hands; a card that already saw the challenger keeps it.
+Likewise, raising the mirror percent only adds keys.
+
+Requests without a key draw ``h_arm`` and ``h_mirror`` from a ``random.Random(seed)`` behind a
+lock (seedable, reproducible for a given sequence of calls, thread-safe) and go through the same
+steps 2-4.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fraudgate.experiments.spec import ROUTING_HEADER, ExperimentSpec, split_versioned_name
+
+_ARM_PERSON = b"fraudgate.arm"
+_MIRROR_PERSON = b"fraudgate.mirror"
+
+
+class InvalidRoutingKey(ValueError):
+    """The routing key in a request is not a string or an integer (maps to HTTP 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    """Where one request goes.
+
+    ``model``: the candidate that serves the response. ``mirror``: the model that scores a copy
+    off the response path, or None. ``key_hash``: 16 hex digits of the salted routing-key hash
+    (a per-experiment pseudonym of the key, for the ledger), None for keyless requests.
+    ``generation``: the weight table in force (0 = as configured, +1 per live change).
+    """
+
+    experiment: str
+    model: str
+    mirror: str | None
+    key_hash: str | None
+    generation: int
+
+    @property
+    def arm(self) -> str:
+        return self.model
+
+
+def key_hash(salt: str, routing_key: str, *, person: bytes = _ARM_PERSON) -> int:
+    """The salted 64-bit hash of a routing key (step 1 of the module docstring)."""
+    digest = hashlib.blake2b(
+        routing_key.encode("utf-8"), digest_size=8, key=salt.encode("utf-8"), person=person
+    ).digest()
+    return int.from_bytes(digest, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingTable:
+    """An immutable snapshot of everything :meth:`decide` needs; swapped whole on a change."""
+
+    experiment: str
+    salt: str
+    names: tuple[str, ...]
+    cumulative: tuple[int, ...]  # running sums of the weights; last = total
+    mirror_percent: int  # 0 when there is no mirror
+    mirror_name: str | None  # None with mirror_percent > 0 means "the other arm"
+    generation: int
+
+    @classmethod
+    def from_spec(cls, spec: ExperimentSpec, generation: int = 0) -> RoutingTable:
+        cumulative, running = [], 0
+        for c in spec.candidates:
+            running += c.weight
+            cumulative.append(running)
+        mirror = spec.mirror
+        return cls(
+            experiment=spec.name,
+            salt=spec.effective_salt,
+            names=spec.candidate_names,
+            cumulative=tuple(cumulative),
+            mirror_percent=mirror.percent if mirror else 0,
+            mirror_name=mirror.name if mirror else None,
+            generation=generation,
+        )
+
+    @property
+    def total(self) -> int:
+        return self.cumulative[-1]
+
+    def decide(self, h_arm: int, h_mirror: int, key_hex: str | None) -> RouteDecision:
+        point = (h_arm * self.total) >> 64
+        model = self.names[bisect_right(self.cumulative, point)]
+        mirror = None
+        if (h_mirror * 100) >> 64 < self.mirror_percent:
+            if self.mirror_name is not None:
+                mirror = self.mirror_name
+            else:  # shadow with the other arm (the spec guarantees exactly two candidates)
+                mirror = self.names[1] if model == self.names[0] else self.names[0]
+        return RouteDecision(self.experiment, model, mirror, key_hex, self.generation)
+
+    def route_key(self, routing_key: str) -> RouteDecision:
+        h_arm = key_hash(self.salt, routing_key)
+        h_mirror = key_hash(self.salt, routing_key, person=_MIRROR_PERSON)
+        return self.decide(h_arm, h_mirror, f"{h_arm:016x}")
+
+
+class Router:
+    """Routes requests with one spec: keyed requests by hash, keyless by a seeded generator."""
+
+    def __init__(self, spec: ExperimentSpec) -> None:
+        self._table = RoutingTable.from_spec(spec)
+        self._rng = random.Random(spec.seed)
+        self._rng_lock = threading.Lock()
+
+    @property
+    def table(self) -> RoutingTable:
+        return self._table
+
+    def _swap(self, table: RoutingTable) -> None:
+        self._table = table  # one reference assignment: readers see the old or the new table
+
+    def route(self, routing_key: str | None) -> RouteDecision:
+        table = self._table  # read once: the whole decision uses one consistent snapshot
+        if routing_key is not None:
+            return table.route_key(routing_key)
+        with self._rng_lock:
+            h_arm = self._rng.getrandbits(64)
+            h_mirror = self._rng.getrandbits(64)
+        return table.decide(h_arm, h_mirror, None)
+
+
+# --------------------------------------------------------------------------- request helpers
+
+
+def extract_routing_key(
+    spec: ExperimentSpec,
+    parameters: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> str | None:
+    """The routing key of a request, or None (keyless).
+
+    ``source: parameter``: ``parameters[routing.key]``, else header ``routing.header``;
+    ``source: header``: header ``routing.header``. Then, in both cases, header ``x-routing-key``.
+    Header names are matched case-insensitively. Integers are accepted and turned into their
+    decimal string (``card_id: 42`` and ``"42"`` route alike); an empty string counts as absent;
+    anything else raises :class:`InvalidRoutingKey`.
+    """
+    routing = spec.routing
+    if routing.source == "parameter" and parameters:
+        value = _key_value(parameters.get(routing.key), f"parameter {routing.key!r}")
+        if value is not None:
+            return value
+    if headers:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        for header in dict.fromkeys((routing.header, ROUTING_HEADER)):
+            value = _key_value(lowered.get(header), f"header {header!r}")
+            if value is not None:
+                return value
+    return None
+
+
+def _key_value(value: Any, where: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise InvalidRoutingKey(
+        f"routing key in {where}: expected a string or an integer, "
+        f"received {value!r} ({type(value).__name__})"
+    )
+
+
+def should_route(spec: ExperimentSpec, requested_name: str, explicit_version: bool) -> bool:
+    """Whether a request addressed to ``requested_name`` goes through the experiment.
+
+    Yes for the default model's name and the experiment's own name. No when the request names a
+    version explicitly (``/v2/models/fraud-v1-baseline/versions/1/infer``, or the Seldon-style
+    ``fraud-v1-baseline_1``): it reaches exactly that model. No for any other model name (e.g. a
+    candidate addressed directly, as in Seldon, where only the default's endpoint is taken over).
+    """
+    if explicit_version:
+        return False
+    _, version = split_versioned_name(requested_name)
+    if version is not None:
+        return False
+    return requested_name == spec.name or (
+        spec.default is not None and requested_name == spec.default
+    )
