@@ -1,0 +1,161 @@
+"""Start and stop the benchmarked servers: pinned, bounded in time, always killed on exit."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVER_CPU = 1
+LOAD_CPU = 0
+
+_LIVE: list[subprocess.Popen] = []
+
+
+def _kill_all() -> None:
+    for proc in list(_LIVE):
+        stop(proc)
+
+
+atexit.register(_kill_all)
+
+
+def _on_signal(signum, frame):  # noqa: ARG001
+    _kill_all()
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGHUP, _on_signal)
+
+
+def cpus_available() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def pin(cpu: int | None) -> list[str]:
+    """A `taskset` prefix for one CPU, or nothing when the machine has a single core."""
+    if cpu is None or len(cpus_available()) < 2:
+        return []
+    return ["taskset", "-c", str(cpu)]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen
+    http_port: int
+    grpc_port: int | None
+    log_path: Path
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+def start(
+    name: str,
+    argv: list[str],
+    *,
+    http_port: int,
+    grpc_port: int | None,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Server:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        pin(SERVER_CPU) + argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        start_new_session=True,  # its own process group: we kill the whole tree
+    )
+    log.close()
+    _LIVE.append(proc)
+    return Server(name, proc, http_port, grpc_port, log_path)
+
+
+def wait_ready(server: Server, path: str, timeout: float) -> float:
+    """Poll `path` until it answers 200; return the seconds it took. Raise with the log tail."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(
+                f"{server.name} exited with code {server.proc.returncode} before it was ready;"
+                f" log {server.log_path}:\n{server.log_tail()}"
+            )
+        try:
+            with urllib.request.urlopen(server.base_url + path, timeout=2) as resp:
+                if resp.status == 200:
+                    return time.monotonic() - t0
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.25)
+    raise RuntimeError(
+        f"{server.name} not ready at {server.base_url}{path} after {timeout:.0f}s ({last});"
+        f" log {server.log_path}:\n{server.log_tail()}"
+    )
+
+
+def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    if proc in _LIVE:
+        _LIVE.remove(proc)
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(grace)
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of a process and its live children (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
