@@ -1,0 +1,52 @@
+"""The decision ledger: every scored request on record, later joined with the truth.
+
+```python
+store = open_ledger("sqlite:////work/.fraudgate/ledger.db")   # or postgresql+psycopg://...
+writer = DecisionWriter(store)
+await writer.submit(decision)          # resolves once committed -> then send the 200
+writer.record_mirror(shadow_decision)  # fire-and-forget, flushed on close
+labels, errors = validate_label_rows(payload["labels"])
+result = store.upsert_labels(labels, actor="feedback-api")
+outcomes = store.labelled_outcomes(experiment="fraud-detection-ab-test")  # counts, not rows
+```
+"""
+
+from fraudgate.ledger.feedback import LabelFileError, parse_labels_file, validate_label_rows
+from fraudgate.ledger.records import (
+    ConfusionCounts,
+    Decision,
+    Label,
+    LabelChange,
+    LabelResult,
+    ModelOutcome,
+    RowError,
+    WeightChange,
+)
+from fraudgate.ledger.schema import LATEST_VERSION, MIGRATIONS, SchemaTooNew
+from fraudgate.ledger.store import LedgerStore, default_ledger_url, normalize_url, open_ledger
+from fraudgate.ledger.writer import DecisionWriter, LedgerWriteError, WriterClosed, WriterStats
+
+__all__ = [
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "ConfusionCounts",
+    "Decision",
+    "DecisionWriter",
+    "Label",
+    "LabelChange",
+    "LabelFileError",
+    "LabelResult",
+    "LedgerStore",
+    "LedgerWriteError",
+    "ModelOutcome",
+    "RowError",
+    "SchemaTooNew",
+    "WeightChange",
+    "WriterClosed",
+    "WriterStats",
+    "default_ledger_url",
+    "normalize_url",
+    "open_ledger",
+    "parse_labels_file",
+    "validate_label_rows",
+]

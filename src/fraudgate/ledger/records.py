@@ -1,0 +1,173 @@
+"""What the ledger stores and returns: plain frozen dataclasses, no database types.
+
+Times are UTC epoch seconds (floats) everywhere, so records compare and serialise trivially and
+SQLite and PostgreSQL store them identically (double precision).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["served", "mirror"]
+ROLES: tuple[str, ...] = ("served", "mirror")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One model's verdict on one transaction.
+
+    ``role`` is ``"served"`` for the model whose answer went back to the caller and ``"mirror"``
+    for a shadow model that scored a copy of the request. ``routing_key_hash`` is a hash of the
+    card/customer id the router used (never the raw key).
+    """
+
+    request_id: str
+    transaction_id: str
+    decided_at: float
+    experiment: str | None
+    arm: str | None
+    role: Role
+    model_name: str
+    model_version: str
+    score: float
+    threshold: float
+    is_fraud_decision: bool
+    latency_ms: float
+    amount: float | None = None
+    routing_key_hash: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"Decision.role: expected one of {ROLES}, received {self.role!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """The truth about one transaction, known days later (chargeback, investigation)."""
+
+    transaction_id: str
+    is_fraud: bool
+    label_time: float
+    amount: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LabelResult:
+    """Outcome of one ``upsert_labels`` call.
+
+    ``inserted + updated + unchanged`` equals the number of labels sent. Labels whose transaction
+    has no recorded decision are stored anyway (they are counted in ``inserted``/``updated``) and
+    their ids are also listed in ``unknown_transaction_ids``, so the caller can tell the sender.
+    """
+
+    inserted: int
+    updated: int
+    unchanged: int
+    unknown_transaction_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LabelChange:
+    """One audited change of an existing label (old value -> new value, when, by whom)."""
+
+    transaction_id: str
+    old: Label
+    new: Label
+    changed_at: float
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class WeightChange:
+    """One live change of an experiment's traffic weights."""
+
+    experiment: str
+    weights: dict[str, float] = field(hash=False)
+    actor: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConfusionCounts:
+    """Sufficient statistics of one model's decisions against the labels.
+
+    Counts add together (``a + b``) so replicas and time windows merge without touching rows.
+    ``unlabelled`` decisions have no label yet; ``unlabelled_flagged`` of them were flagged as
+    fraud. The ``*_amount`` fields sum the transaction amount (the decision's amount, else the
+    label's) for business-impact estimates; transactions without any amount add 0.
+    """
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    unlabelled: int = 0
+    unlabelled_flagged: int = 0
+    tp_amount: float = 0.0
+    fp_amount: float = 0.0
+    fn_amount: float = 0.0
+    tn_amount: float = 0.0
+
+    @property
+    def labelled(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+    @property
+    def total(self) -> int:
+        return self.labelled + self.unlabelled
+
+    def __add__(self, other: ConfusionCounts) -> ConfusionCounts:
+        if not isinstance(other, ConfusionCounts):
+            return NotImplemented
+        return ConfusionCounts(
+            tp=self.tp + other.tp,
+            fp=self.fp + other.fp,
+            fn=self.fn + other.fn,
+            tn=self.tn + other.tn,
+            unlabelled=self.unlabelled + other.unlabelled,
+            unlabelled_flagged=self.unlabelled_flagged + other.unlabelled_flagged,
+            tp_amount=self.tp_amount + other.tp_amount,
+            fp_amount=self.fp_amount + other.fp_amount,
+            fn_amount=self.fn_amount + other.fn_amount,
+            tn_amount=self.tn_amount + other.tn_amount,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOutcome:
+    """Confusion counts of one (model_name, model_version, role)."""
+
+    model_name: str
+    model_version: str
+    role: Role
+    counts: ConfusionCounts
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """Why one row of a label batch or file was rejected.
+
+    ``row`` is the 1-based data row (the header of a CSV file is not counted). One row may produce
+    several errors, one per bad field.
+    """
+
+    row: int
+    field: str
+    expected: str
+    received: object
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.field}: expected {self.expected}, received {self.received!r}"
+
+    def to_dict(self) -> dict[str, object]:
+        received = self.received
+        if not isinstance(received, str | int | float | bool | type(None)):
+            received = repr(received)
+        return {
+            "row": self.row,
+            "field": self.field,
+            "expected": self.expected,
+            "received": received,
+            "message": str(self),
+        }

@@ -1,0 +1,163 @@
+"""Ledger tables and the ordered list of schema migrations.
+
+The tables below describe the *current* schema and are what queries use. ``MIGRATIONS`` is the
+ordered history that produces it: each step has a version number, a description and a function
+run inside the migration transaction. A new schema change is a new step appended at the end
+(never an edit to an applied one). ``schema_version`` holds one row per applied step.
+
+Migrations run at ``open_ledger`` under a lock, so two processes opening the same database at
+once apply each step exactly once: ``pg_advisory_xact_lock`` on PostgreSQL, ``BEGIN IMMEDIATE``
+(the database write lock) on SQLite. DDL is transactional on both, so a step either fully
+applies, together with its ``schema_version`` row, or not at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.String(200), nullable=False),
+    sa.Column("applied_at", sa.Double, nullable=False),
+)
+
+# Decisions are append-only. No uniqueness on request_id: callers may reuse request ids, and an
+# acknowledged decision must never be dropped by a constraint.
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("request_id", sa.String(200), nullable=False),
+    sa.Column("transaction_id", sa.String(200), nullable=False),
+    sa.Column("decided_at", sa.Double, nullable=False),
+    sa.Column("experiment", sa.String(200)),
+    sa.Column("arm", sa.String(200)),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("score", sa.Double, nullable=False),
+    sa.Column("threshold", sa.Double, nullable=False),
+    sa.Column("is_fraud_decision", sa.Boolean, nullable=False),
+    sa.Column("latency_ms", sa.Double, nullable=False),
+    sa.Column("amount", sa.Double),
+    sa.Column("routing_key_hash", sa.String(128)),
+)
+
+labels = sa.Table(
+    "labels",
+    metadata,
+    sa.Column("transaction_id", sa.String(200), primary_key=True),
+    sa.Column("is_fraud", sa.Boolean, nullable=False),
+    sa.Column("label_time", sa.Double, nullable=False),
+    sa.Column("amount", sa.Double),
+    sa.Column("received_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+)
+
+label_audit = sa.Table(
+    "label_audit",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("transaction_id", sa.String(200), nullable=False, index=True),
+    sa.Column("old_is_fraud", sa.Boolean, nullable=False),
+    sa.Column("old_label_time", sa.Double, nullable=False),
+    sa.Column("old_amount", sa.Double),
+    sa.Column("new_is_fraud", sa.Boolean, nullable=False),
+    sa.Column("new_label_time", sa.Double, nullable=False),
+    sa.Column("new_amount", sa.Double),
+    sa.Column("changed_at", sa.Double, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+)
+
+weight_changes = sa.Table(
+    "weight_changes",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("experiment", sa.String(200), nullable=False, index=True),
+    sa.Column("weights_json", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("changed_at", sa.Double, nullable=False),
+)
+
+# Indexes for the joins the analysis does; created by migration 2.
+ANALYSIS_INDEXES = (
+    sa.Index("ix_decisions_transaction_id", decisions.c.transaction_id),
+    sa.Index("ix_decisions_request_id", decisions.c.request_id),
+    sa.Index(
+        "ix_decisions_model_decided_at",
+        decisions.c.model_name,
+        decisions.c.model_version,
+        decisions.c.decided_at,
+    ),
+    sa.Index("ix_decisions_experiment_decided_at", decisions.c.experiment, decisions.c.decided_at),
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[sa.Connection], None]
+
+
+def _create_tables(conn: sa.Connection) -> None:
+    # The tables of version 1: copies of the tables above without the indexes that later steps
+    # add, so this step keeps doing what it did when it was first applied.
+    later = {index.name for index in ANALYSIS_INDEXES}
+    v1 = sa.MetaData()
+    for table in (decisions, labels, label_audit, weight_changes):
+        copy = table.to_metadata(v1)
+        copy.indexes = {index for index in copy.indexes if index.name not in later}
+    v1.create_all(conn, checkfirst=True)
+
+
+def _create_analysis_indexes(conn: sa.Connection) -> None:
+    for index in ANALYSIS_INDEXES:
+        index.create(conn, checkfirst=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "decisions, labels, label_audit, weight_changes", _create_tables),
+    Migration(2, "indexes for analysis joins", _create_analysis_indexes),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer fraudgate than this one."""
+
+
+def migrate(conn: sa.Connection) -> list[int]:
+    """Apply pending migrations on ``conn`` (inside a transaction that already holds the lock).
+
+    Returns the versions applied now (empty when the schema was already current).
+    """
+    schema_version.create(conn, checkfirst=True)
+    applied = {row[0] for row in conn.execute(sa.select(schema_version.c.version))}
+    newest = max(applied, default=0)
+    if newest > LATEST_VERSION:
+        raise SchemaTooNew(
+            f"ledger schema is at version {newest}, newer than the {LATEST_VERSION} this fraudgate "
+            "supports; upgrade fraudgate (or point it at another ledger)"
+        )
+    done: list[int] = []
+    for step in MIGRATIONS:
+        if step.version in applied:
+            continue
+        step.apply(conn)
+        conn.execute(
+            sa.insert(schema_version).values(
+                version=step.version, description=step.description, applied_at=time.time()
+            )
+        )
+        done.append(step.version)
+    return done

@@ -1,0 +1,554 @@
+"""The ledger store: decisions, labels, their audit, and experiment weight changes.
+
+One class, :class:`LedgerStore`, written in SQLAlchemy Core, runs on both backends:
+
+* SQLite (the embedded default, a file in the work dir) in WAL mode, so readers never block the
+  writer. Write transactions start with ``BEGIN IMMEDIATE`` (take the write lock up front, so a
+  read-then-write never fails on lock upgrade); ``synchronous=FULL`` by default, so a committed
+  batch survives power loss, not just a killed process.
+* PostgreSQL by URL (``postgresql+psycopg://user@host:5432/db``; ``postgresql://`` is accepted and
+  mapped to the psycopg 3 driver). Cross-process critical sections (migrations, label upserts)
+  take transaction-scoped advisory locks.
+
+Everything the analysis needs leaves as counts (:meth:`LedgerStore.labelled_outcomes`), never rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from fraudgate.ledger.records import (
+    ConfusionCounts,
+    Decision,
+    Label,
+    LabelChange,
+    LabelResult,
+    ModelOutcome,
+    WeightChange,
+)
+from fraudgate.ledger.schema import (
+    LATEST_VERSION,
+    decisions,
+    label_audit,
+    labels,
+    migrate,
+    schema_version,
+    weight_changes,
+)
+
+DEFAULT_LEDGER_FILE = "ledger.db"
+# Advisory lock keys (PostgreSQL), arbitrary but fixed: "fgl" + purpose.
+_MIGRATION_LOCK = 0x66676C_0001
+_LABEL_LOCK = 0x66676C_0002
+_IN_CHUNK = 500  # ids per IN (...) list
+
+DECISION_FIELDS: tuple[str, ...] = tuple(Decision.__slots__)  # type: ignore[attr-defined]
+
+
+def default_ledger_url(workdir: str | Path) -> str:
+    """The embedded default: a SQLite file in the work dir."""
+    return f"sqlite:///{Path(workdir).resolve() / DEFAULT_LEDGER_FILE}"
+
+
+def normalize_url(url: str | Path) -> str:
+    """Accept a SQLAlchemy URL, a plain ``postgresql://`` URL, or a path to a SQLite file."""
+    text = str(url)
+    if "://" not in text:
+        return f"sqlite:///{Path(text).resolve()}"
+    for prefix in ("postgresql://", "postgres://"):
+        if text.startswith(prefix):
+            return "postgresql+psycopg://" + text[len(prefix) :]
+    return text
+
+
+def open_ledger(url: str | Path, *, sqlite_synchronous: str = "FULL") -> LedgerStore:
+    """Open (creating or migrating as needed) the ledger at ``url``.
+
+    ``url`` is a SQLAlchemy URL (``sqlite:////abs/path/ledger.db``,
+    ``postgresql+psycopg://postgres@127.0.0.1:5432/fraudgate``) or a path to a SQLite file.
+    Pending schema migrations are applied under a cross-process lock.
+    """
+    sa_url = sa.make_url(normalize_url(url))
+    backend = sa_url.get_backend_name()
+    if backend == "sqlite":
+        engine = _sqlite_engine(sa_url, sqlite_synchronous)
+    elif backend == "postgresql":
+        if sa_url.drivername == "postgresql":
+            sa_url = sa_url.set(drivername="postgresql+psycopg")
+        engine = sa.create_engine(sa_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    else:
+        raise ValueError(
+            f"ledger url: expected a sqlite:/// or postgresql:// URL, received {str(url)!r}"
+        )
+    store = LedgerStore(engine)
+    try:
+        store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _sqlite_engine(url: sa.URL, synchronous: str) -> sa.Engine:
+    synchronous = synchronous.upper()
+    if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ValueError(
+            f"sqlite_synchronous: expected OFF, NORMAL, FULL or EXTRA, received {synchronous!r}"
+        )
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        raise ValueError(
+            "ledger url: expected a SQLite *file* (sqlite:////path/to/ledger.db), "
+            f"received {url.render_as_string(hide_password=True)!r}"
+        )
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30.0},
+        pool_size=5,
+        max_overflow=10,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Hand transaction control to the "begin" hook below (pysqlite's own is broken).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get("fraudgate_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _epoch(value: float | datetime | None) -> float | None:
+    if value is None or isinstance(value, int | float):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _label_from(row: sa.Row) -> Label:
+    return Label(
+        transaction_id=row.transaction_id,
+        is_fraud=bool(row.is_fraud),
+        label_time=float(row.label_time),
+        amount=None if row.amount is None else float(row.amount),
+    )
+
+
+def _decision_from(row: sa.Row) -> Decision:
+    m = row._mapping
+    return Decision(
+        request_id=m["request_id"],
+        transaction_id=m["transaction_id"],
+        decided_at=float(m["decided_at"]),
+        experiment=m["experiment"],
+        arm=m["arm"],
+        role=m["role"],
+        model_name=m["model_name"],
+        model_version=m["model_version"],
+        score=float(m["score"]),
+        threshold=float(m["threshold"]),
+        is_fraud_decision=bool(m["is_fraud_decision"]),
+        latency_ms=float(m["latency_ms"]),
+        amount=None if m["amount"] is None else float(m["amount"]),
+        routing_key_hash=m["routing_key_hash"],
+    )
+
+
+class LedgerStore:
+    """Decisions, labels and weight changes in one SQL database (SQLite or PostgreSQL).
+
+    Thread-safe: every method takes its own pooled connection. Obtain one with
+    :func:`open_ledger`; close it with :meth:`close` (or use it as a context manager).
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self.backend: str = engine.dialect.name  # "sqlite" | "postgresql"
+        self.url: str = engine.url.render_as_string(hide_password=True)
+        self._insert_decisions = sa.insert(decisions)
+
+    def __repr__(self) -> str:
+        return f"LedgerStore({self.url!r})"
+
+    def __enter__(self) -> LedgerStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self, lock: int | None = None) -> Iterator[sa.Connection]:
+        """A write transaction; ``lock`` serialises it across processes (PostgreSQL)."""
+        with self._engine.connect() as conn:
+            if self.backend == "sqlite":
+                conn.execution_options(fraudgate_write=True)  # -> BEGIN IMMEDIATE
+            with conn.begin():
+                if lock is not None and self.backend == "postgresql":
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock)))
+                yield conn
+
+    def migrate(self) -> list[int]:
+        """Apply pending schema migrations; returns the versions applied (idempotent)."""
+        with self._write(lock=_MIGRATION_LOCK) as conn:
+            return migrate(conn)
+
+    def schema_version(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar_one())
+
+    @staticmethod
+    def latest_schema_version() -> int:
+        return LATEST_VERSION
+
+    # -- decisions --------------------------------------------------------------------------
+
+    def record_decisions(self, batch: Iterable[Decision]) -> int:
+        """Insert decisions in one transaction; returns how many. Durable when this returns."""
+        rows = [{name: getattr(d, name) for name in DECISION_FIELDS} for d in batch]
+        if not rows:
+            return 0
+        with self._write() as conn:
+            conn.execute(self._insert_decisions, rows)
+        return len(rows)
+
+    def count_decisions(self, *, role: str | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(decisions)
+        if role is not None:
+            query = query.where(decisions.c.role == role)
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def decisions_for(self, transaction_ids: Iterable[str]) -> list[Decision]:
+        """All decisions on these transactions (served and mirror), oldest first."""
+        return self._decisions_where(decisions.c.transaction_id, transaction_ids)
+
+    def decisions_for_requests(self, request_ids: Iterable[str]) -> list[Decision]:
+        """All decisions recorded for these request ids, oldest first."""
+        return self._decisions_where(decisions.c.request_id, request_ids)
+
+    def _decisions_where(self, column: sa.Column, ids: Iterable[str]) -> list[Decision]:
+        wanted = sorted({str(i) for i in ids})
+        found: list[tuple[float, int, Decision]] = []
+        with self._engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                query = sa.select(decisions).where(column.in_(chunk))
+                for row in conn.execute(query):
+                    found.append((float(row.decided_at), int(row.id), _decision_from(row)))
+        found.sort(key=lambda item: item[:2])
+        return [decision for _, _, decision in found]
+
+    # -- labels -----------------------------------------------------------------------------
+
+    def upsert_labels(
+        self, batch: Iterable[Label], actor: str, *, at: float | None = None
+    ) -> LabelResult:
+        """Store labels idempotently.
+
+        A label identical to the stored one (same is_fraud, label_time and amount) is
+        ``unchanged``; a different one replaces it and the old and new values go to the audit
+        table with ``actor`` and the time. Labels for transactions that have no decision yet are
+        stored anyway (labels may arrive before a replica's decisions are flushed, and the join
+        picks them up later) and are listed in ``unknown_transaction_ids``. Within one batch the
+        labels apply in order, so a repeated id counts once per change.
+        """
+        batch = list(batch)
+        if not batch:
+            return LabelResult(0, 0, 0, ())
+        now = time.time() if at is None else float(at)
+        ids = sorted({label.transaction_id for label in batch})
+        inserted = updated = unchanged = 0
+        with self._write(lock=_LABEL_LOCK) as conn:
+            stored: dict[str, Label] = {}
+            for chunk in _chunks(ids):
+                query = sa.select(labels).where(labels.c.transaction_id.in_(chunk))
+                for row in conn.execute(query):
+                    stored[row.transaction_id] = _label_from(row)
+            current = dict(stored)
+            audit_rows: list[dict[str, object]] = []
+            for label in batch:
+                previous = current.get(label.transaction_id)
+                if previous is None:
+                    inserted += 1
+                elif previous == label:
+                    unchanged += 1
+                    continue
+                else:
+                    updated += 1
+                    audit_rows.append(
+                        {
+                            "transaction_id": label.transaction_id,
+                            "old_is_fraud": previous.is_fraud,
+                            "old_label_time": previous.label_time,
+                            "old_amount": previous.amount,
+                            "new_is_fraud": label.is_fraud,
+                            "new_label_time": label.label_time,
+                            "new_amount": label.amount,
+                            "changed_at": now,
+                            "actor": actor,
+                        }
+                    )
+                current[label.transaction_id] = label
+
+            new_rows = [
+                {
+                    "transaction_id": txn,
+                    "is_fraud": label.is_fraud,
+                    "label_time": label.label_time,
+                    "amount": label.amount,
+                    "received_at": now,
+                    "updated_at": now,
+                    "actor": actor,
+                }
+                for txn, label in current.items()
+                if txn not in stored
+            ]
+            changed_rows = [
+                {
+                    "b_txn": txn,
+                    "is_fraud": label.is_fraud,
+                    "label_time": label.label_time,
+                    "amount": label.amount,
+                    "updated_at": now,
+                    "actor": actor,
+                }
+                for txn, label in current.items()
+                if txn in stored and stored[txn] != label
+            ]
+            if new_rows:
+                conn.execute(sa.insert(labels), new_rows)
+            if changed_rows:
+                conn.execute(
+                    sa.update(labels)
+                    .where(labels.c.transaction_id == sa.bindparam("b_txn"))
+                    .values(
+                        is_fraud=sa.bindparam("is_fraud"),
+                        label_time=sa.bindparam("label_time"),
+                        amount=sa.bindparam("amount"),
+                        updated_at=sa.bindparam("updated_at"),
+                        actor=sa.bindparam("actor"),
+                    ),
+                    changed_rows,
+                )
+            if audit_rows:
+                conn.execute(sa.insert(label_audit), audit_rows)
+
+            known: set[str] = set()
+            for chunk in _chunks(ids):
+                query = sa.select(decisions.c.transaction_id).where(
+                    decisions.c.transaction_id.in_(chunk)
+                )
+                known.update(conn.execute(query.distinct()).scalars())
+        unknown = tuple(txn for txn in ids if txn not in known)
+        return LabelResult(inserted, updated, unchanged, unknown)
+
+    def labels_for(self, transaction_ids: Iterable[str]) -> dict[str, Label]:
+        wanted = sorted({str(i) for i in transaction_ids})
+        out: dict[str, Label] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                query = sa.select(labels).where(labels.c.transaction_id.in_(chunk))
+                for row in conn.execute(query):
+                    out[row.transaction_id] = _label_from(row)
+        return out
+
+    def count_labels(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(labels)).scalar_one())
+
+    def label_history(self, transaction_id: str | None = None) -> list[LabelChange]:
+        """Audited label changes (all, or of one transaction), oldest first."""
+        query = sa.select(label_audit).order_by(label_audit.c.changed_at, label_audit.c.id)
+        if transaction_id is not None:
+            query = query.where(label_audit.c.transaction_id == transaction_id)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+
+        def side(row: sa.Row, prefix: str) -> Label:
+            amount = getattr(row, f"{prefix}_amount")
+            return Label(
+                transaction_id=row.transaction_id,
+                is_fraud=bool(getattr(row, f"{prefix}_is_fraud")),
+                label_time=float(getattr(row, f"{prefix}_label_time")),
+                amount=None if amount is None else float(amount),
+            )
+
+        return [
+            LabelChange(
+                transaction_id=row.transaction_id,
+                old=side(row, "old"),
+                new=side(row, "new"),
+                changed_at=float(row.changed_at),
+                actor=row.actor,
+            )
+            for row in rows
+        ]
+
+    # -- analysis input ---------------------------------------------------------------------
+
+    def labelled_outcomes(
+        self,
+        experiment: str | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+    ) -> list[ModelOutcome]:
+        """Confusion counts per (model_name, model_version, role), decisions joined with labels.
+
+        Filters: ``experiment`` (None = all decisions), ``since <= decided_at < until``. A
+        transaction counts once per (model, version, role) -- its first decision -- so client
+        retries do not inflate the sample. Positive = fraud: tp is a fraud flagged as fraud.
+        """
+        d = decisions
+        filters = []
+        if experiment is not None:
+            filters.append(d.c.experiment == experiment)
+        if (lo := _epoch(since)) is not None:
+            filters.append(d.c.decided_at >= lo)
+        if (hi := _epoch(until)) is not None:
+            filters.append(d.c.decided_at < hi)
+        rank = (
+            sa.func.row_number()
+            .over(
+                partition_by=(d.c.model_name, d.c.model_version, d.c.role, d.c.transaction_id),
+                order_by=(d.c.decided_at, d.c.id),
+            )
+            .label("rank")
+        )
+        first = (
+            sa.select(
+                d.c.model_name,
+                d.c.model_version,
+                d.c.role,
+                d.c.transaction_id,
+                d.c.is_fraud_decision,
+                d.c.amount,
+                rank,
+            )
+            .where(*filters)
+            .subquery("first")
+        )
+        flagged = first.c.is_fraud_decision == sa.true()
+        labelled = labels.c.transaction_id.is_not(None)
+        fraud = labels.c.is_fraud == sa.true()
+        amount = sa.func.coalesce(first.c.amount, labels.c.amount, 0.0)
+        cells = {
+            "tp": sa.and_(labelled, fraud, flagged),
+            "fp": sa.and_(labelled, sa.not_(fraud), flagged),
+            "fn": sa.and_(labelled, fraud, sa.not_(flagged)),
+            "tn": sa.and_(labelled, sa.not_(fraud), sa.not_(flagged)),
+        }
+        columns = [first.c.model_name, first.c.model_version, first.c.role]
+        for name, cond in cells.items():
+            columns.append(sa.func.sum(sa.case((cond, 1), else_=0)).label(name))
+            columns.append(sa.func.sum(sa.case((cond, amount), else_=0.0)).label(f"{name}_amount"))
+        columns.append(sa.func.sum(sa.case((labelled, 0), else_=1)).label("unlabelled"))
+        columns.append(
+            sa.func.sum(sa.case((sa.and_(sa.not_(labelled), flagged), 1), else_=0)).label(
+                "unlabelled_flagged"
+            )
+        )
+        query = (
+            sa.select(*columns)
+            .select_from(first.outerjoin(labels, labels.c.transaction_id == first.c.transaction_id))
+            .where(first.c.rank == 1)
+            .group_by(first.c.model_name, first.c.model_version, first.c.role)
+            .order_by(first.c.model_name, first.c.model_version, first.c.role)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            ModelOutcome(
+                model_name=row.model_name,
+                model_version=row.model_version,
+                role=row.role,
+                counts=ConfusionCounts(
+                    tp=int(row.tp or 0),
+                    fp=int(row.fp or 0),
+                    fn=int(row.fn or 0),
+                    tn=int(row.tn or 0),
+                    unlabelled=int(row.unlabelled or 0),
+                    unlabelled_flagged=int(row.unlabelled_flagged or 0),
+                    tp_amount=float(row.tp_amount or 0.0),
+                    fp_amount=float(row.fp_amount or 0.0),
+                    fn_amount=float(row.fn_amount or 0.0),
+                    tn_amount=float(row.tn_amount or 0.0),
+                ),
+            )
+            for row in rows
+        ]
+
+    # -- experiment weight audit ------------------------------------------------------------
+
+    def record_weight_change(
+        self,
+        experiment: str,
+        weights: dict[str, float],
+        actor: str,
+        at: float | datetime | None = None,
+    ) -> WeightChange:
+        clean: dict[str, float] = {}
+        for name, weight in weights.items():
+            value = float(weight)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(
+                    f"weights[{name!r}]: expected a finite number >= 0, received {weight!r}"
+                )
+            clean[str(name)] = value
+        when = time.time() if at is None else _epoch(at)
+        assert when is not None
+        with self._write() as conn:
+            conn.execute(
+                sa.insert(weight_changes).values(
+                    experiment=experiment,
+                    weights_json=json.dumps(clean, sort_keys=True),
+                    actor=actor,
+                    changed_at=when,
+                )
+            )
+        return WeightChange(experiment=experiment, weights=clean, actor=actor, at=when)
+
+    def weight_history(self, experiment: str) -> list[WeightChange]:
+        query = (
+            sa.select(weight_changes)
+            .where(weight_changes.c.experiment == experiment)
+            .order_by(weight_changes.c.changed_at, weight_changes.c.id)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            WeightChange(
+                experiment=row.experiment,
+                weights=json.loads(row.weights_json),
+                actor=row.actor,
+                at=float(row.changed_at),
+            )
+            for row in rows
+        ]

@@ -1,0 +1,282 @@
+"""Group-commit decision writer: batched, off the event loop, and lossless once acknowledged.
+
+The server does ``await writer.submit(decision)`` *before* it sends its 200. ``submit`` puts the
+decision on a queue and waits on a future; one background thread takes everything queued (up to
+``max_batch``), writes it in ONE transaction, and only after the commit returns resolves the
+futures of that batch (one ``call_soon_threadsafe`` per event loop per batch). So:
+
+* the event loop never touches the database (no blocking I/O on the loop);
+* a decision is acknowledged only once it is committed, so SIGKILL after the 200 loses nothing;
+* under load, batches grow by themselves (everything that queued up during the previous commit
+  goes into the next one) -- no timer, no added latency when idle.
+
+If a batch cannot be written (database down) after ``retry_attempts`` tries, its waiters get a
+:class:`LedgerWriteError` and the server should answer 5xx: nothing unacknowledged is claimed
+durable. A retried batch whose first commit failed ambiguously may be written twice; the analysis
+counts a transaction once per model (see ``LedgerStore.labelled_outcomes``).
+
+Mirror decisions (shadow scores, never returned to anyone) take the fire-and-forget path
+:meth:`DecisionWriter.record_mirror`: they join the same batches but nobody waits for them. They
+are written best-effort: flushed on graceful :meth:`close`, lost if the process is SIGKILLed
+before their batch commits, and dropped (counted in ``stats().dropped_mirror``) if more than
+``max_pending_mirror`` are waiting, so a slow database can never grow memory without bound.
+Served decisions are never dropped: their callers wait, which is the back-pressure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fraudgate.ledger.records import Decision
+from fraudgate.ledger.store import LedgerStore
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class LedgerWriteError(RuntimeError):
+    """The decisions could not be made durable; do not acknowledge the request."""
+
+
+class WriterClosed(RuntimeError):
+    """``submit`` after ``close``."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    submitted: int  # decisions accepted (served + mirror)
+    written: int  # decisions committed
+    batches: int  # commits
+    largest_batch: int
+    dropped_mirror: int  # mirror decisions refused because too many were pending
+    failed: int  # decisions whose batch could not be written
+    pending_mirror: int
+
+    @property
+    def mean_batch(self) -> float:
+        return self.written / self.batches if self.batches else 0.0
+
+
+# A queue item: (decisions, waiter). waiter is None (mirror), a concurrent.futures.Future
+# (blocking callers), or a tuple (loop, asyncio.Future).
+_Item = tuple[tuple[Decision, ...], object]
+
+
+class DecisionWriter:
+    """Batches decisions into group commits on a background thread. See the module doc."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        *,
+        max_batch: int = 2000,
+        max_pending_mirror: int = 100_000,
+        retry_attempts: int = 3,
+        retry_backoff_s: float = 0.05,
+    ) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._max_pending_mirror = max_pending_mirror
+        self._retry_attempts = max(1, retry_attempts)
+        self._retry_backoff_s = retry_backoff_s
+        self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._submitted = 0
+        self._written = 0
+        self._batches = 0
+        self._largest = 0
+        self._dropped_mirror = 0
+        self._failed = 0
+        self._pending_mirror = 0
+        self._thread = threading.Thread(
+            target=self._run, name="fraudgate-ledger-writer", daemon=True
+        )
+        self._thread.start()
+
+    # -- producer side (any thread / event loop) --------------------------------------------
+
+    def _put(self, decisions: tuple[Decision, ...], waiter: object) -> None:
+        with self._lock:
+            if self._closed:
+                raise WriterClosed("the decision writer is closed")
+            self._submitted += len(decisions)
+            self._queue.put((decisions, waiter))
+
+    async def submit(self, decision: Decision) -> None:
+        """Resolve once ``decision`` is committed (durable). Raises LedgerWriteError if not."""
+        await self.submit_many((decision,))
+
+    async def submit_many(self, decisions: Iterable[Decision]) -> None:
+        """Resolve once all ``decisions`` are committed (they go into the same batch)."""
+        batch = tuple(decisions)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._put(batch, (loop, future))
+        await future
+
+    def submit_blocking(self, decisions: Iterable[Decision], timeout: float | None = None) -> None:
+        """For threads without an event loop (e.g. a sync gRPC handler): block until durable."""
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._put(tuple(decisions), future)
+        future.result(timeout)
+
+    def record_mirror(self, decision: Decision) -> bool:
+        """Fire-and-forget (never blocks). Returns False if dropped because of back-pressure."""
+        return self.record_mirror_many((decision,))
+
+    def record_mirror_many(self, decisions: Iterable[Decision]) -> bool:
+        batch = tuple(decisions)
+        with self._lock:
+            if self._closed:
+                raise WriterClosed("the decision writer is closed")
+            if self._pending_mirror + len(batch) > self._max_pending_mirror:
+                self._dropped_mirror += len(batch)
+                return False
+            self._pending_mirror += len(batch)
+            self._submitted += len(batch)
+            self._queue.put((batch, None))
+        return True
+
+    async def flush(self) -> None:
+        """Resolve once everything submitted before this call (mirrors too) is committed."""
+        await self.submit_many(())
+
+    def stats(self) -> WriterStats:
+        with self._lock:
+            return WriterStats(
+                submitted=self._submitted,
+                written=self._written,
+                batches=self._batches,
+                largest_batch=self._largest,
+                dropped_mirror=self._dropped_mirror,
+                failed=self._failed,
+                pending_mirror=self._pending_mirror,
+            )
+
+    def close(self, timeout: float | None = None) -> None:
+        """Refuse new decisions, write everything queued, stop the thread. Idempotent."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> DecisionWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> DecisionWriter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- consumer side (the writer thread) --------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while True:
+            if stopping:
+                try:
+                    first = self._queue.get_nowait()
+                except queue.Empty:
+                    return
+            else:
+                first = self._queue.get()
+            if first is _STOP:
+                stopping = True
+                continue
+            items: list[_Item] = [first]  # type: ignore[list-item]
+            size = len(first[0])  # type: ignore[index]
+            while size < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    continue
+                items.append(item)  # type: ignore[arg-type]
+                size += len(item[0])  # type: ignore[index]
+            self._commit(items)
+
+    def _commit(self, items: list[_Item]) -> None:
+        batch = [decision for decisions, _ in items for decision in decisions]
+        mirrors = sum(len(decisions) for decisions, waiter in items if waiter is None)
+        error: BaseException | None = None
+        for attempt in range(self._retry_attempts):
+            try:
+                self._store.record_decisions(batch)
+                error = None
+                break
+            except Exception as exc:  # database down, lock timeout, ...
+                error = exc
+                log.warning(
+                    "ledger write of %d decisions failed (attempt %d/%d): %s",
+                    len(batch),
+                    attempt + 1,
+                    self._retry_attempts,
+                    exc,
+                )
+                if attempt + 1 < self._retry_attempts:
+                    time.sleep(self._retry_backoff_s * 2**attempt)
+        with self._lock:
+            self._pending_mirror -= mirrors
+            if error is None:
+                self._written += len(batch)
+                self._batches += 1
+                self._largest = max(self._largest, len(batch))
+            else:
+                self._failed += len(batch)
+        if error is not None:
+            log.error("dropping %d mirror decisions after failed ledger write", mirrors)
+            failure: BaseException | None = LedgerWriteError(
+                f"could not record {len(batch)} decisions in the ledger: {error}"
+            )
+        else:
+            failure = None
+        self._resolve(items, failure)
+
+    @staticmethod
+    def _resolve(items: list[_Item], failure: BaseException | None) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for _, waiter in items:
+            if waiter is None:
+                continue
+            if isinstance(waiter, concurrent.futures.Future):
+                if failure is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(failure)
+                continue
+            loop, future = waiter  # type: ignore[misc]
+            by_loop.setdefault(loop, []).append(future)
+        for loop, futures in by_loop.items():
+            # RuntimeError: the loop is closed, so nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, futures, failure)
+
+
+def _settle(futures: list[asyncio.Future[None]], failure: BaseException | None) -> None:
+    for future in futures:
+        if future.done():  # the awaiting task was cancelled
+            continue
+        if failure is None:
+            future.set_result(None)
+        else:
+            future.set_exception(failure)
