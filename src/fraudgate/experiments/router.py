@@ -132,8 +132,10 @@ class Router:
     def table(self) -> RoutingTable:
         return self._table
 
-    def _swap(self, table: RoutingTable) -> None:
-        self._table = table  # one reference assignment: readers see the old or the new table
+    def publish(self, table: RoutingTable) -> None:
+        """Make ``table`` current. One reference assignment: a concurrent :meth:`route` uses the
+        old table or the new one, never a mix. Callers serialise writers (ExperimentState)."""
+        self._table = table
 
     def route(self, routing_key: str | None) -> RouteDecision:
         table = self._table  # read once: the whole decision uses one consistent snapshot

@@ -119,6 +119,8 @@ class ExperimentSpec:
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.candidates, list):  # keep the spec hashable and immutable
+            object.__setattr__(self, "candidates", tuple(self.candidates))
         _validate(self)
 
     # ------------------------------------------------------------------ views

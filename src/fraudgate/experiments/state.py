@@ -85,7 +85,7 @@ class ExperimentState:
             generation = self._snapshot.table.generation + 1
             table = RoutingTable.from_spec(new_spec, generation)
             # Publish: the router's table first (what route() reads), then the spec view.
-            self._router._swap(table)
+            self._router.publish(table)
             self._snapshot = _Snapshot(new_spec, table)
             change = WeightChange(
                 at=datetime.now(UTC),
