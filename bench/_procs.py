@@ -33,8 +33,11 @@ def _on_signal(signum, frame):  # noqa: ARG001
     raise SystemExit(128 + signum)
 
 
-signal.signal(signal.SIGTERM, _on_signal)
-signal.signal(signal.SIGHUP, _on_signal)
+def _install_signal_handlers() -> None:
+    """Kill our servers on SIGTERM/SIGHUP too (atexit alone misses those); main thread only."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is not _on_signal:
+            signal.signal(signum, _on_signal)
 
 
 def cpus_available() -> list[int]:
@@ -84,6 +87,7 @@ def start(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Server:
+    _install_signal_handlers()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
