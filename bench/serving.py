@@ -191,9 +191,19 @@ def http_cell(server: _procs.Server, script: Path, c: int, args, label: str) -> 
         "concurrency": c,
         **result.as_dict(),
         "warmup_errors": warm.error_total,
-        "server_cpu_util": (cpu1 - cpu0) / result.duration_s if result.duration_s else 0.0,
     }
+    cell.update(_server_cpu(cpu1 - cpu0, result.duration_s, result.requests))
     return cell
+
+
+def _server_cpu(cpu_s: float, wall_s: float, requests: int) -> dict:
+    """CPU the server burnt: its share of its core, and requests per CPU-second (the efficiency
+    figure that stays meaningful when other work on the machine steals the server's core)."""
+    return {
+        "server_cpu_s": cpu_s,
+        "server_cpu_util": cpu_s / wall_s if wall_s else 0.0,
+        "requests_per_server_cpu_s": requests / cpu_s if cpu_s > 0 else None,
+    }
 
 
 def grpc_cell(server: _procs.Server, row: list[float], c: int, args, label: str) -> dict:
@@ -230,8 +240,9 @@ def grpc_cell(server: _procs.Server, row: list[float], c: int, args, label: str)
         "load_generator": f"python grpc.aio x{c}",
         "concurrency": c,
         **result,
-        # the client's warm-up and start-up are inside this window: a slight under-estimate
-        "server_cpu_util": (cpu1 - cpu0) / wall,
+        # the client's start-up and warm-up are inside this window: the server's CPU share is
+        # an under-estimate, its CPU per request an over-estimate (warm-up requests count too)
+        **_server_cpu(cpu1 - cpu0, wall, result["requests"]),
     }
 
 
@@ -292,6 +303,15 @@ def ratios_and_targets(cells: list[dict]) -> tuple[dict, dict]:
             ratios[f"throughput_ratio_c{c}"] = fg["rps"] / ml["rps"]
             ratios[f"p50_ratio_c{c}"] = fg["p50_ms"] / ml["p50_ms"]
             ratios[f"p99_ratio_c{c}"] = fg["p99_ms"] / ml["p99_ms"]
+    if (
+        fg32
+        and ml32
+        and fg32.get("requests_per_server_cpu_s")
+        and ml32.get("requests_per_server_cpu_s")
+    ):
+        ratios["cpu_efficiency_ratio_c32"] = (
+            fg32["requests_per_server_cpu_s"] / ml32["requests_per_server_cpu_s"]
+        )
     for c, fg, echo in ((1, fg1, echo1), (32, fg32, echo32)):
         if fg and echo:
             ratios[f"fraudgate_vs_echo_throughput_c{c}"] = fg["rps"] / echo["rps"]
@@ -328,7 +348,9 @@ def print_report(report: dict) -> None:
     )
     for col in ("protocol", "server", "conc."):
         table.add_column(col)
-    for col in ("req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "server CPU", "load CPU"):
+    columns = ("req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors")
+    columns += ("server CPU", "req/CPU-s", "load CPU")
+    for col in columns:
         table.add_column(col, justify="right")
     for cell in report["cells"]:
         errors = cell["error_total"] + cell.get("warmup_errors", 0)
@@ -342,6 +364,7 @@ def print_report(report: dict) -> None:
             f"{cell['p999_ms']:.2f}",
             f"[red]{errors}[/red]" if errors else "0",
             f"{cell['server_cpu_util']:.0%}",
+            f"{cell['requests_per_server_cpu_s'] or 0:,.0f}",
             f"{cell['loadgen_cpu_util']:.0%}",
         )
     console.print(table)
@@ -373,6 +396,13 @@ def notes_for(cells: list[dict]) -> list[str]:
                 f"{cell['protocol']} {cell['server']} c={cell['concurrency']}: the load generator"
                 f" used {cell['loadgen_cpu_util']:.0%} of its core, so it (not the server) may be"
                 " the limit; the requests/s is a lower bound"
+            )
+    for cell in cells:
+        if cell["server"] != "echo" and cell["concurrency"] > 1 and cell["server_cpu_util"] < 0.8:
+            notes.append(
+                f"{cell['protocol']} {cell['server']} c={cell['concurrency']}: the server got only"
+                f" {cell['server_cpu_util']:.0%} of its core (other work on the machine, or it"
+                " waited); compare req/CPU-s, which does not depend on that"
             )
     load = os.getloadavg()[0]
     if load > 2.5:
