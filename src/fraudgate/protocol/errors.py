@@ -1,0 +1,55 @@
+"""Typed protocol errors and the ONE table mapping them to HTTP status and gRPC status codes."""
+
+from __future__ import annotations
+
+
+class InferenceError(Exception):
+    """Base of every error a client can cause; the message names field, expected and received."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(InferenceError):
+    """The request is malformed or does not match the model's contract."""
+
+
+class ModelNotFound(InferenceError):
+    """No model (or model version) of that name is known to the server."""
+
+
+class PayloadTooLarge(InferenceError):
+    """The request body exceeds the server's payload limit."""
+
+
+class NotReady(InferenceError):
+    """The server or the model is loading, unloaded or failed to load."""
+
+
+class LoadFailed(InferenceError):
+    """A repository load request could not load the model (bad URI, registry error, ...)."""
+
+
+class Unsupported(InferenceError):
+    """A known but unsupported feature (e.g. an output encoding) was asked for."""
+
+
+# error class -> (HTTP status, gRPC status code name); the only place this mapping lives.
+STATUS_TABLE: dict[type[InferenceError], tuple[int, str]] = {
+    InvalidInput: (400, "INVALID_ARGUMENT"),
+    Unsupported: (400, "INVALID_ARGUMENT"),
+    LoadFailed: (400, "INVALID_ARGUMENT"),
+    ModelNotFound: (404, "NOT_FOUND"),
+    PayloadTooLarge: (413, "RESOURCE_EXHAUSTED"),
+    NotReady: (503, "UNAVAILABLE"),
+}
+INTERNAL = (500, "INTERNAL")
+
+
+def http_status(error: BaseException) -> int:
+    return STATUS_TABLE.get(type(error), INTERNAL)[0]
+
+
+def grpc_code_name(error: BaseException) -> str:
+    return STATUS_TABLE.get(type(error), INTERNAL)[1]

@@ -1,0 +1,397 @@
+"""The transport-agnostic data plane: every behaviour REST and gRPC share lives here, once.
+
+Health, server and model metadata, readiness, inference and the model repository (index, load,
+unload). Transports translate their wire format into `fraudgate.protocol.types` and call these
+methods; errors are the typed `fraudgate.protocol.errors`, mapped to statuses in one table.
+
+Names and versions: a model is served under its config name (``fraud-v1-baseline``). Its serving
+version is this server's deployment counter for that name, starting at 1 and incremented each
+time the repository (re)loads it; it is not the MLflow version (both demo models are versions of
+one registered model), which is reported in the metadata ``parameters`` instead. The
+Seldon Core v2 style suffixed name ``fraud-v1-baseline_1`` and ``/versions/1`` resolve to the same
+model as long as 1 is the version being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import fraudgate
+from fraudgate.config import BatchingConfig, FraudgateConfig, ModelConfig
+from fraudgate.data.contract import FEATURE_VERSION, INPUT_NAME, N_FEATURES
+from fraudgate.protocol.codecs import decode_features
+from fraudgate.protocol.errors import (
+    InferenceError,
+    InvalidInput,
+    LoadFailed,
+    ModelNotFound,
+    NotReady,
+    http_status,
+)
+from fraudgate.protocol.types import (
+    InferenceRequest,
+    InferenceResponse,
+    RequestedOutput,
+    ResponseOutput,
+)
+from fraudgate.serving.batching import Batcher
+from fraudgate.serving.metrics import UNKNOWN_MODEL, ModelMetrics, ServerMetrics, observe_scores
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "fraudgate"
+EXTENSIONS = ("model_repository", "binary_tensor_data", "metrics")
+PROBABILITY_OUTPUT = "fraud_probability"
+DECISION_OUTPUT = "fraud_decision"
+OUTPUT_NAMES = (PROBABILITY_OUTPUT, DECISION_OUTPUT)
+PLATFORM = "lightgbm"
+
+READY, LOADING, UNAVAILABLE, FAILED = "READY", "LOADING", "UNAVAILABLE", "FAILED"
+
+
+@dataclass(frozen=True)
+class LoadedRuntime:
+    """What a loader returns: the registry's model plus the runtime that scores it."""
+
+    model: Any  # fraudgate.registry.LoadedModel (duck-typed: uri, version, threshold, ...)
+    runtime: Any  # fraudgate.serving.runtimes.Runtime: .name, .predict(x) -> [n] probabilities
+
+
+# (config of the model to load) -> LoadedRuntime; blocking, run in a worker thread
+ModelLoader = Callable[[ModelConfig], LoadedRuntime]
+
+
+class DeployedModel:
+    """One loaded, servable version of a named model."""
+
+    def __init__(
+        self, config: ModelConfig, version: int, loaded: LoadedRuntime, metrics: ServerMetrics
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self.version = str(version)
+        self.model = loaded.model
+        self.runtime = loaded.runtime
+        self.runtime_name = str(getattr(loaded.runtime, "name", type(loaded.runtime).__name__))
+        threshold = config.threshold if config.threshold is not None else loaded.model.threshold
+        self.threshold = float(threshold)
+        self._threshold32 = np.float32(self.threshold)
+        self.metrics: ModelMetrics = metrics.for_model(self.name, self.version)
+        self.batcher = Batcher(
+            self._predict,
+            max_batch_size=config.batching.max_batch_size,
+            max_wait_ms=config.batching.max_wait_ms,
+            on_batch=self.metrics.batch_size.observe,
+        )
+        self.metadata = self._metadata()
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        return self.runtime.predict(x)
+
+    def _metadata(self) -> dict[str, Any]:
+        model = self.model
+        feature_version = getattr(model, "feature_version", "") or FEATURE_VERSION
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": PLATFORM,
+            "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, N_FEATURES]}],
+            "outputs": [
+                {"name": PROBABILITY_OUTPUT, "datatype": "FP32", "shape": [-1, 1]},
+                {"name": DECISION_OUTPUT, "datatype": "BOOL", "shape": [-1, 1]},
+            ],
+            "parameters": {
+                "content_type": "np",
+                "threshold": self.threshold,
+                "feature_version": feature_version,
+                "runtime": self.runtime_name,
+                "mlflow_model_uri": str(getattr(model, "uri", self.config.uri)),
+                "mlflow_registered_model": str(getattr(model, "registered_name", "")),
+                "mlflow_model_version": str(getattr(model, "version", "")),
+                "max_batch_size": self.config.batching.max_batch_size,
+                "max_wait_ms": self.config.batching.max_wait_ms,
+            },
+        }
+
+    def outputs(
+        self, probabilities: np.ndarray, requested: list[RequestedOutput] | None
+    ) -> list[ResponseOutput]:
+        n = probabilities.shape[0]
+        scores = probabilities.astype(np.float32, copy=False).reshape(n, 1)
+        decisions = scores >= self._threshold32
+        observe_scores(self.metrics, scores.reshape(-1), decisions)
+        if requested is None:
+            return [
+                ResponseOutput(PROBABILITY_OUTPUT, "FP32", [n, 1], scores),
+                ResponseOutput(DECISION_OUTPUT, "BOOL", [n, 1], decisions),
+            ]
+        result = []
+        for i, output in enumerate(requested):
+            if output.name == PROBABILITY_OUTPUT:
+                result.append(ResponseOutput(PROBABILITY_OUTPUT, "FP32", [n, 1], scores))
+            elif output.name == DECISION_OUTPUT:
+                result.append(ResponseOutput(DECISION_OUTPUT, "BOOL", [n, 1], decisions))
+            else:
+                raise InvalidInput(
+                    f"outputs[{i}].name: expected one of {list(OUTPUT_NAMES)}, "
+                    f"received {output.name!r}"
+                )
+        return result
+
+    def close(self) -> None:
+        self.batcher.close()
+
+
+@dataclass
+class RepositoryEntry:
+    """A name the repository knows (from the config or a load request) and its state."""
+
+    config: ModelConfig
+    version: int = 0  # deployment counter: the version of the last successful load
+    state: str = UNAVAILABLE
+    reason: str = ""
+    deployed: DeployedModel | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class DataPlane:
+    def __init__(
+        self,
+        config: FraudgateConfig,
+        loader: ModelLoader,
+        metrics: ServerMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.loader = loader
+        self.metrics = metrics or ServerMetrics()
+        self.entries: dict[str, RepositoryEntry] = {
+            m.name: RepositoryEntry(config=m) for m in config.models
+        }
+        self.started = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> list[str]:
+        """Load every configured model (one at a time); return the error messages, if any."""
+        errors = []
+        for name in list(self.entries):
+            try:
+                await self.load(name)
+            except InferenceError as exc:
+                errors.append(exc.message)
+        self.started = True
+        return errors
+
+    def close(self) -> None:
+        for entry in self.entries.values():
+            if entry.deployed is not None:
+                entry.deployed.close()
+
+    # -- health and metadata ------------------------------------------------------------------
+    def live(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        return self.started and any(e.state == READY for e in self.entries.values())
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {
+            "name": SERVER_NAME,
+            "version": fraudgate.__version__,
+            "extensions": list(EXTENSIONS),
+        }
+
+    def _entry(self, name: str, version: str | None) -> tuple[RepositoryEntry, str | None]:
+        entry = self.entries.get(name)
+        if entry is not None:
+            return entry, version or None
+        base, sep, suffix = name.rpartition("_")
+        if sep and suffix.isdigit() and base in self.entries:
+            if version and version != suffix:
+                raise ModelNotFound(
+                    f"model {name!r} names version {suffix} but version {version!r} was "
+                    f"requested; use one or the other"
+                )
+            return self.entries[base], suffix
+        raise ModelNotFound(
+            f"model {name!r}: unknown model name; expected one of {sorted(self.entries)} "
+            f"(optionally with a _<version> suffix)"
+        )
+
+    def resolve(self, name: str, version: str | None = None) -> DeployedModel:
+        """The deployed model serving `name` (and `version`), or ModelNotFound / NotReady."""
+        entry, version = self._entry(name, version)
+        deployed = entry.deployed
+        if deployed is None:
+            reason = f": {entry.reason}" if entry.reason else ""
+            raise NotReady(
+                f"model {entry.config.name!r} is not ready (state {entry.state}{reason})"
+            )
+        if version is not None and version != deployed.version:
+            raise ModelNotFound(
+                f"model {entry.config.name!r} version {version!r}: unknown version; "
+                f"expected {deployed.version!r} (the version being served)"
+            )
+        return deployed
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        try:
+            self.resolve(name, version)
+        except NotReady:
+            return False
+        return True
+
+    def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        return self.resolve(name, version).metadata
+
+    # -- inference ----------------------------------------------------------------------------
+    async def infer(
+        self,
+        name: str,
+        version: str | None,
+        decode: Callable[[], InferenceRequest],
+        protocol: str,
+    ) -> tuple[InferenceRequest, InferenceResponse]:
+        """Decode, score and build the response; records metrics for success and failure."""
+        start = time.perf_counter()
+        model: DeployedModel | None = None
+        try:
+            model = self.resolve(name, version)
+            request = decode()
+            x = decode_features(request)
+            probabilities = await model.batcher.predict(x)
+            outputs = model.outputs(probabilities, request.outputs)
+        except InferenceError as exc:
+            self._record_failure(name, model, protocol, http_status(exc))
+            raise
+        except Exception:
+            self._record_failure(name, model, protocol, 500)
+            raise
+        metrics = model.metrics
+        metrics.requests[protocol].inc()
+        metrics.latency[protocol].observe(time.perf_counter() - start)
+        return request, InferenceResponse(model.name, model.version, outputs, request.id)
+
+    def _record_failure(
+        self, name: str, model: DeployedModel | None, protocol: str, code: int
+    ) -> None:
+        if model is not None:
+            label, version = model.name, model.version
+        else:
+            entry = self.entries.get(name)
+            if entry is None:
+                base = name.rpartition("_")[0]
+                entry = self.entries.get(base)
+            label = entry.config.name if entry is not None else UNKNOWN_MODEL
+            version = str(entry.version) if entry is not None and entry.version else ""
+        self.metrics.requests.labels(label, version, protocol).inc()
+        self.metrics.failure(label, version, protocol, code)
+
+    def record_transport_failure(self, name: str, protocol: str, code: int) -> None:
+        """A request that failed before reaching `infer` (e.g. too large, bad encoding)."""
+        self._record_failure(name, None, protocol, code)
+
+    # -- model repository ---------------------------------------------------------------------
+    def repository_index(self, ready_only: bool = False) -> list[dict[str, Any]]:
+        items = []
+        for name, entry in self.entries.items():
+            if ready_only and entry.state != READY:
+                continue
+            item: dict[str, Any] = {"name": name, "state": entry.state, "reason": entry.reason}
+            if entry.version:
+                item["version"] = str(entry.version)
+            items.append(item)
+        return items
+
+    async def load(
+        self,
+        name: str,
+        *,
+        uri: str | None = None,
+        threshold: float | None = None,
+        runtime: str | None = None,
+    ) -> DeployedModel:
+        """(Re)load `name`; a new deployment gets the next serving version.
+
+        A name from the config needs no arguments; a new name needs ``uri``. While a reload
+        runs, the previous version keeps serving; if it fails, the previous version stays.
+        """
+        entry = self.entries.get(name)
+        if entry is None:
+            if not uri:
+                raise ModelNotFound(
+                    f"model {name!r}: not in the config; expected one of {sorted(self.entries)}, "
+                    "or pass parameters.uri (an MLflow model URI) to load a new model"
+                )
+            entry = RepositoryEntry(config=ModelConfig(name=name, uri=uri))
+            self.entries[name] = entry
+        overrides: dict[str, Any] = {}
+        if uri:
+            overrides["uri"] = uri
+        if threshold is not None:
+            overrides["threshold"] = threshold
+        if runtime:
+            overrides["runtime"] = runtime
+        if overrides:
+            current = entry.config
+            entry.config = ModelConfig(
+                name=current.name,
+                uri=overrides.get("uri", current.uri),
+                threshold=overrides.get("threshold", current.threshold),
+                runtime=overrides.get("runtime", current.runtime),
+                batching=current.batching or BatchingConfig(),
+            )
+        async with entry.lock:
+            config = entry.config
+            if entry.deployed is None:
+                entry.state, entry.reason = LOADING, ""
+            began = time.perf_counter()
+            try:
+                loaded = await asyncio.to_thread(self.loader, config)
+                deployed = DeployedModel(config, entry.version + 1, loaded, self.metrics)
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                if entry.deployed is None:
+                    entry.state, entry.reason = FAILED, reason
+                log.error("loading %s from %s failed: %s", name, config.uri, reason)
+                raise LoadFailed(
+                    f"model {name!r}: loading {config.uri!r} failed: {reason}"
+                ) from exc
+            previous = entry.deployed
+            entry.version += 1
+            entry.deployed = deployed
+            entry.state, entry.reason = READY, ""
+            deployed.metrics.ready.set(1)
+            if previous is not None:
+                previous.metrics.ready.set(0)
+                previous.close()
+            log.info(
+                "serving %s version %s (%s, runtime %s, threshold %.4f) loaded in %.2fs",
+                name,
+                deployed.version,
+                config.uri,
+                deployed.runtime_name,
+                deployed.threshold,
+                time.perf_counter() - began,
+            )
+            return deployed
+
+    async def unload(self, name: str) -> None:
+        entry = self.entries.get(name)
+        if entry is None:
+            raise ModelNotFound(
+                f"model {name!r}: unknown model name; expected one of {sorted(self.entries)}"
+            )
+        async with entry.lock:
+            previous = entry.deployed
+            entry.deployed = None
+            entry.state, entry.reason = UNAVAILABLE, "unloaded"
+            if previous is not None:
+                previous.metrics.ready.set(0)
+                previous.close()
