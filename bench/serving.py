@@ -108,17 +108,20 @@ def write_fraudgate_config(path: Path, tracking_uri: str, http_port: int, grpc_p
 
 
 def fraudgate_argv(config: Path, http_port: int, grpc_port: int) -> list[str]:
+    """`fraudgate serve ...`, or the same server through `python -m fraudgate.serving`."""
+    from importlib.util import find_spec
+
+    flags = ["--config", str(config), "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
     exe = Path(sys.executable).parent / "fraudgate"
-    head = [str(exe)] if exe.exists() else [sys.executable, "-m", "fraudgate.cli"]
-    return head + [
-        "serve",
-        "--config",
-        str(config),
-        "--http-port",
-        str(http_port),
-        "--grpc-port",
-        str(grpc_port),
-    ]
+    if exe.exists() and find_spec("fraudgate.cli") is not None:
+        return [str(exe), "serve", *flags]
+    if find_spec("fraudgate.serving.cli") is not None:
+        return [sys.executable, "-m", "fraudgate.serving", *flags]
+    code = (
+        "import sys; from fraudgate.serving.server import run_server;"
+        " run_server(sys.argv[1], http_port=int(sys.argv[2]), grpc_port=int(sys.argv[3]))"
+    )
+    return [sys.executable, "-c", code, str(config), str(http_port), str(grpc_port)]
 
 
 def start_fraudgate(model: _model.BenchModel, scratch: Path, timeout: float) -> _procs.Server:
@@ -341,9 +344,12 @@ def print_report(report: dict) -> None:
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 132)
+    meta = report.get("fraudgate_model_metadata") or {}
+    runtime = (meta.get("parameters") or {}).get("runtime", "?")
     table = Table(
         title=f"Serving benchmark: {SERVING_NAME} ({report['model']['source']} model,"
-        f" {report['model']['n_trees']} trees), [1,30] FP32 request, server on CPU "
+        f" {report['model']['n_trees']} trees; fraudgate runtime {runtime}), [1,30] FP32 request,"
+        " server on CPU "
         f"{_procs.SERVER_CPU}, load on CPU {_procs.LOAD_CPU}"
     )
     for col in ("protocol", "server", "conc."):
