@@ -192,3 +192,17 @@ def test_no_acknowledged_decision_is_lost_on_sigkill(ledger_url: str) -> None:
         # Mid-stream: some decisions were submitted but not yet acknowledged when killed; the
         # store may hold more than was acknowledged, never less.
         assert store.count_decisions(role="served") >= len(acked)
+
+
+def test_flush_waits_for_every_writer_thread(store) -> None:  # type: ignore[no-untyped-def]
+    async def run() -> None:
+        writer = DecisionWriter(store, writers=3, max_batch=50)
+        for i in range(0, 1500, 10):
+            writer.record_mirror_many([decision(j, "mirror") for j in range(i, i + 10)])
+        await writer.flush()
+        assert store.count_decisions(role="mirror") == 1500
+        await writer.flush()  # nothing pending: returns at once
+        await writer.aclose()
+        assert writer.stats().written == 1500
+
+    asyncio.run(run())

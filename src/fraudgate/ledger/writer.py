@@ -3,7 +3,9 @@
 The server does ``await writer.submit(decision)`` *before* it sends its 200. ``submit`` puts the
 decision on a queue and waits on a future; one background thread takes everything queued (up to
 ``max_batch``), writes it in ONE transaction, and only after the commit returns resolves the
-futures of that batch (one ``call_soon_threadsafe`` per event loop per batch). So:
+futures of that batch (one ``call_soon_threadsafe`` per event loop per batch). On PostgreSQL two
+such threads (``writers=2``) take turns, so one batch is inserted while the previous one waits for
+its commit's fsync. So:
 
 * the event loop never touches the database (no blocking I/O on the loop);
 * a decision is acknowledged only once it is committed, so SIGKILL after the 200 loses nothing;
@@ -66,9 +68,10 @@ class WriterStats:
         return self.written / self.batches if self.batches else 0.0
 
 
-# A queue item: (decisions, waiter). waiter is None (mirror), a concurrent.futures.Future
-# (blocking callers), or a tuple (loop, asyncio.Future).
-_Item = tuple[tuple[Decision, ...], object]
+# A queue item: (seq, decisions, waiter). seq numbers items in submission order (for flush);
+# waiter is None (mirror), a concurrent.futures.Future (blocking callers), or a tuple
+# (loop, asyncio.Future).
+_Item = tuple[int, tuple[Decision, ...], object]
 
 
 class DecisionWriter:
@@ -82,6 +85,7 @@ class DecisionWriter:
         max_pending_mirror: int = 100_000,
         retry_attempts: int = 3,
         retry_backoff_s: float = 0.05,
+        writers: int | None = None,
     ) -> None:
         self._store = store
         self._max_batch = max_batch
@@ -98,10 +102,20 @@ class DecisionWriter:
         self._dropped_mirror = 0
         self._failed = 0
         self._pending_mirror = 0
-        self._thread = threading.Thread(
-            target=self._run, name="fraudgate-ledger-writer", daemon=True
-        )
-        self._thread.start()
+        self._seq = 0  # last sequence number handed out
+        self._watermark = 0  # every item with seq <= watermark is finished
+        self._finished: set[int] = set()  # finished items above the watermark
+        self._flush_waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        if writers is None:
+            # SQLite has one write lock (a second thread would only wait on it); PostgreSQL
+            # overlaps one batch's commit (fsync) with the next batch's insert.
+            writers = 1 if store.backend == "sqlite" else 2
+        self._threads = [
+            threading.Thread(target=self._run, name=f"fraudgate-ledger-writer-{n}", daemon=True)
+            for n in range(max(1, writers))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # -- producer side (any thread / event loop) --------------------------------------------
 
@@ -110,7 +124,8 @@ class DecisionWriter:
             if self._closed:
                 raise WriterClosed("the decision writer is closed")
             self._submitted += len(decisions)
-            self._queue.put((decisions, waiter))
+            self._seq += 1
+            self._queue.put((self._seq, decisions, waiter))
 
     async def submit(self, decision: Decision) -> None:
         """Resolve once ``decision`` is committed (durable). Raises LedgerWriteError if not."""
@@ -144,12 +159,19 @@ class DecisionWriter:
                 return False
             self._pending_mirror += len(batch)
             self._submitted += len(batch)
-            self._queue.put((batch, None))
+            self._seq += 1
+            self._queue.put((self._seq, batch, None))
         return True
 
     async def flush(self) -> None:
-        """Resolve once everything submitted before this call (mirrors too) is committed."""
-        await self.submit_many(())
+        """Resolve once everything submitted before this call (mirrors too) is finished."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            if self._watermark >= self._seq:
+                return
+            self._flush_waiters.append((self._seq, loop, future))
+        await future
 
     def stats(self) -> WriterStats:
         with self._lock:
@@ -169,7 +191,9 @@ class DecisionWriter:
             if not self._closed:
                 self._closed = True
                 self._queue.put(_STOP)
-        self._thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
@@ -189,35 +213,35 @@ class DecisionWriter:
     # -- consumer side (the writer thread) --------------------------------------------------
 
     def _run(self) -> None:
-        stopping = False
+        # Items are only queued before _STOP (close() holds the lock), so whoever takes _STOP
+        # knows every decision has been taken by some thread: it commits its own batch, passes
+        # _STOP on to the next thread and exits.
         while True:
-            if stopping:
-                try:
-                    first = self._queue.get_nowait()
-                except queue.Empty:
-                    return
-            else:
-                first = self._queue.get()
+            first = self._queue.get()
             if first is _STOP:
-                stopping = True
-                continue
+                self._queue.put(_STOP)
+                return
             items: list[_Item] = [first]  # type: ignore[list-item]
-            size = len(first[0])  # type: ignore[index]
+            size = len(first[1])  # type: ignore[index]
+            stop = False
             while size < self._max_batch:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
-                    stopping = True
-                    continue
+                    stop = True
+                    break
                 items.append(item)  # type: ignore[arg-type]
-                size += len(item[0])  # type: ignore[index]
+                size += len(item[1])  # type: ignore[index]
             self._commit(items)
+            if stop:
+                self._queue.put(_STOP)
+                return
 
     def _commit(self, items: list[_Item]) -> None:
-        batch = [decision for decisions, _ in items for decision in decisions]
-        mirrors = sum(len(decisions) for decisions, waiter in items if waiter is None)
+        batch = [decision for _, decisions, _ in items for decision in decisions]
+        mirrors = sum(len(decisions) for _, decisions, waiter in items if waiter is None)
         error: BaseException | None = None
         for attempt in range(self._retry_attempts):
             try:
@@ -243,6 +267,16 @@ class DecisionWriter:
                 self._largest = max(self._largest, len(batch))
             else:
                 self._failed += len(batch)
+            self._finished.update(seq for seq, _, _ in items)
+            while self._watermark + 1 in self._finished:
+                self._watermark += 1
+                self._finished.discard(self._watermark)
+            flushed = [w for w in self._flush_waiters if w[0] <= self._watermark]
+            if flushed:
+                self._flush_waiters = [w for w in self._flush_waiters if w[0] > self._watermark]
+        for _, loop, future in flushed:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, [future], None)
         if error is not None:
             log.error("dropping %d mirror decisions after failed ledger write", mirrors)
             failure: BaseException | None = LedgerWriteError(
@@ -255,7 +289,7 @@ class DecisionWriter:
     @staticmethod
     def _resolve(items: list[_Item], failure: BaseException | None) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-        for _, waiter in items:
+        for _, _, waiter in items:
             if waiter is None:
                 continue
             if isinstance(waiter, concurrent.futures.Future):
