@@ -104,6 +104,7 @@ class Registry:
         metrics: dict[str, float],
         figures: dict[str, Figure] | None = None,
         sample: np.ndarray | None = None,
+        feature_version: str = FEATURE_VERSION,
     ) -> str:
         """Log a training run with the model, register it as a new version, point `alias` at it."""
         import lightgbm
@@ -118,7 +119,7 @@ class Registry:
         tags = {
             "serving_name": serving_name,
             "threshold": repr(float(threshold)),
-            "feature_version": FEATURE_VERSION,
+            "feature_version": feature_version,
         }
         mlflow = self._mlflow
         with mlflow.start_run(
