@@ -10,7 +10,7 @@ import numpy as np
 
 from fraudgate.data.contract import N_FEATURES
 
-warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 SERVING_NAME = "fraud-v1-baseline"
 MODEL_URI = "models:/fraud-detection@champion"

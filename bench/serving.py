@@ -562,6 +562,7 @@ def run(args: argparse.Namespace) -> dict:
             )
     report["ratios"], report["targets"] = ratios_and_targets(cells)
     report["notes"] = notes_for(cells)
+    report["machine"]["loadavg_at_end"] = list(os.getloadavg())
     report["elapsed_s"] = time.time() - started
     report["ok"] = not report["errors"]
     return report
