@@ -55,7 +55,8 @@ def load_creditcard(path: Path) -> pd.DataFrame:
     if not_binary.any():
         row = int(np.argmax(not_binary))
         raise CreditcardFormatError(
-            f"{path}: line {row + 2}, column 'Class': expected 0 or 1, got {raw['Class'].iloc[row]!r}"
+            f"{path}: line {row + 2}, column 'Class': expected 0 or 1, "
+            f"got {raw['Class'].iloc[row]!r}"
         )
     frame = pd.DataFrame(
         {name: numbers[name].astype(np.float32) for name in CREDITCARD_FEATURE_NAMES}

@@ -5,7 +5,7 @@ home. Fraud arrives through three long-standing scenarios and, from ``emerging_d
 that a model trained earlier has never seen:
 
 - ``large_amount``: a stolen card used once for a large purchase anywhere on the map;
-- ``compromised_terminal``: a skimmed terminal, about half of its transactions are fraud for two weeks;
+- ``compromised_terminal``: a skimmed terminal; for two weeks about half its transactions are fraud;
 - ``compromised_card``: for two weeks a third of a card's purchases are inflated three- to six-fold;
 - ``card_testing`` (emerging): a burst of tiny night-time charges at far-away terminals, then a
   few moderate "cash-out" charges within the hour.
