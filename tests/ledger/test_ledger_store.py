@@ -362,3 +362,16 @@ def test_weight_changes_are_recorded_in_order(store) -> None:  # type: ignore[no
     assert store.weight_history("nope") == []
     with pytest.raises(ValueError, match="weights"):
         store.record_weight_change("exp", {"a": -1}, "ops")
+
+
+@pytest.mark.parametrize(
+    ("suffix", "kwargs", "expected"),
+    [("", {}, 1), ("?synchronous=FULL", {}, 2), ("", {"sqlite_synchronous": "full"}, 2)],
+)
+def test_sqlite_durability_level(tmp_path, suffix, kwargs, expected) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'l.db'}{suffix}"
+    with open_ledger(url, **kwargs) as store, store._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == expected  # 1=NORMAL
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    with pytest.raises(ValueError, match="sqlite_synchronous"):
+        open_ledger(tmp_path / "x.db", sqlite_synchronous="SOMETIMES")

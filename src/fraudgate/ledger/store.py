@@ -4,8 +4,12 @@ One class, :class:`LedgerStore`, written in SQLAlchemy Core, runs on both backen
 
 * SQLite (the embedded default, a file in the work dir) in WAL mode, so readers never block the
   writer. Write transactions start with ``BEGIN IMMEDIATE`` (take the write lock up front, so a
-  read-then-write never fails on lock upgrade); ``synchronous=FULL`` by default, so a committed
-  batch survives power loss, not just a killed process.
+  read-then-write never fails on lock upgrade). ``synchronous=NORMAL`` by default: in WAL mode a
+  committed transaction survives the process being killed (SIGKILL, OOM, crash) -- the guarantee
+  the server needs -- but the last commits may be lost on power loss or an OS crash.
+  ``synchronous=FULL`` (``?synchronous=FULL`` in the URL, or ``sqlite_synchronous="FULL"``)
+  fsyncs every commit and survives power loss too, at about 3x the per-request latency at
+  concurrency 32 (see ``bench/results/ledger.json``).
 * PostgreSQL by URL (``postgresql+psycopg://user@host:5432/db``; ``postgresql://`` is accepted and
   mapped to the psycopg 3 driver). Cross-process critical sections (migrations, label upserts)
   take transaction-scoped advisory locks.
@@ -72,17 +76,21 @@ def normalize_url(url: str | Path) -> str:
     return text
 
 
-def open_ledger(url: str | Path, *, sqlite_synchronous: str = "FULL") -> LedgerStore:
+def open_ledger(url: str | Path, *, sqlite_synchronous: str | None = None) -> LedgerStore:
     """Open (creating or migrating as needed) the ledger at ``url``.
 
     ``url`` is a SQLAlchemy URL (``sqlite:////abs/path/ledger.db``,
     ``postgresql+psycopg://postgres@127.0.0.1:5432/fraudgate``) or a path to a SQLite file.
-    Pending schema migrations are applied under a cross-process lock.
+    Pending schema migrations are applied under a cross-process lock. For SQLite,
+    ``sqlite_synchronous`` (or ``?synchronous=`` in the URL) picks NORMAL (default) or FULL.
     """
     sa_url = sa.make_url(normalize_url(url))
     backend = sa_url.get_backend_name()
     if backend == "sqlite":
-        engine = _sqlite_engine(sa_url, sqlite_synchronous)
+        from_url = sa_url.query.get("synchronous")
+        sa_url = sa_url.difference_update_query(["synchronous"])
+        synchronous = sqlite_synchronous or (from_url if isinstance(from_url, str) else None)
+        engine = _sqlite_engine(sa_url, synchronous or "NORMAL")
     elif backend == "postgresql":
         if sa_url.drivername == "postgresql":
             sa_url = sa_url.set(drivername="postgresql+psycopg")
