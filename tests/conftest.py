@@ -3,12 +3,13 @@
 * ``trained_registry`` (session): trains two boosters on random 30-feature data, registers them as
   versions of ``fraud-detection`` (aliases champion/challenger, serving names fraud-v1-baseline /
   fraud-v2-candidate, thresholds 0.5 / 0.3) in a temporary SQLite store. Returns `TrainedRegistry`.
-* ``free_port()``: a currently free TCP port on 127.0.0.1 (helper function, not a fixture).
+* ``free_port`` (fixture): a function returning a currently free TCP port on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +19,15 @@ import pytest
 N_FEATURES = 30
 
 
-def free_port() -> int:
+def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    return _free_port
 
 
 @dataclass(frozen=True)

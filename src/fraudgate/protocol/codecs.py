@@ -26,6 +26,8 @@ from fraudgate.protocol.types import InferenceRequest, RequestInput
 CONTENT_TYPES = ("np", "pd")
 _FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 _NUMERIC_KINDS = frozenset("fiu")
+_F32 = np.dtype(np.float32)
+_FP32_MAX = float(np.finfo(np.float32).max)
 
 
 def _preview(value: Any, limit: int = 80) -> str:
@@ -101,9 +103,13 @@ def tensor_array(tensor: RequestInput, where: str) -> np.ndarray:
         array = array.reshape(shape)
     except ValueError:  # pragma: no cover - sizes already match
         raise InvalidInput(f"{where}.data: cannot reshape to {shape}") from None
-    if array.dtype != np.float32:
-        with np.errstate(over="ignore", invalid="ignore"):
-            array = array.astype(np.float32)
+    if array.dtype != _F32:
+        if array.dtype.kind == "f" and array.size and not _fits_fp32(array):
+            raise InvalidInput(
+                f"{where}.data: expected finite numbers within the FP32 range, received "
+                f"{_first_bad(array)}"
+            )
+        array = array.astype(np.float32)
     if not np.isfinite(array).all():
         bad = int(np.flatnonzero(~np.isfinite(array.reshape(-1)))[0])
         raise InvalidInput(
@@ -111,6 +117,17 @@ def tensor_array(tensor: RequestInput, where: str) -> np.ndarray:
             f"{array.reshape(-1)[bad]!r} at flat index {bad}"
         )
     return array
+
+
+def _fits_fp32(array: np.ndarray) -> bool:
+    # NaN fails both comparisons, so NaN/Inf/out-of-range all report False
+    return bool(array.max() <= _FP32_MAX and array.min() >= -_FP32_MAX)
+
+
+def _first_bad(array: np.ndarray) -> str:
+    flat = array.reshape(-1)
+    bad = np.flatnonzero(~(np.abs(flat) <= _FP32_MAX))
+    return f"{flat[bad[0]]!r} at flat index {int(bad[0])}" if bad.size else "a non-finite value"
 
 
 def content_type(request: InferenceRequest) -> str:

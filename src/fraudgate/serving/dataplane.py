@@ -290,7 +290,7 @@ class DataPlane:
                 entry = self.entries.get(base)
             label = entry.config.name if entry is not None else UNKNOWN_MODEL
             version = str(entry.version) if entry is not None and entry.version else ""
-        self.metrics.requests.labels(label, version, protocol).inc()
+        self.metrics.request(label, version, protocol)
         self.metrics.failure(label, version, protocol, code)
 
     def record_transport_failure(self, name: str, protocol: str, code: int) -> None:
@@ -338,9 +338,10 @@ class DataPlane:
             overrides["threshold"] = threshold
         if runtime:
             overrides["runtime"] = runtime
+        config = entry.config
         if overrides:
             current = entry.config
-            entry.config = ModelConfig(
+            config = ModelConfig(
                 name=current.name,
                 uri=overrides.get("uri", current.uri),
                 threshold=overrides.get("threshold", current.threshold),
@@ -348,7 +349,6 @@ class DataPlane:
                 batching=current.batching or BatchingConfig(),
             )
         async with entry.lock:
-            config = entry.config
             if entry.deployed is None:
                 entry.state, entry.reason = LOADING, ""
             began = time.perf_counter()
@@ -364,6 +364,7 @@ class DataPlane:
                     f"model {name!r}: loading {config.uri!r} failed: {reason}"
                 ) from exc
             previous = entry.deployed
+            entry.config = config
             entry.version += 1
             entry.deployed = deployed
             entry.state, entry.reason = READY, ""

@@ -11,15 +11,26 @@ Names follow Prometheus conventions (``_total`` counters, ``_seconds`` latency):
 * ``fraudgate_model_ready{model,version}`` (gauge, 1 when serving)
 
 Requests for unknown models are counted under ``model="_unknown"`` to bound label cardinality.
+
+The hot path must not pay for prometheus_client's per-value locks (eight of them per request):
+all updates happen on the event-loop thread, so the values are plain Python numbers in small
+slotted objects, and a custom collector turns them into metric families at scrape time. The
+exposition itself is prometheus_client's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Iterator
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 UNKNOWN_MODEL = "_unknown"
@@ -46,114 +57,186 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 
-@dataclass(slots=True)
-class ModelMetrics:
-    """Label children resolved once per model version (labels() is slow on the hot path)."""
+class Counter:
+    __slots__ = ("value",)
 
-    requests: dict[str, Any]
-    latency: dict[str, Any]
-    batch_size: Any
-    score: Any
-    fraud: Any
-    legit: Any
-    ready: Any
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class Gauge(Counter):
+    __slots__ = ()
+
+    def set(self, value: float) -> None:
+        self.value = float(value)
+
+
+class Histogram:
+    """Buckets as in Prometheus: a value goes to the first bucket whose bound is >= value."""
+
+    __slots__ = ("bounds", "counts", "sum", "_bounds_array")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # last = +Inf
+        self.sum = 0.0
+        self._bounds_array = np.asarray(bounds, dtype=np.float64)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def observe_many(self, values: np.ndarray) -> None:
+        if values.shape[0] <= 4:
+            for value in values.tolist():
+                self.observe(value)
+            return
+        index = np.searchsorted(self._bounds_array, values, side="left")
+        counts = np.bincount(index, minlength=len(self.counts))
+        for i, count in enumerate(counts.tolist()):
+            if count:
+                self.counts[i] += count
+        self.sum += float(values.sum())
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out, total = [], 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            total += count
+            out.append(("+Inf" if bound == float("inf") else repr(float(bound)), total))
+        return out
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+class ModelMetrics:
+    """Everything recorded for one model version, resolved once at load."""
+
+    __slots__ = ("requests", "latency", "batch_size", "score", "fraud", "legit", "ready")
+
+    def __init__(self) -> None:
+        self.requests = {p: Counter() for p in PROTOCOLS}
+        self.latency = {p: Histogram(LATENCY_BUCKETS) for p in PROTOCOLS}
+        self.batch_size = Histogram(BATCH_BUCKETS)
+        self.score = Histogram(SCORE_BUCKETS)
+        self.fraud = Counter()
+        self.legit = Counter()
+        self.ready = Gauge()
 
 
 class ServerMetrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        labels = ("model", "version", "protocol")
-        self.requests = Counter(
-            "fraudgate_inference_requests",
-            "Inference requests received, per model, version and protocol.",
-            labels,
-            registry=r,
-        )
-        self.failures = Counter(
-            "fraudgate_inference_failures",
-            "Inference requests that failed, per model, version, protocol and HTTP status code.",
-            (*labels, "code"),
-            registry=r,
-        )
-        self.latency = Histogram(
-            "fraudgate_inference_request_duration_seconds",
-            "Time from a decoded transport request to its response, in seconds.",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.batch_size = Histogram(
-            "fraudgate_batch_size",
-            "Rows scored per model call, after adaptive batching.",
-            ("model", "version"),
-            buckets=BATCH_BUCKETS,
-            registry=r,
-        )
-        self.score = Histogram(
-            "fraudgate_fraud_score",
-            "Predicted fraud probabilities.",
-            ("model", "version"),
-            buckets=SCORE_BUCKETS,
-            registry=r,
-        )
-        self.decisions = Counter(
-            "fraudgate_decisions",
-            "Decisions taken at the model's threshold, per model, version and decision.",
-            ("model", "version", "decision"),
-            registry=r,
-        )
-        self.model_ready = Gauge(
-            "fraudgate_model_ready",
-            "1 when the model version is loaded and serving, else 0.",
-            ("model", "version"),
-            registry=r,
-        )
+        self.models: dict[tuple[str, str], ModelMetrics] = {}
+        self.other_requests: dict[tuple[str, str, str], Counter] = {}
+        self.failures: dict[tuple[str, str, str, str], Counter] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self))
 
     def for_model(self, model: str, version: str) -> ModelMetrics:
-        return ModelMetrics(
-            requests={p: self.requests.labels(model, version, p) for p in PROTOCOLS},
-            latency={p: self.latency.labels(model, version, p) for p in PROTOCOLS},
-            batch_size=self.batch_size.labels(model, version),
-            score=self.score.labels(model, version),
-            fraud=self.decisions.labels(model, version, "fraud"),
-            legit=self.decisions.labels(model, version, "legit"),
-            ready=self.model_ready.labels(model, version),
-        )
+        key = (model, version)
+        metrics = self.models.get(key)
+        if metrics is None:
+            metrics = self.models[key] = ModelMetrics()
+        return metrics
+
+    def request(self, model: str, version: str, protocol: str) -> None:
+        """Count a request that never reached a loaded model (unknown / not ready)."""
+        metrics = self.models.get((model, version))
+        if metrics is not None:
+            metrics.requests[protocol].inc()
+            return
+        key = (model, version, protocol)
+        counter = self.other_requests.get(key)
+        if counter is None:
+            counter = self.other_requests[key] = Counter()
+        counter.inc()
 
     def failure(self, model: str, version: str, protocol: str, code: int) -> None:
-        self.failures.labels(model, version, protocol, str(code)).inc()
+        key = (model, version, protocol, str(code))
+        counter = self.failures.get(key)
+        if counter is None:
+            counter = self.failures[key] = Counter()
+        counter.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
+class _Collector:
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        labels3 = ["model", "version", "protocol"]
+        requests = CounterMetricFamily(
+            "fraudgate_inference_requests",
+            "Inference requests received, per model, version and protocol.",
+            labels=labels3,
+        )
+        failures = CounterMetricFamily(
+            "fraudgate_inference_failures",
+            "Inference requests that failed, per model, version, protocol and HTTP status code.",
+            labels=[*labels3, "code"],
+        )
+        latency = HistogramMetricFamily(
+            "fraudgate_inference_request_duration_seconds",
+            "Time from a transport request to its response, in seconds.",
+            labels=labels3,
+        )
+        batch = HistogramMetricFamily(
+            "fraudgate_batch_size",
+            "Rows scored per model call, after adaptive batching.",
+            labels=["model", "version"],
+        )
+        score = HistogramMetricFamily(
+            "fraudgate_fraud_score", "Predicted fraud probabilities.", labels=["model", "version"]
+        )
+        decisions = CounterMetricFamily(
+            "fraudgate_decisions",
+            "Decisions taken at the model's threshold, per model, version and decision.",
+            labels=["model", "version", "decision"],
+        )
+        ready = GaugeMetricFamily(
+            "fraudgate_model_ready",
+            "1 when the model version is loaded and serving, else 0.",
+            labels=["model", "version"],
+        )
+        for (model, version), mm in list(m.models.items()):
+            for protocol in PROTOCOLS:
+                requests.add_metric([model, version, protocol], mm.requests[protocol].value)
+                hist = mm.latency[protocol]
+                latency.add_metric([model, version, protocol], hist.buckets(), hist.sum)
+            batch.add_metric([model, version], mm.batch_size.buckets(), mm.batch_size.sum)
+            score.add_metric([model, version], mm.score.buckets(), mm.score.sum)
+            decisions.add_metric([model, version, "fraud"], mm.fraud.value)
+            decisions.add_metric([model, version, "legit"], mm.legit.value)
+            ready.add_metric([model, version], mm.ready.value)
+        for (model, version, protocol), counter in list(m.other_requests.items()):
+            requests.add_metric([model, version, protocol], counter.value)
+        for labels, counter in list(m.failures.items()):
+            failures.add_metric(list(labels), counter.value)
+        yield from (requests, failures, latency, batch, score, decisions, ready)
+
+
 def observe_scores(metrics: ModelMetrics, scores: np.ndarray, decisions: np.ndarray) -> None:
-    """Record a batch of scores and decisions (vectorised for large batches)."""
+    """Record a batch of scores and their decisions."""
     n = scores.shape[0]
+    if n == 1:
+        value = float(scores[0])
+        metrics.score.observe(value)
+        if decisions[0]:
+            metrics.fraud.value += 1
+        else:
+            metrics.legit.value += 1
+        return
     fraud = int(np.count_nonzero(decisions))
-    if fraud:
-        metrics.fraud.inc(fraud)
-    if n - fraud:
-        metrics.legit.inc(n - fraud)
-    histogram = metrics.score
-    if n <= 4:
-        for value in scores.tolist():
-            histogram.observe(value)
-        return
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    upper = getattr(histogram, "_upper_bounds", None)
-    if buckets is None or total is None or upper is None:  # pragma: no cover - client changed
-        for value in scores.tolist():
-            histogram.observe(value)
-        return
-    # same semantics as Histogram.observe: value goes to the first bucket with value <= bound
-    index = np.searchsorted(np.asarray(upper, dtype=np.float64), scores, side="left")
-    counts = np.bincount(index, minlength=len(upper))
-    for i, count in enumerate(counts.tolist()):
-        if count:
-            buckets[i].inc(count)
-    total.inc(float(scores.sum()))
+    metrics.fraud.value += fraud
+    metrics.legit.value += n - fraud
+    metrics.score.observe_many(scores)
