@@ -206,4 +206,4 @@ class Registry:
             model = self._client.get_registered_model(REGISTERED_MODEL)
         except Exception:
             return {}
-        return dict(model.aliases)
+        return {alias: str(version) for alias, version in model.aliases.items()}

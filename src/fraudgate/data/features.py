@@ -19,6 +19,7 @@ MINUTE, HOUR, DAY = 60.0, 3600.0, 86_400.0
 SMALL_AMOUNT = 5.0
 LABEL_DELAY_DAYS = 7
 _NO_HISTORY_SECONDS = 30 * DAY
+_ENTITY_STRIDE_MS = 1 << 40  # ~34 years of milliseconds per entity id
 
 
 class _Windows:
@@ -27,13 +28,14 @@ class _Windows:
     def __init__(self, entity: np.ndarray, seconds: np.ndarray):
         self.order = np.lexsort((seconds, entity))
         self.t = seconds[self.order]
-        span = float(self.t.max() - self.t.min()) + 400 * DAY if len(self.t) else 1.0
-        self.key = entity[self.order].astype(np.float64) * span + (self.t - self.t.min())
+        # exact integer keys (milliseconds), so results never depend on the data's extent
+        millis = np.round(self.t * 1000).astype(np.int64)
+        self.key = entity[self.order].astype(np.int64) * _ENTITY_STRIDE_MS + millis
         self.position = np.arange(len(self.t))
         self.same_as_previous = np.r_[False, entity[self.order][1:] == entity[self.order][:-1]]
 
     def start(self, window: float) -> np.ndarray:
-        return np.searchsorted(self.key, self.key - window, side="left")
+        return np.searchsorted(self.key, self.key - round(window * 1000), side="left")
 
     def _cumsum(self, values: np.ndarray) -> np.ndarray:
         return np.r_[0.0, np.cumsum(values[self.order], dtype=np.float64)]
@@ -48,8 +50,8 @@ class _Windows:
     def delayed(self, values: np.ndarray, window: float, delay: float):
         """Count and sum of `values` over [t - delay - window, t - delay)."""
         csum = self._cumsum(values)
-        hi = np.searchsorted(self.key, self.key - delay, side="left")
-        lo = np.searchsorted(self.key, self.key - delay - window, side="left")
+        hi = np.searchsorted(self.key, self.key - round(delay * 1000), side="left")
+        lo = np.searchsorted(self.key, self.key - round((delay + window) * 1000), side="left")
         return (hi - lo).astype(np.float64), csum[hi] - csum[lo]
 
     def previous(self, sorted_values: np.ndarray, fill: float) -> np.ndarray:
@@ -91,7 +93,7 @@ def compute_features(
         "hour_sin": np.sin(2 * np.pi * hour / 24),
         "hour_cos": np.cos(2 * np.pi * hour / 24),
         "is_night": night,
-        "is_weekend": (tx["timestamp"].dt.dayofweek.to_numpy() >= 5).astype(np.float64),
+        "is_weekend": (tx["timestamp"].dt.day_of_week.to_numpy() >= 5).astype(np.float64),
     }
 
     by_card = _Windows(card, seconds)
@@ -112,6 +114,7 @@ def compute_features(
         f[f"card_mean_amount_{label}"] = by_card.unsort(means[label])
     sq_mean = _ratio(by_card.total(amount**2, 30 * DAY), counts["30d"], 0.0)
     std = np.sqrt(np.maximum(sq_mean - means["30d"] ** 2, 0.0))
+    std = np.where((counts["30d"] >= 2) & (std > 0.01), std, 0.0)  # below a cent is rounding noise
     f["amount_to_card_mean_30d"] = by_card.unsort(_ratio(a, means["30d"], 1.0))
     f["amount_zscore_card_30d"] = by_card.unsort(
         np.clip(_ratio(a - means["30d"], std, 0.0), -50, 50)

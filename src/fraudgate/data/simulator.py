@@ -40,6 +40,7 @@ class SimulationConfig:
     terminals_per_customer: int = 25
     emerging_day: int = 63
     away_from_home_share: float = 0.05
+    # fraud scenario rates per day, for every 10,000 transactions a day
     large_amount_per_day: float = 12.0
     compromised_terminals_per_day: float = 2.0
     compromised_cards_per_day: float = 3.0
@@ -101,6 +102,11 @@ class SimulatedData:
             terminals=pd.read_parquet(directory / "terminals.parquet"),
             summary=meta["summary"],
         )
+
+
+def _scaled(cfg: SimulationConfig, per_day: float) -> float:
+    """Scenario rates are set per 10,000 daily transactions, so the fraud rate keeps its level."""
+    return per_day * cfg.transactions_per_day / 10_000
 
 
 def _make_population(cfg: SimulationConfig, rng: np.random.Generator):
@@ -173,7 +179,7 @@ def _card_owner(customers: pd.DataFrame, cards: np.ndarray) -> np.ndarray:
 
 def _large_amount_frauds(cfg, rng, customers, n_terminals) -> pd.DataFrame:
     n_cards = int(customers["n_cards"].sum())
-    per_day = rng.poisson(cfg.large_amount_per_day, cfg.days)
+    per_day = rng.poisson(_scaled(cfg, cfg.large_amount_per_day), cfg.days)
     day = np.repeat(np.arange(cfg.days), per_day)
     n = len(day)
     card = rng.integers(0, n_cards, n)
@@ -192,7 +198,7 @@ def _large_amount_frauds(cfg, rng, customers, n_terminals) -> pd.DataFrame:
 
 def _compromise_terminals(cfg, rng, tx: pd.DataFrame, n_terminals: int) -> None:
     """Skimmed terminals: about half their transactions in the window become fraud."""
-    per_day = rng.poisson(cfg.compromised_terminals_per_day, cfg.days)
+    per_day = rng.poisson(_scaled(cfg, cfg.compromised_terminals_per_day), cfg.days)
     day = np.repeat(np.arange(cfg.days), per_day)
     terminals = rng.integers(0, n_terminals, len(day))
     coin = rng.random(len(tx))
@@ -211,7 +217,7 @@ def _compromise_terminals(cfg, rng, tx: pd.DataFrame, n_terminals: int) -> None:
 
 def _compromise_cards(cfg, rng, tx: pd.DataFrame, n_cards: int) -> None:
     """Cloned cards: a third of the purchases in the window are inflated 3-6x and are fraud."""
-    per_day = rng.poisson(cfg.compromised_cards_per_day, cfg.days)
+    per_day = rng.poisson(_scaled(cfg, cfg.compromised_cards_per_day), cfg.days)
     day = np.repeat(np.arange(cfg.days), per_day)
     cards = rng.integers(0, n_cards, len(day))
     compromised_from = np.full(n_cards, np.iinfo(np.int64).max)
@@ -230,7 +236,7 @@ def _compromise_cards(cfg, rng, tx: pd.DataFrame, n_cards: int) -> None:
 def _card_testing_frauds(cfg, rng, customers, n_terminals) -> pd.DataFrame:
     """The emerging pattern: tiny night-time probes, then moderate cash-out charges."""
     days = np.arange(cfg.emerging_day, cfg.days)
-    per_day = rng.poisson(cfg.card_testing_attacks_per_day, len(days))
+    per_day = rng.poisson(_scaled(cfg, cfg.card_testing_attacks_per_day), len(days))
     attack_day = np.repeat(days, per_day)
     n_attacks = len(attack_day)
     n_cards = int(customers["n_cards"].sum())

@@ -40,8 +40,8 @@ def render_offline(offline: dict, console: Console) -> None:
     scenarios.add_column("scenario")
     scenarios.add_column("frauds", justify="right")
     for key in keys:
-        scenarios.add_column(f"{models[key]['serving_name']} caught", justify="right")
-    scenarios.add_column("recall gap (v2 - v1) [95% CI]", justify="right")
+        scenarios.add_column(f"{key} caught", justify="right")
+    scenarios.add_column("recall gap v2-v1 (95% CI)", justify="right", no_wrap=True)
     scenarios.add_column("McNemar p", justify="right")
     for name, gap in offline["comparison"].items():
         row = [name, f"{gap['positives']:,}"]
@@ -52,6 +52,10 @@ def render_offline(offline: dict, console: Console) -> None:
             else:
                 caught = by.get(name, {}).get("caught", 0)
             row.append(f"{caught:,}")
-        row += [_interval(gap["recall_gap"]), f"{gap['mcnemar_p_value']:.2g}"]
+        g = gap["recall_gap"]
+        row += [
+            f"{g['estimate']:+.3f} ({g['low']:+.3f}..{g['high']:+.3f})",
+            f"{gap['mcnemar_p_value']:.2g}",
+        ]
         scenarios.add_row(*row)
     console.print(scenarios)
