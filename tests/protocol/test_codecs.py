@@ -153,6 +153,7 @@ def test_grpc_raw_and_typed_contents():
         ),
     ],
 )
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_invalid_inputs_name_field_expected_and_received(body, fragment):
     with pytest.raises(InvalidInput) as err:
         _decode(body)

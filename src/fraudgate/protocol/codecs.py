@@ -14,6 +14,7 @@ naming the field, the expected and the received value.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,6 @@ CONTENT_TYPES = ("np", "pd")
 _FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 _NUMERIC_KINDS = frozenset("fiu")
 _F32 = np.dtype(np.float32)
-_FP32_MAX = float(np.finfo(np.float32).max)
 
 
 def _preview(value: Any, limit: int = 80) -> str:
@@ -36,13 +36,20 @@ def _preview(value: Any, limit: int = 80) -> str:
 
 
 def check_shape(shape: Any, where: str) -> list[int]:
-    if not isinstance(shape, list | tuple) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise InvalidInput(
-            f"{where}.shape: expected a list of non-negative integers, received {_preview(shape)}"
-        )
-    return list(shape)
+    if type(shape) is not list:
+        if not isinstance(shape, list | tuple):
+            raise InvalidInput(
+                f"{where}.shape: expected a list of non-negative integers, "
+                f"received {_preview(shape)}"
+            )
+        shape = list(shape)
+    for dim in shape:
+        if type(dim) is not int or dim < 0:  # bool is not int here
+            raise InvalidInput(
+                f"{where}.shape: expected a list of non-negative integers, "
+                f"received {_preview(shape)}"
+            )
+    return shape
 
 
 def tensor_array(tensor: RequestInput, where: str) -> np.ndarray:
@@ -62,7 +69,15 @@ def tensor_array(tensor: RequestInput, where: str) -> np.ndarray:
     for dim in shape:
         expected *= dim
     data = tensor.data
-    if isinstance(data, bytes | bytearray | memoryview):
+    if type(data) is list:
+        try:
+            array = np.asarray(data)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(
+                f"{where}.data: expected a flat or nested list of numbers matching shape "
+                f"{shape}, received a ragged or mixed list ({exc})"
+            ) from None
+    elif isinstance(data, bytes | bytearray | memoryview):
         dtype = NUMPY_DTYPES[datatype]
         if len(data) != expected * dtype.itemsize:
             raise InvalidInput(
@@ -70,64 +85,53 @@ def tensor_array(tensor: RequestInput, where: str) -> np.ndarray:
                 f"received {len(data)}"
             )
         array = np.frombuffer(data, dtype=dtype)
+    elif isinstance(data, np.ndarray):
+        array = data
+    elif data is None:
+        raise InvalidInput(f"{where}.data: required, received nothing")
     else:
-        if data is None:
-            raise InvalidInput(f"{where}.data: required, received nothing")
-        if isinstance(data, np.ndarray):
-            array = data
+        raise InvalidInput(f"{where}.data: expected a list of numbers, received {_preview(data)}")
+    kind = array.dtype.kind
+    if kind not in _NUMERIC_KINDS:
+        if kind == "b":
+            received = "booleans"
+        elif kind in "US":
+            received = "strings"
         else:
-            if not isinstance(data, list):
-                raise InvalidInput(
-                    f"{where}.data: expected a list of numbers, received {_preview(data)}"
-                )
-            try:
-                array = np.asarray(data)
-            except (ValueError, TypeError) as exc:
-                raise InvalidInput(
-                    f"{where}.data: expected a flat or nested list of numbers matching shape "
-                    f"{shape}, received a ragged or mixed list ({exc})"
-                ) from None
-        if array.dtype.kind not in _NUMERIC_KINDS:
-            if array.dtype.kind == "b":
-                received = "booleans"
-            elif array.dtype.kind in "US":
-                received = "strings"
-            else:
-                received = "non-numeric values (e.g. null, objects or huge integers)"
-            raise InvalidInput(f"{where}.data: expected numbers, received {received}")
-        if array.size != expected:
-            raise InvalidInput(
-                f"{where}.data: shape {shape} needs {expected} values, received {array.size}"
-            )
-    try:
-        array = array.reshape(shape)
-    except ValueError:  # pragma: no cover - sizes already match
-        raise InvalidInput(f"{where}.data: cannot reshape to {shape}") from None
-    if array.dtype != _F32:
-        if array.dtype.kind == "f" and array.size and not _fits_fp32(array):
-            raise InvalidInput(
-                f"{where}.data: expected finite numbers within the FP32 range, received "
-                f"{_first_bad(array)}"
-            )
-        array = array.astype(np.float32)
-    if not np.isfinite(array).all():
-        bad = int(np.flatnonzero(~np.isfinite(array.reshape(-1)))[0])
+            received = "non-numeric values (e.g. null, objects or huge integers)"
+        raise InvalidInput(f"{where}.data: expected numbers, received {received}")
+    if array.size != expected:
         raise InvalidInput(
-            f"{where}.data: expected finite numbers (FP32 range), received "
-            f"{array.reshape(-1)[bad]!r} at flat index {bad}"
+            f"{where}.data: shape {shape} needs {expected} values, received {array.size}"
+        )
+    if array.ndim != len(shape) or array.shape != tuple(shape):
+        array = array.reshape(shape)
+    if array.dtype is not _F32:
+        try:  # out-of-range values become inf (numpy may warn once), reported below
+            array = array.astype(_F32)
+        except (RuntimeWarning, FloatingPointError):  # warnings turned into errors
+            raise InvalidInput(
+                f"{where}.data: expected finite numbers within the FP32 range, received values "
+                "that overflow FP32"
+            ) from None
+    # float64 accumulation cannot overflow for finite float32 values: NaN/Inf <=> non-finite sum
+    if not math.isfinite(array.sum(dtype=np.float64)):
+        flat = array.reshape(-1)
+        bad = int(np.flatnonzero(~np.isfinite(flat))[0])
+        raise InvalidInput(
+            f"{where}.data: expected finite numbers within the FP32 range, received "
+            f"{_describe_bad(data, bad, flat[bad])} at flat index {bad}"
         )
     return array
 
 
-def _fits_fp32(array: np.ndarray) -> bool:
-    # NaN fails both comparisons, so NaN/Inf/out-of-range all report False
-    return bool(array.max() <= _FP32_MAX and array.min() >= -_FP32_MAX)
-
-
-def _first_bad(array: np.ndarray) -> str:
-    flat = array.reshape(-1)
-    bad = np.flatnonzero(~(np.abs(flat) <= _FP32_MAX))
-    return f"{flat[bad[0]]!r} at flat index {int(bad[0])}" if bad.size else "a non-finite value"
+def _describe_bad(data: Any, index: int, value: Any) -> str:
+    if type(data) is list:
+        try:
+            return repr(np.asarray(data).reshape(-1)[index].item())
+        except (ValueError, TypeError, IndexError):  # pragma: no cover - already validated
+            pass
+    return repr(float(value))
 
 
 def content_type(request: InferenceRequest) -> str:

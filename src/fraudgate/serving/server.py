@@ -204,7 +204,10 @@ def run_server(
     def ready(running: RunningServer) -> None:
         from rich.console import Console
 
-        Console(stderr=False).print(_startup_table(running, host))
+        console = Console()
+        if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 columns
+            console = Console(width=200)
+        console.print(_startup_table(running, host))
         sys.stdout.flush()
 
     coro = serve_async(config, host=host, http_port=http_port, grpc_port=grpc_port, on_ready=ready)
