@@ -40,13 +40,6 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the config's models over the Open Inference Protocol (REST + gRPC, one process).
-
-    Loads each model from the MLflow registry (e.g. models:/fraud-detection@champion), compiles
-    it to the fastest runtime whose scores match the MLflow model, and serves it at
-    /v2/models/<name>/infer (REST) and inference.GRPCInferenceService/ModelInfer (gRPC), with
-    /metrics (Prometheus) and /openapi.json. Stop with Ctrl-C.
-    """
     from fraudgate.serving.server import StartupError, run_server
 
     try:
@@ -57,6 +50,14 @@ def serve(
     except KeyboardInterrupt:
         pass
 
+
+serve.__doc__ = (
+    "Serve the config's models over the Open Inference Protocol (REST + gRPC, one process).\n\n"
+    "Loads each model from the MLflow registry (e.g. models:/fraud-detection@champion), "
+    "compiles it to the fastest runtime whose scores match the MLflow model, and serves it at "
+    "/v2/models/<name>/infer (REST) and inference.GRPCInferenceService/ModelInfer (gRPC), with "
+    "/metrics (Prometheus) and /openapi.json. Stop with Ctrl-C."
+)
 
 app = typer.Typer(add_completion=False, help="fraudgate inference server.")
 app.command()(serve)
