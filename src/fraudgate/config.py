@@ -13,8 +13,21 @@ Validation is by hand so errors name the field, the expected value and the recei
         batching: {max_batch_size: 32, max_wait_ms: 1.0}
       - name: fraud-v2-candidate
         uri: models:/fraud-detection@challenger
-    experiment: {...}              # owned by fraudgate.experiments (kept as a raw mapping here)
-    ledger: {...}                  # owned by fraudgate.ledger (kept as a raw mapping here)
+    experiment:                    # optional; validated by fraudgate.experiments.ExperimentSpec
+      name: fraud-detection-ab-test
+      default: fraud-v1-baseline
+      candidates: [{name: fraud-v1-baseline, weight: 80}, {name: fraud-v2-candidate, weight: 20}]
+      mirror: {percent: 100}       # no name: the arm that did not answer scores in shadow
+      routing: {key: card_id, source: parameter}
+    ledger:                        # optional; every scored row is recorded when present
+      url: sqlite:////abs/dir/ledger.db   # default: ledger.db next to the config file
+      enabled: true
+      weights_poll_s: 1.0          # how often to pick up weight changes other replicas made
+    auth:                          # bearer token for /feedback and /admin (inference stays open)
+      token_env: FRAUDGATE_ADMIN_TOKEN    # or token: "..." (not both)
+      inference: false             # true: inference needs the token too
+
+Without ``experiment``/``ledger`` sections the server serves the models exactly as before.
 """
 
 from __future__ import annotations
@@ -35,9 +48,12 @@ DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_WAIT_MS = 1.0
 
-# Sections other rooms own: accepted and kept verbatim for them to validate.
+DEFAULT_WEIGHTS_POLL_S = 1.0
+ADMIN_TOKEN_ENV = "FRAUDGATE_ADMIN_TOKEN"
+
+# Sections other rooms own: kept verbatim as well (``experiment``/``ledger``) after validation.
 RAW_SECTIONS = ("experiment", "ledger")
-_TOP_LEVEL = ("registry", "server", "models", *RAW_SECTIONS)
+_TOP_LEVEL = ("registry", "server", "models", *RAW_SECTIONS, "auth")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -69,13 +85,42 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class LedgerConfig:
+    """Where decisions and labels are recorded (see `fraudgate.ledger.open_ledger`)."""
+
+    url: str
+    enabled: bool = True
+    weights_poll_s: float = DEFAULT_WEIGHTS_POLL_S
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Bearer-token auth. ``token`` None: feedback/admin endpoints are open (not recommended)."""
+
+    token: str | None = None
+    token_env: str | None = None
+    inference: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.token is not None
+
+
+@dataclass(frozen=True)
 class FraudgateConfig:
     models: tuple[ModelConfig, ...]
     server: ServerConfig = field(default_factory=ServerConfig)
     registry: str | None = None
-    experiment: dict[str, Any] | None = None
-    ledger: dict[str, Any] | None = None
+    experiment: dict[str, Any] | None = None  # the raw section (see experiment_spec)
+    ledger: dict[str, Any] | None = None  # the raw section (see ledger_config)
     path: Path | None = None
+    experiment_spec: Any = None  # fraudgate.experiments.ExperimentSpec | None
+    ledger_config: LedgerConfig | None = None
+    auth: AuthConfig = field(default_factory=AuthConfig)
+
+    @property
+    def ledger_enabled(self) -> bool:
+        return self.ledger_config is not None and self.ledger_config.enabled
 
     @property
     def tracking_uri(self) -> str | None:
@@ -224,6 +269,81 @@ def _server(value: Any) -> ServerConfig:
     return server
 
 
+def _experiment(value: dict[str, Any], models: tuple[ModelConfig, ...]) -> Any:
+    from fraudgate.experiments import ExperimentConfigError, ExperimentSpec
+
+    try:
+        spec = ExperimentSpec.from_config(value)
+    except ExperimentConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    served = [m.name for m in models]
+    for name in spec.model_names:
+        if name not in served:
+            raise ConfigError(
+                f"experiment: model {name!r} is not served; expected one of the models[].name "
+                f"{served}, received {name!r}"
+            )
+    return spec
+
+
+def _ledger(value: dict[str, Any], path: Path | None) -> LedgerConfig:
+    _no_unknown(value, ("url", "enabled", "weights_poll_s"), "ledger")
+    url = value.get("url")
+    if url is None:
+        base = path.parent if path is not None else Path.cwd()
+        url = f"sqlite:///{(base / 'ledger.db').resolve()}"
+    url = _str(url, "ledger.url")
+    if "://" in url and not url.startswith(("sqlite:", "postgresql", "postgres:")):
+        raise ConfigError(
+            f"ledger.url: expected a sqlite:/// or postgresql:// URL (or a SQLite file path), "
+            f"received {url!r}"
+        )
+    enabled = value.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"ledger.enabled: expected true or false, received {_describe(enabled)}")
+    poll = _float(
+        value.get("weights_poll_s", DEFAULT_WEIGHTS_POLL_S),
+        "ledger.weights_poll_s",
+        minimum=0.0,
+        maximum=3600.0,
+    )
+    return LedgerConfig(url=url, enabled=enabled, weights_poll_s=poll)
+
+
+def _auth(value: Any) -> AuthConfig:
+    if value is None:
+        return AuthConfig()
+    data = _mapping(value, "auth")
+    _no_unknown(data, ("token", "token_env", "inference"), "auth")
+    token, token_env = data.get("token"), data.get("token_env")
+    if token is not None and token_env is not None:
+        raise ConfigError(
+            f"auth: expected one of token or token_env, received both (token_env {token_env!r})"
+        )
+    if token is not None:
+        token = _str(token, "auth.token")
+        if len(token) < 8:
+            raise ConfigError(
+                f"auth.token: expected at least 8 characters, received {len(token)} characters"
+            )
+    elif token_env is not None:
+        token_env = _str(token_env, "auth.token_env")
+        token = os.environ.get(token_env) or None
+        if token is None:
+            raise ConfigError(
+                f"auth.token_env: expected the environment variable {token_env} to hold the "
+                "bearer token, received nothing (it is unset or empty)"
+            )
+    inference = data.get("inference", False)
+    if not isinstance(inference, bool):
+        raise ConfigError(
+            f"auth.inference: expected true or false, received {_describe(inference)}"
+        )
+    if inference and token is None:
+        raise ConfigError("auth.inference: true needs auth.token or auth.token_env, received none")
+    return AuthConfig(token=token, token_env=token_env, inference=inference)
+
+
 def parse_config(data: Any, path: Path | None = None) -> FraudgateConfig:
     """Validate an already-parsed YAML document."""
     data = _mapping(data, "config")
@@ -248,6 +368,8 @@ def parse_config(data: Any, path: Path | None = None) -> FraudgateConfig:
     for section in RAW_SECTIONS:
         value = data.get(section)
         raw[section] = None if value is None else dict(_mapping(value, section))
+    spec = None if raw["experiment"] is None else _experiment(raw["experiment"], models)
+    ledger = None if raw["ledger"] is None else _ledger(raw["ledger"], path)
     return FraudgateConfig(
         models=models,
         server=_server(data.get("server")),
@@ -255,6 +377,9 @@ def parse_config(data: Any, path: Path | None = None) -> FraudgateConfig:
         experiment=raw["experiment"],
         ledger=raw["ledger"],
         path=path,
+        experiment_spec=spec,
+        ledger_config=ledger,
+        auth=_auth(data.get("auth")),
     )
 
 
@@ -304,19 +429,84 @@ def default_config_dict(tracking_uri: str) -> dict[str, Any]:
     }
 
 
+DEMO_EXPERIMENT = "fraud-detection-ab-test"
+
+
+def demo_experiment_dict() -> dict[str, Any]:
+    """The demo's experiment: 80/20 by card, and the other arm scores every request in shadow."""
+    return {
+        "name": DEMO_EXPERIMENT,
+        "default": "fraud-v1-baseline",
+        "candidates": [
+            {"name": "fraud-v1-baseline", "weight": 80},
+            {"name": "fraud-v2-candidate", "weight": 20},
+        ],
+        "mirror": {"percent": 100},
+        "routing": {"key": "card_id", "source": "parameter", "header": "x-routing-key"},
+    }
+
+
+def demo_config_dict(tracking_uri: str, workdir: Path, token: str | None = None) -> dict[str, Any]:
+    """`default_config_dict` plus the demo's experiment, a SQLite ledger in `workdir` and auth.
+
+    The admin/feedback token is ``token`` when given; else ``token_env: FRAUDGATE_ADMIN_TOKEN``
+    when that variable is set; else a freshly generated random token written into the file.
+    """
+    import secrets
+
+    config = default_config_dict(tracking_uri)
+    config["experiment"] = demo_experiment_dict()
+    config["ledger"] = {
+        "url": f"sqlite:///{(Path(workdir) / 'ledger.db').resolve()}",
+        "enabled": True,
+        "weights_poll_s": DEFAULT_WEIGHTS_POLL_S,
+    }
+    if token is None and os.environ.get(ADMIN_TOKEN_ENV):
+        config["auth"] = {"token_env": ADMIN_TOKEN_ENV, "inference": False}
+    else:
+        config["auth"] = {"token": token or secrets.token_urlsafe(24), "inference": False}
+    return config
+
+
 _HEADER = """\
 # fraudgate configuration: `fraudgate serve --config {name}`
 # registry: MLflow tracking URI the models are loaded from
 # models[].threshold: null takes the registry version tag "threshold"
 # models[].runtime: auto picks the fastest runtime that matches the MLflow model's scores
 """
+_DEMO_HEADER = """\
+# experiment: requests to fraud-v1-baseline (or to the experiment's name) are split 80/20 by the
+#   request parameter card_id (or header x-routing-key); the arm that did not answer scores every
+#   request in shadow (mirror percent 100, no name); explicit versions (fraud-v1-baseline_1,
+#   /versions/1) bypass the experiment
+# ledger: every decision is recorded here; labels arrive through POST /feedback
+# auth.token: the bearer token for /feedback and /admin (`fraudgate experiment set --token ...`)
+"""
 
 
-def write_default_config(path: Path, tracking_uri: str) -> Path:
-    """Write the demo's two-model config to `path` (validated by reading it back); return it."""
+def write_default_config(
+    path: Path,
+    tracking_uri: str,
+    *,
+    experiment: bool = True,
+    token: str | None = None,
+) -> Path:
+    """Write the demo's config to `path` (validated by reading it back); return it.
+
+    With ``experiment`` (the default) the file also holds the demo's A/B experiment, a SQLite
+    ledger next to it and an admin token (see `demo_config_dict`); without it, just the two models.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = yaml.safe_dump(default_config_dict(tracking_uri), sort_keys=False)
-    path.write_text(_HEADER.format(name=path.name) + body, encoding="utf-8")
+    if experiment:
+        data = demo_config_dict(tracking_uri, path.parent, token)
+        header = _HEADER + _DEMO_HEADER
+    else:
+        data = default_config_dict(tracking_uri)
+        header = _HEADER
+    body = yaml.safe_dump(data, sort_keys=False)
+    path.write_text(header.format(name=path.name) + body, encoding="utf-8")
+    if experiment and "token" in data.get("auth", {}):
+        path.chmod(0o600)  # it holds a secret
     load_config(path)
     return path

@@ -45,7 +45,9 @@ def server(
     trained_registry, free_port, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("server")
-    config = write_default_config(root / "fraudgate.yaml", trained_registry.tracking_uri)
+    config = write_default_config(
+        root / "fraudgate.yaml", trained_registry.tracking_uri, experiment=False
+    )
     http_port, grpc_port = free_port(), free_port()
     log = root / "server.log"
     env = {**os.environ, "XDG_CACHE_HOME": str(root / "cache"), "PYTHONUNBUFFERED": "1"}

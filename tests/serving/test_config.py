@@ -11,7 +11,9 @@ from fraudgate.config import ConfigError, load_config, write_default_config
 
 
 def test_default_config_round_trips(tmp_path: Path):
-    path = write_default_config(tmp_path / "fraudgate.yaml", "sqlite:////x/mlflow.db")
+    path = write_default_config(
+        tmp_path / "fraudgate.yaml", "sqlite:////x/mlflow.db", experiment=False
+    )
     config = load_config(path)
     assert config.registry == "sqlite:////x/mlflow.db" and config.tracking_uri == config.registry
     assert [m.name for m in config.models] == ["fraud-v1-baseline", "fraud-v2-candidate"]
@@ -31,15 +33,49 @@ def _write(tmp_path: Path, data) -> Path:
 MODEL = {"name": "m", "uri": "models:/fraud-detection@champion"}
 
 
-def test_minimal_config_and_raw_sections(tmp_path: Path):
-    config = load_config(
-        _write(
-            tmp_path,
-            {"models": [MODEL], "experiment": {"kind": "ab"}, "ledger": {"url": "sqlite://"}},
-        )
-    )
+def test_minimal_config(tmp_path: Path):
+    config = load_config(_write(tmp_path, {"models": [MODEL]}))
     assert config.models[0].threshold is None and config.server.host == "127.0.0.1"
-    assert config.experiment == {"kind": "ab"} and config.ledger == {"url": "sqlite://"}
+    assert config.experiment_spec is None and config.ledger_config is None
+    assert not config.ledger_enabled and not config.auth.enabled
+
+
+def test_demo_config_has_experiment_ledger_and_token(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("FRAUDGATE_ADMIN_TOKEN", raising=False)
+    path = write_default_config(tmp_path / "fraudgate.yaml", "sqlite:////x/mlflow.db")
+    config = load_config(path)
+    spec = config.experiment_spec
+    assert spec.name == "fraud-detection-ab-test" and spec.default == "fraud-v1-baseline"
+    assert spec.weights == {"fraud-v1-baseline": 80, "fraud-v2-candidate": 20}
+    assert spec.mirror.percent == 100 and spec.mirror.name is None
+    assert spec.routing.key == "card_id" and spec.routing.source == "parameter"
+    assert config.ledger_config.url == f"sqlite:///{(tmp_path / 'ledger.db').resolve()}"
+    assert config.ledger_enabled and config.ledger_config.weights_poll_s == 1.0
+    assert config.auth.enabled and len(config.auth.token) >= 24 and not config.auth.inference
+    assert path.stat().st_mode & 0o077 == 0  # the token is a secret
+    other = load_config(write_default_config(tmp_path / "b.yaml", "sqlite:////x/mlflow.db"))
+    assert other.auth.token != config.auth.token  # generated per file
+    # from the environment: the file names the variable, not the secret
+    monkeypatch.setenv("FRAUDGATE_ADMIN_TOKEN", "from-the-environment")
+    path = write_default_config(tmp_path / "c.yaml", "sqlite:////x/mlflow.db")
+    assert "from-the-environment" not in path.read_text()
+    assert load_config(path).auth.token == "from-the-environment"
+
+
+def test_ledger_defaults_next_to_the_config(tmp_path: Path):
+    config = load_config(_write(tmp_path, {"models": [MODEL], "ledger": {}}))
+    assert config.ledger_config.url == f"sqlite:///{(tmp_path / 'ledger.db').resolve()}"
+    assert config.ledger_enabled
+    off = load_config(_write(tmp_path, {"models": [MODEL], "ledger": {"enabled": False}}))
+    assert off.ledger_config is not None and not off.ledger_enabled
+
+
+EXPERIMENT = {
+    "name": "ab",
+    "default": "m",
+    "candidates": [{"name": "m", "weight": 1}, {"name": "n", "weight": 1}],
+}
+TWO = [MODEL, {"name": "n", "uri": "models:/fraud-detection@challenger"}]
 
 
 @pytest.mark.parametrize(
@@ -70,6 +106,37 @@ def test_minimal_config_and_raw_sections(tmp_path: Path):
         ({"models": [MODEL], "server": {"http_port": 9000, "grpc_port": 9000}}, "server.grpc_port"),
         ({"models": [MODEL], "server": {"colour": 1}}, "server.colour: unknown key"),
         ({"models": [MODEL], "ledger": [1]}, "ledger: expected a mapping"),
+        ({"models": [MODEL], "ledger": {"url": "mysql://x"}}, "ledger.url: expected a sqlite"),
+        ({"models": [MODEL], "ledger": {"enabled": "yes"}}, "ledger.enabled: expected true"),
+        ({"models": [MODEL], "ledger": {"colour": 1}}, "ledger.colour: unknown key"),
+        (
+            {"models": [MODEL], "ledger": {"weights_poll_s": -1}},
+            "ledger.weights_poll_s: expected a number between",
+        ),
+        ({"models": TWO, "experiment": {"kind": "ab"}}, "experiment.kind"),
+        (
+            {"models": [MODEL], "experiment": EXPERIMENT},
+            "experiment: model 'n' is not served; expected one of the models[].name ['m']",
+        ),
+        (
+            {"models": TWO, "experiment": {**EXPERIMENT, "mirror": {"percent": 101}}},
+            "experiment.mirror.percent: expected an integer between 0 and 100, received 101",
+        ),
+        (
+            {"models": TWO, "experiment": {**EXPERIMENT, "default": "x"}},
+            "experiment.default: expected one of the candidates",
+        ),
+        ({"models": [MODEL], "auth": {"token": "short"}}, "auth.token: expected at least 8"),
+        (
+            {"models": [MODEL], "auth": {"token": "long-enough", "token_env": "X"}},
+            "auth: expected one of token or token_env, received both",
+        ),
+        (
+            {"models": [MODEL], "auth": {"token_env": "FRAUDGATE_TEST_UNSET_VARIABLE"}},
+            "auth.token_env: expected the environment variable FRAUDGATE_TEST_UNSET_VARIABLE",
+        ),
+        ({"models": [MODEL], "auth": {"inference": True}}, "auth.inference: true needs"),
+        ({"models": [MODEL], "auth": {"user": "x"}}, "auth.user: unknown key"),
         ([1, 2], "config: expected a mapping"),
     ],
 )

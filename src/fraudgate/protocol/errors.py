@@ -35,6 +35,14 @@ class Unsupported(InferenceError):
     """A known but unsupported feature (e.g. an output encoding) was asked for."""
 
 
+class Unauthorized(InferenceError):
+    """A missing or wrong bearer token on an authenticated endpoint."""
+
+
+class Unavailable(InferenceError):
+    """A dependency is down or not configured (e.g. the decision ledger); retry later."""
+
+
 # error class -> (HTTP status, gRPC status code name); the only place this mapping lives.
 STATUS_TABLE: dict[type[InferenceError], tuple[int, str]] = {
     InvalidInput: (400, "INVALID_ARGUMENT"),
@@ -43,6 +51,8 @@ STATUS_TABLE: dict[type[InferenceError], tuple[int, str]] = {
     ModelNotFound: (404, "NOT_FOUND"),
     PayloadTooLarge: (413, "RESOURCE_EXHAUSTED"),
     NotReady: (503, "UNAVAILABLE"),
+    Unavailable: (503, "UNAVAILABLE"),
+    Unauthorized: (401, "UNAUTHENTICATED"),
 }
 INTERNAL = (500, "INTERNAL")
 

@@ -42,6 +42,7 @@ from fraudgate.protocol.types import (
     ResponseOutput,
 )
 from fraudgate.serving.batching import Batcher
+from fraudgate.serving.experiment import ExperimentPlane, HeadersFn, new_request_id
 from fraudgate.serving.metrics import UNKNOWN_MODEL, ModelMetrics, ServerMetrics, observe_scores
 
 log = logging.getLogger(__name__)
@@ -161,16 +162,29 @@ class RepositoryEntry:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def outputs_scores(outputs: list[ResponseOutput], probabilities: np.ndarray) -> np.ndarray:
+    """The FP32 scores exactly as returned (the ledger records what the caller saw)."""
+    for output in outputs:
+        if output.name == PROBABILITY_OUTPUT:
+            return output.data
+    return np.asarray(probabilities, dtype=np.float32)
+
+
 class DataPlane:
     def __init__(
         self,
         config: FraudgateConfig,
         loader: ModelLoader,
         metrics: ServerMetrics | None = None,
+        experiment: ExperimentPlane | None = None,
     ) -> None:
         self.config = config
         self.loader = loader
         self.metrics = metrics or ServerMetrics()
+        # routing, ledger, mirror and admin; None (no experiment/ledger configured): plain serving
+        self.experiment = experiment
+        if experiment is not None:
+            experiment.bind(self.resolve)
         self.entries: dict[str, RepositoryEntry] = {
             m.name: RepositoryEntry(config=m) for m in config.models
         }
@@ -257,8 +271,15 @@ class DataPlane:
         version: str | None,
         decode: Callable[[], InferenceRequest],
         protocol: str,
+        headers: HeadersFn | None = None,
     ) -> tuple[InferenceRequest, InferenceResponse]:
-        """Decode, score and build the response; records metrics for success and failure."""
+        """Decode, score and build the response; records metrics for success and failure.
+
+        With an experiment/ledger configured, see `_infer_experiment`; ``headers`` lazily gives
+        the transport's headers (REST) or metadata (gRPC) for the routing key.
+        """
+        if self.experiment is not None:
+            return await self._infer_experiment(name, version, decode, protocol, headers)
         start = time.perf_counter()
         model: DeployedModel | None = None
         try:
@@ -277,6 +298,61 @@ class DataPlane:
         metrics.requests[protocol].inc()
         metrics.latency[protocol].observe(time.perf_counter() - start)
         return request, InferenceResponse(model.name, model.version, outputs, request.id)
+
+    async def _infer_experiment(
+        self,
+        name: str,
+        version: str | None,
+        decode: Callable[[], InferenceRequest],
+        protocol: str,
+        headers: HeadersFn | None,
+    ) -> tuple[InferenceRequest, InferenceResponse]:
+        """Route (when addressed to the experiment), score, record in the ledger, queue the mirror.
+
+        The response names the model that answered; it is returned only once the served rows are
+        committed to the ledger. The mirror copy is scored after the response is sent.
+        """
+        plane = self.experiment
+        assert plane is not None
+        start = time.perf_counter()
+        model: DeployedModel | None = None
+        route = None
+        try:
+            routed = plane.routes(name, version)
+            if not routed:
+                model = self.resolve(name, version)
+            request = decode()
+            if routed:
+                route = plane.route(request.parameters, headers)
+                model = self.resolve(route.model)
+            assert model is not None
+            x = decode_features(request)
+            probabilities = await model.batcher.predict(x)
+            outputs = model.outputs(probabilities, request.outputs)
+            request_id = request.id or new_request_id()
+            await plane.record(
+                request_id,
+                request.parameters,
+                model,
+                x,
+                outputs_scores(outputs, probabilities),
+                route,
+                time.perf_counter() - start,
+            )
+        except InferenceError as exc:
+            self._record_failure(name, model, protocol, http_status(exc))
+            raise
+        except Exception:
+            self._record_failure(name, model, protocol, 500)
+            raise
+        metrics = model.metrics
+        metrics.requests[protocol].inc()
+        metrics.latency[protocol].observe(time.perf_counter() - start)
+        response = InferenceResponse(model.name, model.version, outputs, request_id)
+        parameters = plane.response_parameters(route)
+        if parameters is not None:
+            response.parameters = parameters
+        return request, response
 
     def _record_failure(
         self, name: str, model: DeployedModel | None, protocol: str, code: int

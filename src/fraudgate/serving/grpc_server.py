@@ -33,6 +33,14 @@ def _repository_parameter(value: pb.ModelRepositoryParameter) -> Any:
     return None if which is None else getattr(value, which)
 
 
+def _metadata(context: Any) -> dict[str, str]:
+    return {
+        key: value
+        for key, value in (context.invocation_metadata() or ())
+        if isinstance(value, str)  # binary (-bin) metadata is not a routing key
+    }
+
+
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, dataplane: DataPlane) -> None:
         self.dataplane = dataplane
@@ -72,13 +80,23 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> Any:
         raw = bool(request.raw_input_contents)
+        plane = self.dataplane.experiment
         try:
+            headers = None
+            if plane is not None:
+                headers = lambda: _metadata(context)  # noqa: E731
+                if plane.auth_inference:
+                    plane.check_token(_metadata(context).get("authorization"))
             _, response = await self.dataplane.infer(
                 request.model_name,
                 request.model_version or None,
                 lambda: request_from_proto(request),
                 "grpc",
+                headers,
             )
+            if plane is not None:
+                route = f":{response.model_name}_{response.model_version}:"
+                context.set_trailing_metadata((("x-seldon-route", route),))
         except InferenceError as exc:
             await _abort(context, exc)
         except Exception as exc:  # pragma: no cover - a bug, not bad input

@@ -22,10 +22,13 @@ from fraudgate.protocol.errors import (
     InvalidInput,
     ModelNotFound,
     PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
     http_status,
 )
 from fraudgate.protocol.rest_codec import encode_infer_response, error_body, parse_infer_request
 from fraudgate.serving.dataplane import DataPlane
+from fraudgate.serving.experiment import ExperimentPlane
 from fraudgate.serving.openapi import openapi_document
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ _JSON = b"application/json"
 _OCTET = b"application/octet-stream"
 _MODELS = "/v2/models/"
 _REPO_MODELS = "/v2/repository/models/"
+_ADMIN_EXPERIMENTS = "/admin/experiments/"
 _LIVE = orjson.dumps({"live": True})
 _READY = orjson.dumps({"ready": True})
 _NOT_READY_SERVER = error_body("server is not ready: models are still loading or none is loaded")
@@ -90,7 +94,8 @@ class RestApp:
             await _send(send, 404, error_body(exc.message))
             return
         except InferenceError as exc:
-            await _send(send, http_status(exc), error_body(exc.message))
+            extra = [(b"www-authenticate", b"Bearer")] if isinstance(exc, Unauthorized) else None
+            await _send(send, http_status(exc), error_body(exc.message), _JSON, extra)
             return
         except _Disconnected:
             return
@@ -199,12 +204,19 @@ class RestApp:
     # -- inference (the hot path) ----------------------------------------------------------------
     async def _infer(self, scope: dict[str, Any], receive: Any, send: Any, rest: str) -> None:
         dataplane = self.dataplane
+        plane = dataplane.experiment
         name = rest
         try:
             name, version = _split_model_path(rest)
+            if plane is not None and plane.auth_inference:
+                plane.check_token(_header(scope, b"authorization"))
             body, header_length = await self._body(scope, receive)
             request, response = await dataplane.infer(
-                name, version, lambda: parse_infer_request(body, header_length), "rest"
+                name,
+                version,
+                lambda: parse_infer_request(body, header_length),
+                "rest",
+                None if plane is None else lambda: _headers(scope),
             )
             payload, json_length = encode_infer_response(response, request)
         except _Disconnected:
@@ -223,28 +235,20 @@ class RestApp:
             await _send(send, 500, error_body(f"internal error: {type(exc).__name__}: {exc}"))
             return
         if json_length is None:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", _JSON),
-                        (b"content-length", str(len(payload)).encode()),
-                    ],
-                }
-            )
+            headers = [
+                (b"content-type", _JSON),
+                (b"content-length", str(len(payload)).encode()),
+            ]
         else:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", _OCTET),
-                        (b"content-length", str(len(payload)).encode()),
-                        (b"inference-header-content-length", str(json_length).encode()),
-                    ],
-                }
-            )
+            headers = [
+                (b"content-type", _OCTET),
+                (b"content-length", str(len(payload)).encode()),
+                (b"inference-header-content-length", str(json_length).encode()),
+            ]
+        if plane is not None:
+            route = f":{response.model_name}_{response.model_version}:"
+            headers.append((b"x-seldon-route", route.encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
     # -- everything else -------------------------------------------------------------------------
@@ -303,6 +307,22 @@ class RestApp:
             deployed = await dp.load(name, uri=uri, threshold=threshold, runtime=runtime)
             body = {"name": name, "version": deployed.version, "state": "READY"}
             return 200, orjson.dumps(body), _JSON
+        if path == "/feedback":
+            _allow(method, "POST")
+            plane = self._plane_for_admin(scope)
+            result = await plane.feedback(await self._json_body(scope, receive))
+            return 200, orjson.dumps(result), _JSON
+        if path.startswith(_ADMIN_EXPERIMENTS):
+            rest = path[len(_ADMIN_EXPERIMENTS) :]
+            experiment, _, action = rest.partition("/")
+            if not experiment or action not in ("", "weights"):
+                raise _RouteNotFound(f"path: no route for {path!r}; see /openapi.json")
+            _allow(method, "GET" if not action else "PUT")
+            plane = self._plane_for_admin(scope)
+            if not action:
+                return 200, orjson.dumps(await plane.experiment_view(experiment)), _JSON
+            body = await self._json_body(scope, receive)
+            return 200, orjson.dumps(await plane.set_weights(experiment, body)), _JSON
         if path == "/metrics":
             _allow(method, "GET")
             return 200, dp.metrics.render(), dp.metrics.content_type.encode()
@@ -312,6 +332,27 @@ class RestApp:
                 self._openapi = orjson.dumps(openapi_document())
             return 200, self._openapi, _JSON
         raise _RouteNotFound(f"path: no route for {method} {path!r}; see /openapi.json")
+
+    def _plane_for_admin(self, scope: dict[str, Any]) -> ExperimentPlane:
+        plane = self.dataplane.experiment
+        if plane is None:
+            raise Unavailable(
+                "no experiment or ledger is configured; add `experiment:`/`ledger:` sections "
+                "to the config"
+            )
+        plane.check_token(_header(scope, b"authorization"))
+        return plane
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
 def _allow(method: str, allowed: str) -> None:

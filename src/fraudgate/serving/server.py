@@ -80,10 +80,16 @@ async def start_servers(
 ) -> RunningServer:
     import uvicorn
 
+    from fraudgate.protocol.errors import InferenceError
+    from fraudgate.serving.experiment import ExperimentPlane
     from fraudgate.serving.grpc_server import create_grpc_server
     from fraudgate.serving.rest import RestApp
 
-    dataplane = DataPlane(config, loader or registry_loader(config), ServerMetrics())
+    try:
+        plane = await asyncio.to_thread(ExperimentPlane.from_config, config)
+    except InferenceError as exc:
+        raise StartupError(exc.message) from exc
+    dataplane = DataPlane(config, loader or registry_loader(config), ServerMetrics(), plane)
     max_payload = config.server.max_payload_bytes
     app = RestApp(dataplane, max_payload)
     uv_config = uvicorn.Config(
@@ -144,6 +150,26 @@ def _startup_table(running: RunningServer, host: str) -> Any:
         f"metrics http://{shown}:{running.http_port}/metrics  "
         f"OpenAPI http://{shown}:{running.http_port}/openapi.json"
     )
+    plane = running.dataplane.experiment
+    if plane is not None:
+        lines = []
+        if plane.state is not None:
+            spec = plane.state.spec
+            split = " / ".join(f"{n} {w}" for n, w in spec.weights.items())
+            mirror = ""
+            if spec.mirror is not None and spec.mirror.percent:
+                target = spec.mirror.name or "the other arm"
+                mirror = f", mirror {spec.mirror.percent}% to {target}"
+            lines.append(
+                f"experiment {spec.name}: {split}{mirror}, sticky by {spec.routing.source} "
+                f"{spec.routing.key!r}; infer http://{shown}:{running.http_port}"
+                f"/v2/models/{spec.default or spec.name}/infer"
+            )
+        if plane.store is not None:
+            lines.append(f"ledger {plane.store.url}")
+        auth = "bearer token" if plane.token else "OPEN (no auth token configured)"
+        lines.append(f"feedback POST /feedback, admin /admin/experiments/<name>: {auth}")
+        table.caption += "\n" + "\n".join(lines)
     table.caption_justify = "left"
     return table
 
@@ -160,7 +186,16 @@ async def serve_async(
     running = await start_servers(
         config, host=host, http_port=http_port, grpc_port=grpc_port, loader=loader
     )
+    plane = running.dataplane.experiment
     try:
+        if plane is not None:
+            try:
+                await asyncio.to_thread(plane.start)
+            except Exception as exc:
+                raise StartupError(
+                    f"ledger: reconciling the experiment weights failed: {exc}"
+                ) from exc
+            plane.start_polling()
         errors = await running.dataplane.start()
         if errors:
             raise StartupError("model loading failed:\n  " + "\n  ".join(errors))
@@ -174,6 +209,8 @@ async def serve_async(
         if not running.http_task.done():
             await running.http_task
         await running.grpc.stop(0.5)
+        if plane is not None:
+            await plane.aclose()  # flushes queued mirror decisions to the ledger
         running.dataplane.close()
 
 

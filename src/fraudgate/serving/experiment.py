@@ -1,0 +1,585 @@
+"""The experiment side of the data plane: routing, the decision ledger, mirror scoring, admin.
+
+One :class:`ExperimentPlane` per server, built from the config's ``experiment:``, ``ledger:`` and
+``auth:`` sections (`ExperimentPlane.from_config`); the data plane holds it and calls it on every
+request when it exists (without those sections there is none and the data plane serves exactly as
+before). Transport-agnostic, like the data plane: REST and gRPC pass the request parameters and a
+lazy view of their headers/metadata.
+
+Per request addressed to the experiment (its name, or the default model's name, no explicit
+version): the router picks the arm (sticky by routing key), the arm's model scores, and every
+scored row becomes a served `fraudgate.ledger.Decision` that is ``await``-ed into the ledger's
+group commit BEFORE the response leaves (an acknowledged decision is durable). The mirror copy is
+queued and scored in one ``loop.call_soon`` callback that runs after the response has been written
+(so it never adds to the caller's latency); its decisions take the ledger's fire-and-forget path.
+The mirror queue is bounded: beyond ``max_pending_mirror_rows`` rows waiting, copies are dropped
+and counted, never the served request.
+
+Weights: an admin change is validated, written to the ledger (time, actor), then published to
+the router (effective for the next request). Replicas sharing a ledger pick up each other's
+changes by polling the ledger's weight history every ``ledger.weights_poll_s``; at start-up the
+config's weights are recorded (actor ``config``) unless the ledger already holds them, in which
+case the ledger's latest live change is restored: a restart neither silently undoes a live change
+nor silently ignores an edited config file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from fraudgate.config import FraudgateConfig
+from fraudgate.experiments import (
+    ExperimentConfigError,
+    ExperimentState,
+    InvalidRoutingKey,
+    RouteDecision,
+    extract_routing_key,
+)
+from fraudgate.protocol.errors import (
+    InvalidInput,
+    ModelNotFound,
+    Unauthorized,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+CONFIG_ACTOR = "config"
+FEEDBACK_ACTOR = "feedback-api"
+MAX_PENDING_MIRROR_ROWS = 50_000
+_SYNC_OFFLOAD_ROWS = 2048  # mirror batches above this are scored off the event-loop thread
+
+HeadersFn = Callable[[], Mapping[str, str] | None]
+
+
+def _iso(moment: datetime | float) -> str:
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _int_weights(weights: Mapping[str, float]) -> dict[str, int]:
+    return {name: int(w) if float(w).is_integer() else w for name, w in weights.items()}  # type: ignore[misc]
+
+
+@dataclass(slots=True)
+class _MirrorJob:
+    model: str
+    x: np.ndarray
+    request_id: str
+    transaction_ids: list[str]
+    amounts: list[float | None]
+    experiment: str
+    arm: str
+    key_hash: str | None
+
+
+class ExperimentPlane:
+    """Routing + ledger + mirror + auth for one server. See the module docstring."""
+
+    def __init__(
+        self,
+        config: FraudgateConfig,
+        *,
+        store: Any = None,  # fraudgate.ledger.LedgerStore | None
+        writer: Any = None,  # fraudgate.ledger.DecisionWriter | None
+        max_pending_mirror_rows: int = MAX_PENDING_MIRROR_ROWS,
+    ) -> None:
+        spec = config.experiment_spec
+        self.state: ExperimentState | None = None if spec is None else ExperimentState(spec)
+        self.store = store
+        self.writer = writer
+        self.token: str | None = config.auth.token
+        self.auth_inference = config.auth.inference
+        self.weights_poll_s = (
+            config.ledger_config.weights_poll_s if config.ledger_config is not None else 0.0
+        )
+        self.max_pending_mirror_rows = max_pending_mirror_rows
+        self._token_bytes = None if self.token is None else self.token.encode()
+        self._resolve: Callable[[str], Any] | None = None
+        self._mirror_jobs: list[_MirrorJob] = []
+        self._mirror_rows = 0
+        self._mirror_scheduled = False
+        self._mirror_tasks: set[asyncio.Task[None]] = set()
+        self.mirror_scored = 0
+        self.mirror_dropped = 0
+        self.mirror_failed = 0
+        self._admin_lock = asyncio.Lock()
+        self._poll_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_config(cls, config: FraudgateConfig) -> ExperimentPlane | None:
+        """Open the ledger (migrating it) and build the plane; None when nothing is configured."""
+        if config.experiment_spec is None and not config.ledger_enabled:
+            return None
+        store = writer = None
+        if config.ledger_enabled:
+            from fraudgate.ledger import DecisionWriter, open_ledger
+
+            assert config.ledger_config is not None
+            try:
+                store = open_ledger(config.ledger_config.url)
+            except Exception as exc:
+                raise Unavailable(
+                    f"ledger.url: cannot open the ledger at {config.ledger_config.url!r}: {exc}"
+                ) from exc
+            writer = DecisionWriter(store)
+        return cls(config, store=store, writer=writer)
+
+    def bind(self, resolve: Callable[[str], Any]) -> None:
+        """Give the plane the data plane's ``resolve(name) -> DeployedModel`` (for the mirror)."""
+        self._resolve = resolve
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Blocking (run in a thread): reconcile the configured weights with the ledger's."""
+        state, store = self.state, self.store
+        if state is None or store is None:
+            return
+        name = state.spec.name
+        configured = state.spec.weights
+        history = store.weight_history(name)
+        last_config = next((c for c in reversed(history) if c.actor == CONFIG_ACTOR), None)
+        if last_config is None or _int_weights(last_config.weights) != configured:
+            store.record_weight_change(name, configured, CONFIG_ACTOR)
+            return
+        latest = _int_weights(history[-1].weights)
+        if latest != configured:
+            try:
+                state.set_weights(latest, f"{history[-1].actor} (restored from the ledger)")
+                log.info("experiment %s: restored live weights %s from the ledger", name, latest)
+            except ExperimentConfigError as exc:
+                log.warning("experiment %s: ignoring ledger weights %s: %s", name, latest, exc)
+
+    def start_polling(self) -> None:
+        if self.state is not None and self.store is not None and self.weights_poll_s > 0:
+            self._poll_task = asyncio.get_running_loop().create_task(self._poll_weights())
+
+    async def _poll_weights(self) -> None:
+        assert self.state is not None and self.store is not None
+        name = self.state.spec.name
+        while True:
+            await asyncio.sleep(self.weights_poll_s)
+            try:
+                history = await asyncio.to_thread(self.store.weight_history, name)
+            except Exception as exc:  # the database is down: keep the current weights
+                log.warning("experiment %s: polling weights failed: %s", name, exc)
+                continue
+            if not history:
+                continue
+            latest = _int_weights(history[-1].weights)
+            if latest == self.state.spec.weights:
+                continue
+            async with self._admin_lock:
+                try:
+                    self.state.set_weights(latest, f"{history[-1].actor} (via the ledger)")
+                    log.info("experiment %s: weights %s from another replica", name, latest)
+                except ExperimentConfigError as exc:
+                    log.warning("experiment %s: ignoring ledger weights %s: %s", name, latest, exc)
+
+    async def aclose(self) -> None:
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+        if self._mirror_jobs:
+            self._drain_mirror()
+        if self._mirror_tasks:
+            await asyncio.gather(*self._mirror_tasks, return_exceptions=True)
+        if self.writer is not None:
+            await self.writer.aclose()
+        if self.store is not None:
+            self.store.close()
+
+    # -- routing ------------------------------------------------------------------------------
+    def routes(self, name: str, version: str | None) -> bool:
+        state = self.state
+        return state is not None and state.should_route(name, version is not None)
+
+    def route(self, parameters: Mapping[str, Any], headers: HeadersFn | None) -> RouteDecision:
+        state = self.state
+        assert state is not None
+        spec = state.spec
+        try:
+            key = extract_routing_key(spec, parameters)
+            if key is None and headers is not None:
+                key = extract_routing_key(spec, None, headers())
+        except InvalidRoutingKey as exc:
+            raise InvalidInput(str(exc)) from None
+        return state.route(key)
+
+    def response_parameters(self, route: RouteDecision | None) -> dict[str, Any] | None:
+        if self.state is None:
+            return None
+        if route is None:
+            return {"experiment": None, "routing_key_hash": None}
+        return {"experiment": route.experiment, "routing_key_hash": route.key_hash}
+
+    # -- the ledger ---------------------------------------------------------------------------
+    async def record(
+        self,
+        request_id: str,
+        parameters: Mapping[str, Any],
+        model: Any,  # DeployedModel
+        x: np.ndarray,
+        scores: np.ndarray,
+        route: RouteDecision | None,
+        latency_s: float,
+    ) -> None:
+        """Record the served rows (durably, before the caller answers) and queue the mirror."""
+        writer = self.writer
+        if writer is None and (route is None or route.mirror is None):
+            return
+        n = int(scores.shape[0])
+        transaction_ids = _transaction_ids(parameters, request_id, n)
+        amounts = _amounts(parameters, n)
+        if writer is not None:
+            from fraudgate.ledger import Decision, LedgerWriteError, WriterClosed
+
+            now = time.time()
+            experiment = arm = key_hash = None
+            if route is not None:
+                experiment, arm, key_hash = route.experiment, route.model, route.key_hash
+            threshold = model.threshold
+            cut = float(np.float32(threshold))  # the response's decision: fp32 score >= fp32 cut
+            latency_ms = latency_s * 1000.0
+            flat = scores.reshape(-1).tolist()
+            decisions = [
+                Decision(
+                    request_id,
+                    transaction_ids[i],
+                    now,
+                    experiment,
+                    arm,
+                    "served",
+                    model.name,
+                    model.version,
+                    flat[i],
+                    threshold,
+                    flat[i] >= cut,
+                    latency_ms,
+                    amounts[i],
+                    key_hash,
+                )
+                for i in range(n)
+            ]
+            try:
+                await writer.submit_many(decisions)
+            except (LedgerWriteError, WriterClosed) as exc:
+                raise Unavailable(f"the decision could not be recorded: {exc}") from exc
+        if route is not None and route.mirror is not None:
+            self._enqueue_mirror(
+                _MirrorJob(
+                    route.mirror,
+                    x,
+                    request_id,
+                    transaction_ids,
+                    amounts,
+                    route.experiment,
+                    route.model,
+                    route.key_hash,
+                )
+            )
+
+    # -- mirror (off the response path) -------------------------------------------------------
+    def _enqueue_mirror(self, job: _MirrorJob) -> None:
+        n = job.x.shape[0]
+        if self._mirror_rows + n > self.max_pending_mirror_rows:
+            self.mirror_dropped += n
+            return
+        self._mirror_jobs.append(job)
+        self._mirror_rows += n
+        if not self._mirror_scheduled:
+            self._mirror_scheduled = True
+            # Runs after the current task step, which sends the response without yielding.
+            asyncio.get_running_loop().call_soon(self._drain_mirror)
+
+    def _drain_mirror(self) -> None:
+        jobs, self._mirror_jobs, self._mirror_rows = self._mirror_jobs, [], 0
+        self._mirror_scheduled = False
+        by_model: dict[str, list[_MirrorJob]] = {}
+        for job in jobs:
+            by_model.setdefault(job.model, []).append(job)
+        for name, group in by_model.items():
+            try:
+                assert self._resolve is not None
+                model = self._resolve(name)
+            except Exception as exc:  # mirror model unloaded / not ready: drop the copies
+                self.mirror_failed += sum(j.x.shape[0] for j in group)
+                log.debug("mirror %s unavailable: %s", name, exc)
+                continue
+            x = group[0].x if len(group) == 1 else np.concatenate([j.x for j in group])
+            if x.shape[0] > _SYNC_OFFLOAD_ROWS:
+                coro = self._score_offloaded(model, x, group)
+                task = asyncio.get_running_loop().create_task(coro)
+                self._mirror_tasks.add(task)
+                task.add_done_callback(self._mirror_tasks.discard)
+                continue
+            start = time.perf_counter()
+            try:
+                scores = model.runtime.predict(x)
+            except Exception as exc:
+                self.mirror_failed += x.shape[0]
+                log.warning("mirror scoring on %s failed: %s", name, exc)
+                continue
+            self._record_mirror(model, group, scores, time.perf_counter() - start)
+
+    async def _score_offloaded(self, model: Any, x: np.ndarray, group: list[_MirrorJob]) -> None:
+        start = time.perf_counter()
+        try:
+            scores = await model.batcher.predict(x)
+        except Exception as exc:
+            self.mirror_failed += x.shape[0]
+            log.warning("mirror scoring on %s failed: %s", model.name, exc)
+            return
+        self._record_mirror(model, group, scores, time.perf_counter() - start)
+
+    def _record_mirror(
+        self, model: Any, group: list[_MirrorJob], scores: np.ndarray, elapsed_s: float
+    ) -> None:
+        flat = np.asarray(scores, dtype=np.float32).reshape(-1).tolist()
+        self.mirror_scored += len(flat)
+        writer = self.writer
+        if writer is None:
+            return
+        from fraudgate.ledger import Decision, WriterClosed
+
+        now = time.time()
+        threshold = model.threshold
+        cut = float(np.float32(threshold))
+        latency_ms = elapsed_s * 1000.0
+        decisions = []
+        offset = 0
+        for job in group:
+            for i in range(job.x.shape[0]):
+                score = flat[offset]
+                offset += 1
+                decisions.append(
+                    Decision(
+                        job.request_id,
+                        job.transaction_ids[i],
+                        now,
+                        job.experiment,
+                        job.arm,
+                        "mirror",
+                        model.name,
+                        model.version,
+                        score,
+                        threshold,
+                        score >= cut,
+                        latency_ms,
+                        job.amounts[i],
+                        job.key_hash,
+                    )
+                )
+        try:
+            if not writer.record_mirror_many(decisions):
+                self.mirror_dropped += len(decisions)
+        except WriterClosed:
+            self.mirror_dropped += len(decisions)
+
+    # -- auth ---------------------------------------------------------------------------------
+    def check_token(self, authorization: str | None) -> None:
+        """Raise Unauthorized unless ``authorization`` is ``Bearer <the configured token>``."""
+        if self._token_bytes is None:
+            return
+        if not authorization:
+            raise Unauthorized(
+                "Authorization: expected 'Bearer <token>' (the config's auth token), "
+                "received nothing"
+            )
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Authorization: expected 'Bearer <token>', received another scheme")
+        if not hmac.compare_digest(token.strip().encode(), self._token_bytes):
+            raise Unauthorized("Authorization: the bearer token is not valid")
+
+    # -- feedback -----------------------------------------------------------------------------
+    async def feedback(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        from fraudgate.ledger import validate_label_rows
+
+        store = self._ledger()
+        rows = body.get("labels")
+        if not isinstance(rows, list):
+            raise InvalidInput(
+                "labels: expected a list of {transaction_id, is_fraud, label_time, amount?}, "
+                f"received {type(rows).__name__ if rows is not None else 'nothing'}"
+            )
+        actor = body.get("actor", FEEDBACK_ACTOR)
+        if not isinstance(actor, str) or not actor.strip():
+            raise InvalidInput(f"actor: expected a non-empty string, received {actor!r}")
+        labels, errors = validate_label_rows(rows)
+        inserted = updated = unchanged = 0
+        unknown: list[str] = []
+        if labels:
+            try:
+                result = await asyncio.to_thread(store.upsert_labels, labels, actor)
+            except Exception as exc:
+                raise Unavailable(f"the labels could not be stored in the ledger: {exc}") from exc
+            inserted, updated, unchanged = result.inserted, result.updated, result.unchanged
+            unknown = list(result.unknown_transaction_ids)
+        return {
+            "inserted": inserted,
+            "updated": updated,
+            "unchanged": unchanged,
+            "unknown_transaction_ids": unknown,
+            "rejected": [error.to_dict() for error in errors],
+        }
+
+    def _ledger(self) -> Any:
+        if self.store is None:
+            raise Unavailable(
+                "no decision ledger is configured; add a `ledger:` section to the config"
+            )
+        return self.store
+
+    # -- admin --------------------------------------------------------------------------------
+    def _experiment(self, name: str) -> ExperimentState:
+        state = self.state
+        if state is None or state.spec.name != name:
+            known = [] if state is None else [state.spec.name]
+            raise ModelNotFound(f"experiment {name!r}: unknown experiment; expected one of {known}")
+        return state
+
+    async def experiment_view(self, name: str) -> dict[str, Any]:
+        state = self._experiment(name)
+        if self.store is not None:
+            try:
+                changes = await asyncio.to_thread(self.store.weight_history, name)
+            except Exception as exc:
+                raise Unavailable(f"the ledger could not be read: {exc}") from exc
+            history = []
+            previous: dict[str, Any] = {}
+            for change in changes:
+                new = _int_weights(change.weights)
+                history.append(
+                    {"at": _iso(change.at), "actor": change.actor, "old": previous, "new": new}
+                )
+                previous = new
+        else:
+            history = [
+                {"at": _iso(c.at), "actor": c.actor, "old": c.old, "new": c.new}
+                for c in state.history
+            ]
+        return {
+            "experiment": state.spec.to_config(),
+            "generation": state.generation,
+            "history": history,
+        }
+
+    async def set_weights(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        state = self._experiment(name)
+        weights = body.get("weights")
+        actor = body.get("actor", "admin-api")
+        if not isinstance(actor, str) or not actor.strip():
+            raise InvalidInput(f"actor: expected a non-empty string, received {actor!r}")
+        async with self._admin_lock:
+            try:
+                state.spec.with_weights(weights)  # validate before anything is recorded
+            except ExperimentConfigError as exc:
+                raise InvalidInput(str(exc)) from None
+            if self.store is not None:
+                try:
+                    await asyncio.to_thread(
+                        self.store.record_weight_change, name, dict(weights), actor
+                    )
+                except Exception as exc:
+                    raise Unavailable(
+                        f"the weight change could not be recorded in the ledger: {exc}"
+                    ) from exc
+            try:
+                change = state.set_weights(weights, actor)
+            except ExperimentConfigError as exc:  # pragma: no cover - validated above
+                raise InvalidInput(str(exc)) from None
+        log.info("experiment %s: weights %s -> %s by %s", name, change.old, change.new, actor)
+        return {
+            "at": _iso(change.at),
+            "actor": change.actor,
+            "old": change.old,
+            "new": change.new,
+            "generation": change.generation,
+        }
+
+
+# -- request parameters -----------------------------------------------------------------------
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _transaction_ids(parameters: Mapping[str, Any], request_id: str, n: int) -> list[str]:
+    ids = parameters.get("transaction_ids")
+    if ids is not None:
+        if not isinstance(ids, list) or len(ids) != n:
+            raise InvalidInput(
+                f"parameters.transaction_ids: expected a list of {n} strings (one per row), "
+                f"received {_preview(ids)}"
+            )
+        out = []
+        for i, value in enumerate(ids):
+            out.append(_id(value, f"parameters.transaction_ids[{i}]"))
+        return out
+    single = parameters.get("transaction_id")
+    if single is not None:
+        if n != 1:
+            raise InvalidInput(
+                f"parameters.transaction_id: names one transaction but the request has {n} rows; "
+                "expected parameters.transaction_ids (a list of one id per row)"
+            )
+        return [_id(single, "parameters.transaction_id")]
+    if n == 1:
+        return [request_id]
+    return [f"{request_id}:{row}" for row in range(n)]
+
+
+def _id(value: Any, where: str) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value and len(value) <= 200:
+        return value
+    raise InvalidInput(
+        f"{where}: expected a non-empty string (at most 200), received {_preview(value)}"
+    )
+
+
+def _amounts(parameters: Mapping[str, Any], n: int) -> list[float | None]:
+    many = parameters.get("amounts")
+    if many is not None:
+        if not isinstance(many, list) or len(many) != n:
+            raise InvalidInput(
+                f"parameters.amounts: expected a list of {n} numbers (one per row), "
+                f"received {_preview(many)}"
+            )
+        return [_amount(v, f"parameters.amounts[{i}]") for i, v in enumerate(many)]
+    one = parameters.get("amount")
+    if one is None:
+        return [None] * n
+    if n != 1:
+        raise InvalidInput(
+            f"parameters.amount: one amount for {n} rows; expected parameters.amounts "
+            "(a list of one amount per row)"
+        )
+    return [_amount(one, "parameters.amount")]
+
+
+def _amount(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput(f"{where}: expected a finite number, received {_preview(value)}")
+    return float(value)
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
