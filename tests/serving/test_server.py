@@ -514,6 +514,9 @@ def test_openapi_document_is_valid_and_covers_every_route(http):
         ("post", "/v2/repository/models/{name}/unload"),
         ("get", "/metrics"),
         ("get", "/openapi.json"),
+        ("post", "/feedback"),
+        ("get", "/admin/experiments/{name}"),
+        ("put", "/admin/experiments/{name}/weights"),
     }
     # every read-only route answers with a documented status and a body matching its schema
     import jsonschema

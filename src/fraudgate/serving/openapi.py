@@ -46,6 +46,9 @@ _BAD = _error("Bad request: the message names the field, the expected and the re
 _NOT_FOUND = _error("Unknown model or model version.")
 _TOO_LARGE = _error("Request body larger than the server's max_payload_bytes.")
 _NOT_READY = _error("The model (or server) is not ready: loading, unloaded or failed.")
+_UNAUTHORIZED = _error("Missing or wrong bearer token (header Authorization: Bearer <token>).")
+_UNAVAILABLE = _error("No ledger/experiment configured, or the ledger is unreachable.")
+_BEARER = [{"bearerAuth": []}]
 
 
 def _schemas() -> dict[str, Any]:
@@ -179,7 +182,12 @@ def _schemas() -> dict[str, Any]:
                 "model_name": {"type": "string"},
                 "model_version": {"type": "string"},
                 "id": {"type": "string"},
-                "parameters": parameters,
+                "parameters": {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "description": "With an experiment configured: `experiment` (its name, or "
+                    "null when bypassed) and `routing_key_hash`.",
+                },
                 "outputs": {"type": "array", "items": _ref("ResponseOutput")},
             },
         },
@@ -232,6 +240,83 @@ def _schemas() -> dict[str, Any]:
                 "version": {"type": "string"},
                 "state": {"type": "string"},
             },
+        },
+        "Label": {
+            "type": "object",
+            "description": "The truth about one transaction (chargeback, investigation).",
+            "properties": {
+                "transaction_id": {"type": "string"},
+                "is_fraud": {"type": "boolean"},
+                "label_time": {
+                    "description": "ISO-8601 (2026-03-01T12:00:00Z) or epoch seconds.",
+                    "oneOf": [{"type": "string"}, {"type": "number"}],
+                },
+                "amount": {"type": "number", "minimum": 0, "nullable": True},
+            },
+        },
+        "FeedbackRequest": {
+            "type": "object",
+            "required": ["labels"],
+            "properties": {
+                "labels": {"type": "array", "items": _ref("Label")},
+                "actor": {"type": "string", "description": "Recorded in the label audit."},
+            },
+        },
+        "RejectedRow": {
+            "type": "object",
+            "required": ["row", "field", "expected", "received", "message"],
+            "properties": {
+                "row": {"type": "integer", "description": "1-based index in labels."},
+                "field": {"type": "string"},
+                "expected": {"type": "string"},
+                "received": {},
+                "message": {"type": "string"},
+            },
+        },
+        "FeedbackResponse": {
+            "type": "object",
+            "required": ["inserted", "updated", "unchanged", "unknown_transaction_ids", "rejected"],
+            "properties": {
+                "inserted": {"type": "integer"},
+                "updated": {"type": "integer"},
+                "unchanged": {"type": "integer"},
+                "unknown_transaction_ids": {"type": "array", "items": {"type": "string"}},
+                "rejected": {"type": "array", "items": _ref("RejectedRow")},
+            },
+        },
+        "Weights": {
+            "type": "object",
+            "additionalProperties": {"type": "integer", "minimum": 0},
+            "example": {"fraud-v1-baseline": 80, "fraud-v2-candidate": 20},
+        },
+        "WeightChange": {
+            "type": "object",
+            "required": ["at", "actor", "old", "new"],
+            "properties": {
+                "at": {"type": "string", "format": "date-time"},
+                "actor": {"type": "string"},
+                "old": _ref("Weights"),
+                "new": _ref("Weights"),
+                "generation": {"type": "integer"},
+            },
+        },
+        "Experiment": {
+            "type": "object",
+            "required": ["experiment", "generation", "history"],
+            "properties": {
+                "experiment": {
+                    "type": "object",
+                    "description": "The spec as in the config's experiment section.",
+                    "additionalProperties": True,
+                },
+                "generation": {"type": "integer"},
+                "history": {"type": "array", "items": _ref("WeightChange")},
+            },
+        },
+        "WeightsRequest": {
+            "type": "object",
+            "required": ["weights"],
+            "properties": {"weights": _ref("Weights"), "actor": {"type": "string"}},
         },
         "RepositoryUnloadResponse": {
             "type": "object",
@@ -303,7 +388,12 @@ def _model_operations(prefix: str, params: list[dict[str, Any]], suffix: str) ->
                             "Inference-Header-Content-Length": {
                                 "schema": {"type": "integer"},
                                 "description": "Present when binary outputs follow.",
-                            }
+                            },
+                            "X-Seldon-Route": {
+                                "schema": {"type": "string"},
+                                "description": "With an experiment or ledger configured: the "
+                                "model that answered, `:fraud-v2-candidate_1:`.",
+                            },
                         },
                         "content": {
                             "application/json": {"schema": _ref("InferenceResponse")},
@@ -313,6 +403,7 @@ def _model_operations(prefix: str, params: list[dict[str, Any]], suffix: str) ->
                         },
                     },
                     "400": _BAD,
+                    "401": _UNAUTHORIZED,
                     "404": _NOT_FOUND,
                     "413": _TOO_LARGE,
                     "503": _NOT_READY,
@@ -409,6 +500,68 @@ def openapi_document() -> dict[str, Any]:
             },
         }
     }
+    experiment_name = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "description": "Experiment name, e.g. `fraud-detection-ab-test`.",
+        "schema": {"type": "string", "minLength": 1},
+    }
+    paths["/feedback"] = {
+        "post": {
+            "operationId": "feedback",
+            "summary": "Labels that arrive later (idempotent; changed labels are audited)",
+            "tags": ["experiment"],
+            "security": _BEARER,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("FeedbackRequest")}},
+            },
+            "responses": {
+                "200": _json(_ref("FeedbackResponse"), "Good rows stored; bad rows listed."),
+                "400": _BAD,
+                "401": _UNAUTHORIZED,
+                "413": _TOO_LARGE,
+                "503": _UNAVAILABLE,
+            },
+        }
+    }
+    paths["/admin/experiments/{name}"] = {
+        "get": {
+            "operationId": "experiment",
+            "summary": "The experiment's spec, weight generation and weight-change history",
+            "tags": ["experiment"],
+            "security": _BEARER,
+            "parameters": [experiment_name],
+            "responses": {
+                "200": _json(_ref("Experiment"), "The experiment."),
+                "401": _UNAUTHORIZED,
+                "404": _error("Unknown experiment."),
+                "503": _UNAVAILABLE,
+            },
+        }
+    }
+    paths["/admin/experiments/{name}/weights"] = {
+        "put": {
+            "operationId": "setExperimentWeights",
+            "summary": "Change the split live (next request); recorded with time and actor",
+            "tags": ["experiment"],
+            "security": _BEARER,
+            "parameters": [experiment_name],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("WeightsRequest")}},
+            },
+            "responses": {
+                "200": _json(_ref("WeightChange"), "The change, in force."),
+                "400": _BAD,
+                "401": _UNAUTHORIZED,
+                "404": _error("Unknown experiment."),
+                "413": _TOO_LARGE,
+                "503": _UNAVAILABLE,
+            },
+        }
+    }
     paths["/metrics"] = {
         "get": {
             "operationId": "metrics",
@@ -441,5 +594,8 @@ def openapi_document() -> dict[str, Any]:
             "repository and Triton binary tensor extensions, serving fraud-detection models.",
         },
         "paths": paths,
-        "components": {"schemas": _schemas()},
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
     }
