@@ -54,7 +54,14 @@ def fuzz_server(trained_registry, free_port, tmp_path_factory):
     log.close()
 
 
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+CHECKS = ",".join(
+    (
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_schema_conformance",
+    )
+)
 
 
 def test_every_route_behaves_as_documented(fuzz_server, tmp_path):
