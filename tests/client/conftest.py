@@ -28,7 +28,7 @@ if _spec.name not in sys.modules:
 server = _serving.server  # the fixture, re-exported for tests/client
 ServerProcess = _serving.ServerProcess
 
-TOKEN = "client-tests-token-0123456789"
+TOKEN = "client-tests-token-0123456789"  # also spelled out in the test modules
 
 
 def _start(config: Path, root: Path, free_port) -> Iterator[ServerProcess]:

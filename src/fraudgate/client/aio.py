@@ -104,7 +104,10 @@ class AsyncFraudgateClient(ClientBase):
                     timeout=self.timeout,
                 )
                 response = await rpc
-                metadata = await rpc.initial_metadata()
+                metadata = (
+                    *((await rpc.initial_metadata()) or ()),
+                    *((await rpc.trailing_metadata()) or ()),
+                )
             except grpc.RpcError as exc:
                 raise error_from_grpc(exc, not_found=ModelNotFound) from None
             latency = (time.perf_counter() - start) * 1000

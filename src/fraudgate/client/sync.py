@@ -109,7 +109,8 @@ class FraudgateClient(ClientBase):
             except grpc.RpcError as exc:
                 raise error_from_grpc(exc, not_found=ModelNotFound) from None
             latency = (time.perf_counter() - start) * 1000
-            return parse_grpc(call, response, rpc.initial_metadata(), latency)
+            metadata = (*(rpc.initial_metadata() or ()), *(rpc.trailing_metadata() or ()))
+            return parse_grpc(call, response, metadata, latency)
         response = self._send(
             "POST",
             call.path,

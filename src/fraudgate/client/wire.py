@@ -297,9 +297,9 @@ def parse_grpc(call: InferCall, response: Any, metadata: Any, latency_ms: float)
         which = value.WhichOneof("parameter_choice")
         params[key] = None if which is None else getattr(value, which)
     route = None
-    for key, value in metadata or ():
+    for key, value in metadata or ():  # initial or trailing metadata
         if key.lower() == ROUTE_HEADER:
-            route = value
+            route = value.decode() if isinstance(value, bytes) else value
     return _result(
         call,
         probs,
