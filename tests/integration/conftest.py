@@ -115,15 +115,17 @@ def wait_ready(server: Server, timeout: float = 120.0) -> None:
     raise RuntimeError(f"server not ready after {timeout}s:\n{server.log()[-4000:]}")
 
 
-@pytest.fixture
-def launch(free_port, tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """``launch(config_path, wait=True) -> Server``; every server is killed at teardown."""
-    started: list[Server] = []
+class Launcher:
+    """Starts servers (demo experiment + ledger + token by default); kills them on close."""
 
-    def start(config_path: Path, *, wait: bool = True) -> Server:
-        http_port, grpc_port = free_port(), free_port()
-        log_path = tmp_path / f"server-{len(started)}.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    def __init__(self, free_port: Callable[[], int], root: Path, cache: Path) -> None:
+        self.free_port, self.root, self.cache = free_port, root, cache
+        self.started: list[Server] = []
+
+    def __call__(self, config_path: Path, *, wait: bool = True) -> Server:
+        http_port, grpc_port = self.free_port(), self.free_port()
+        log_path = self.root / f"server-{len(self.started)}-{http_port}.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "XDG_CACHE_HOME": str(self.cache)}
         with log_path.open("wb") as out:
             proc = subprocess.Popen(
                 [
@@ -142,17 +144,41 @@ def launch(free_port, tmp_path: Path) -> Iterator[Callable[..., Server]]:
                 env=env,
             )
         server = Server(proc, http_port, grpc_port, config_path, log_path)
-        started.append(server)
+        self.started.append(server)
         if wait:
             wait_ready(server)
         return server
 
-    yield start
-    for server in started:
-        if server.proc.poll() is None:
-            server.proc.send_signal(signal.SIGTERM)
+    def close(self) -> None:
+        for server in self.started:
+            if server.proc.poll() is None:
+                server.proc.send_signal(signal.SIGTERM)
+        for server in self.started:
             try:
                 server.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 server.proc.kill()
                 server.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One XDG cache for every server of the session: models compile once, later starts are fast."""
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
+@pytest.fixture
+def launch(free_port, tmp_path: Path, compile_cache: Path) -> Iterator[Launcher]:
+    """``launch(config_path, wait=True) -> Server``; every server is stopped at teardown."""
+    launcher = Launcher(free_port, tmp_path, compile_cache)
+    yield launcher
+    launcher.close()
+
+
+@pytest.fixture(scope="module")
+def module_launch(
+    free_port, tmp_path_factory: pytest.TempPathFactory, compile_cache: Path
+) -> Iterator[Launcher]:
+    launcher = Launcher(free_port, tmp_path_factory.mktemp("servers"), compile_cache)
+    yield launcher
+    launcher.close()
