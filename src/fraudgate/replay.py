@@ -318,22 +318,16 @@ async def _deliver_labels(
     unknown: list[str] = []
     for b in range(n_batches):
         part = labels.iloc[b * size : (b + 1) * size]
+        times = part["label_time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         rows = [
             {
                 "transaction_id": tid,
                 "is_fraud": bool(fraud),
-                "label_time": ts.to_pydatetime()
-                .replace(tzinfo=UTC)
-                .isoformat()
-                .replace("+00:00", "Z"),
+                "label_time": when,
                 "amount": float(amount),
             }
-            for tid, fraud, ts, amount in zip(
-                part["transaction_id"],
-                part["is_fraud"],
-                part["label_time"],
-                part["amount"],
-                strict=True,
+            for tid, fraud, when, amount in zip(
+                part["transaction_id"], part["is_fraud"], times, part["amount"], strict=True
             )
         ]
         try:
@@ -416,7 +410,7 @@ async def replay_async(
         "routing_parameter": settings.routing_parameter,
         "transactions": sent,
         "requested_transactions": settings.transactions,
-        "rate_limit_rps": settings.rate,
+        "rate_limit_rps": settings.rate if 0 < settings.rate < math.inf else None,
         "concurrency": settings.concurrency,
         "seed": settings.seed,
         "source": batch.source,
@@ -481,12 +475,13 @@ def render_summary(summary: dict[str, Any], console: Any) -> None:
     table.add_row(
         "throughput",
         f"{summary['throughput_rps']} req/s over {summary['elapsed_s']} s "
-        f"(limit {summary['rate_limit_rps']} req/s, concurrency {summary['concurrency']})",
+        f"(limit {summary['rate_limit_rps'] or 'none'} req/s, "
+        f"concurrency {summary['concurrency']})",
     )
     table.add_row("latency", f"p50 {lat['p50']} ms, p99 {lat['p99']} ms")
     labels = summary["labels"]
     label_text = (
-        f"{labels['sent']} sent in {labels['batches']} batches: {labels['inserted']} inserted, "
+        f"{labels['sent']} sent in {labels['batches']} batch(es): {labels['inserted']} inserted, "
         f"{labels['updated']} updated, {labels['unchanged']} unchanged, "
         f"{labels['unknown']} unknown, {labels['rejected']} rejected"
     )
