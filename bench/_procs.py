@@ -18,6 +18,8 @@ SERVER_CPU = 1
 LOAD_CPU = 0
 
 _LIVE: list[subprocess.Popen] = []
+# `--nice N` (negative needs root): raise the benchmarked processes above the machine's other work
+NICE = 0
 
 
 def _kill_all() -> None:
@@ -45,10 +47,17 @@ def cpus_available() -> list[int]:
 
 
 def pin(cpu: int | None) -> list[str]:
-    """A `taskset` prefix for one CPU, or nothing when the machine has a single core."""
+    """A `taskset` prefix for one CPU (none on a single-core machine), plus `nice` if asked."""
+    prefix = []
+    if NICE:
+        # With autogroup scheduling (the Linux default) a plain `nice` only ranks processes within
+        # one session; the session's autogroup nice ranks it against the machine's other work.
+        # Callers start these commands with start_new_session=True, so each gets its own group.
+        autogroup = f'echo {NICE} > /proc/self/autogroup 2>/dev/null; exec "$@"'
+        prefix = ["sh", "-c", autogroup, "sh", "nice", "-n", str(NICE)]
     if cpu is None or len(cpus_available()) < 2:
-        return []
-    return ["taskset", "-c", str(cpu)]
+        return prefix
+    return prefix + ["taskset", "-c", str(cpu)]
 
 
 def free_port() -> int:

@@ -136,7 +136,9 @@ def run(
         url,
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60)
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=duration_s + 60, start_new_session=True
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr}\n{proc.stdout}")
