@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from fraudgate.replay_cli import replay
 from fraudgate.serving.cli import serve
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
     help="Roll out fraud-detection models safely: simulate, train, register, serve, compare.",
 )
 app.command("serve")(serve)
+app.command("replay")(replay)
 console = Console()
 
 WorkdirOption = Annotated[
