@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import orjson
@@ -137,3 +137,57 @@ def keyed(prefix: str, n: int, start: int = 0) -> list[tuple[str, str, bytes]]:
         (f"{prefix}-{i}", f"card-{i}", payload(f"{prefix}-{i}", f"card-{i}"))
         for i in range(start, start + n)
     ]
+
+
+def endless(prefix: str) -> Iterator[tuple[str, str, bytes]]:
+    """Keyed requests ``{prefix}-{i}`` (cards ``{prefix}-card-{i % 5000}``) until stopped."""
+    i = 0
+    while True:
+        request_id, key = f"{prefix}-{i}", f"{prefix}-card-{i % 5000}"
+        yield request_id, key, payload(request_id, key)
+        i += 1
+
+
+async def load_then_kill(
+    targets: list[tuple[str, str]],
+    kill: Callable[[], None],
+    *,
+    kill_after_s: float = 1.5,
+    then_s: float = 0.5,
+    concurrency: int = 32,
+) -> list[Result]:
+    """Load every (url, prefix) target, call ``kill()`` mid-load, keep going ``then_s``, stop."""
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(send_many(url, endless(prefix), concurrency=concurrency, stop=stop))
+        for url, prefix in targets
+    ]
+    await asyncio.sleep(kill_after_s)
+    kill()
+    await asyncio.sleep(then_s)
+    stop.set()
+    results: list[Result] = []
+    for task in tasks:
+        results.extend(await task)
+    return results
+
+
+def assert_acknowledged_are_recorded(results: list[Result], ledger_url: str) -> int:
+    """Every request that got a 200 has its served decision in the ledger; returns how many."""
+    from fraudgate.ledger import open_ledger
+
+    ok = {r.request_id: r.model for r in results if r.status == 200}
+    assert ok, "no request succeeded"
+    store = open_ledger(ledger_url)
+    try:
+        served = {
+            d.request_id: d.model_name
+            for d in store.decisions_for_requests(ok)
+            if d.role == "served"
+        }
+    finally:
+        store.close()
+    missing = sorted(set(ok) - set(served))
+    assert not missing, f"{len(missing)} acknowledged requests not in the ledger: {missing[:10]}"
+    assert served == ok  # and recorded as answered by the model that answered
+    return len(ok)

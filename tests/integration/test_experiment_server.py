@@ -12,6 +12,7 @@ Tests run in file order and share the module's two servers (A and B).
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import orjson
 import pytest
 import typer
 from conftest import EXPERIMENT, TOKEN, V1, V2, wait_ready, write_config
-from load import keyed, payload, send_many
+from load import assert_acknowledged_are_recorded, keyed, load_then_kill, payload, send_many
 from scipy.stats import binomtest
 from typer.testing import CliRunner
 
@@ -387,3 +388,16 @@ def test_weight_change_under_load_takes_effect_on_the_next_request(cluster):
     time.sleep(0.6)
     replica = asyncio.run(send_many(b.url, keyed("post-change", 2000)))
     assert _arms(replica) == _arms(check)
+
+
+def test_sigkill_under_load_loses_no_acknowledged_decision_sqlite(cluster):
+    a = cluster["a"]
+    results = asyncio.run(
+        load_then_kill([(a.url, "kill-sqlite")], lambda: a.proc.send_signal(signal.SIGKILL))
+    )
+    a.proc.wait(timeout=10)
+    assert a.proc.returncode == -signal.SIGKILL
+    failed = [r for r in results if r.status != 200]
+    assert failed, "the kill did not land mid-load"
+    assert all(r.status == 0 for r in failed)  # connection errors, never a 5xx
+    assert assert_acknowledged_are_recorded(results, cluster["ledger"]) > 500
