@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fraudgate.data.contract import N_FEATURES
-
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 SERVING_NAME = "fraud-v1-baseline"
 MODEL_URI = "models:/fraud-detection@champion"
