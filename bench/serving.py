@@ -181,21 +181,31 @@ def start_echo(scratch: Path, timeout: float) -> _procs.Server:
 
 # -- measuring -------------------------------------------------------------------------------------
 def http_cell(server: _procs.Server, script: Path, c: int, args, label: str) -> dict:
+    """Warm up, then `--repeat` measured wrk runs; the run with the median req/s is reported,
+    every run's req/s and errors are kept (errors of any run count)."""
     url = server.base_url + (INFER_PATH if server.name != "echo" else "/")
     threads = 1  # wrk is pinned to one core: a second thread there would only contend
     warm = _wrk.run(url, script, connections=c, threads=threads, duration_s=args.warmup)
-    cpu0 = _procs.cpu_seconds(server.proc.pid)
-    result = _wrk.run(url, script, connections=c, threads=threads, duration_s=args.duration)
-    cpu1 = _procs.cpu_seconds(server.proc.pid)
+    runs = []
+    for _ in range(max(1, args.repeat)):
+        cpu0 = _procs.cpu_seconds(server.proc.pid)
+        result = _wrk.run(url, script, connections=c, threads=threads, duration_s=args.duration)
+        cpu1 = _procs.cpu_seconds(server.proc.pid)
+        run = {**result.as_dict(), **_server_cpu(cpu1 - cpu0, result.duration_s, result.requests)}
+        runs.append(run)
+    median = sorted(runs, key=lambda r: r["rps"])[(len(runs) - 1) // 2]
     cell = {
         "server": label,
         "protocol": "http",
         "load_generator": f"wrk -t{threads} -c{c}",
         "concurrency": c,
-        **result.as_dict(),
+        **median,
         "warmup_errors": warm.error_total,
     }
-    cell.update(_server_cpu(cpu1 - cpu0, result.duration_s, result.requests))
+    if len(runs) > 1:
+        cell["runs_rps"] = [r["rps"] for r in runs]
+        cell["runs_p99_ms"] = [r["p99_ms"] for r in runs]
+        cell["error_total"] = sum(r["error_total"] for r in runs)
     return cell
 
 
@@ -431,6 +441,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=ROOT / ".fraudgate" / "demo")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per cell")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per cell")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measured wrk runs per HTTP cell; the median (by req/s) is reported",
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "serving.json")
     parser.add_argument("--startup-timeout", type=float, default=180.0)
     parser.add_argument(
@@ -488,6 +504,7 @@ def run(args: argparse.Namespace) -> dict:
         "settings": {
             "duration_s": args.duration,
             "warmup_s": args.warmup,
+            "repeat": args.repeat,
             "concurrency": list(CONCURRENCY),
             "server_cpu": _procs.SERVER_CPU,
             "load_cpu": _procs.LOAD_CPU,
