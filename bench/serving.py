@@ -279,6 +279,19 @@ def _version(name: str) -> str | None:
         return None
 
 
+def git_revision() -> str | None:
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return rev.stdout.strip() or None
+
+
 def machine_info() -> dict:
     cpu_model = ""
     try:
@@ -518,6 +531,7 @@ def run(args: argparse.Namespace) -> dict:
                 p: _version(p)
                 for p in ("fraudgate", "mlflow", "lightgbm", "numpy", "uvicorn", "grpcio")
             },
+            "git": git_revision(),
             "wrk": _wrk.wrk_version(),
             "wrk_path": wrk_path,
         },
