@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +21,8 @@ app = typer.Typer(
 )
 app.command("serve")(serve)
 app.command("replay")(replay)
-console = Console()
+# tables stay readable in CI logs and pipes, where rich would otherwise assume 80 columns
+console = Console(width=None if sys.stdout.isatty() else 120)
 
 WorkdirOption = Annotated[
     Path, typer.Option("--workdir", "-w", help="Where data, the MLflow store and reports go.")
@@ -145,10 +147,20 @@ def demo(
     registry: RegistryOption = None,
     days: Annotated[int, typer.Option(min=8, help="Days to simulate.")] = 120,
     tx_per_day: Annotated[int, typer.Option(min=100, help="Mean transactions per day.")] = 10_000,
+    replay: Annotated[
+        int, typer.Option(min=0, help="Transactions to replay through the served experiment.")
+    ] = 5_000,
+    rate: Annotated[float, typer.Option(min=1, help="Replay rate, requests per second.")] = 500.0,
     seed: SeedOption = 7,
 ) -> None:
-    """The whole loop on embedded defaults: simulate -> train v1, v2 -> register -> compare."""
+    """The whole loop on embedded defaults.
+
+    simulate -> train v1 and v2 -> register in MLflow -> offline comparison on a holdout ->
+    serve both as an 80/20 experiment with 100% shadow mirror -> replay transactions from after
+    the new fraud pattern emerged -> deliver their (late) labels -> join them in the ledger.
+    """
     from fraudgate.config import write_default_config
+    from fraudgate.demo import serve_and_replay
     from fraudgate.registry import resolve_tracking_uri
     from fraudgate.report.offline import render_offline
     from fraudgate.report.progress import StepProgress
@@ -163,9 +175,17 @@ def demo(
     config_path = write_default_config(
         workdir / "fraudgate.yaml", resolve_tracking_uri(registry, workdir)
     )
+    console.print(f"wrote [bold]{workdir / 'offline.json'}[/] and [bold]{config_path}[/]")
+    if replay:
+        try:
+            serve_and_replay(
+                config_path, workdir, transactions=replay, rate=rate, seed=seed, console=console
+            )
+        except RuntimeError as exc:
+            raise _fail(str(exc)) from None
+        console.print(f"wrote [bold]{workdir / 'online.json'}[/] and {workdir / 'replay.json'}")
     console.print(
-        f"wrote [bold]{workdir / 'offline.json'}[/] and [bold]{config_path}[/]\n"
-        f"serve both models with: [bold]fraudgate serve --config {config_path}[/]"
+        f"serve both models yourself with: [bold]fraudgate serve --config {config_path}[/]"
     )
 
 

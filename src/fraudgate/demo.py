@@ -1,0 +1,172 @@
+"""The online half of `fraudgate demo`: serve the experiment, replay traffic, read the ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from fraudgate.analysis.classification import proportion_interval
+from fraudgate.config import load_config
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_server(
+    config_path: Path, log_path: Path, http_port: int, grpc_port: int, timeout: float = 300.0
+) -> Iterator[str]:
+    """Start `fraudgate serve` as a child process; yield its URL once ready; stop it after."""
+    command = [
+        sys.executable,
+        "-m",
+        "fraudgate.serving",
+        "--config",
+        str(config_path),
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+    ]
+    url = f"http://127.0.0.1:{http_port}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the server exited with code {process.returncode}:\n{tail}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server was not ready after {timeout:.0f}s; see {log_path}")
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def online_outcomes(config_path: Path) -> list[dict]:
+    """Per model and role (served / mirror): decisions joined with the labels that came back."""
+    from fraudgate.ledger import open_ledger
+
+    config = load_config(config_path)
+    if config.ledger_config is None:
+        return []
+    experiment = config.experiment_spec.name if config.experiment_spec else None
+    store = open_ledger(config.ledger_config.url)
+    try:
+        outcomes = store.labelled_outcomes(experiment=experiment)
+    finally:
+        store.close()
+    rows = []
+    for outcome in sorted(outcomes, key=lambda o: (o.role, o.model_name)):
+        c = outcome.counts
+        rows.append(
+            {
+                "model": outcome.model_name,
+                "version": outcome.model_version,
+                "role": outcome.role,
+                "decisions": c.tp + c.fp + c.fn + c.tn + c.unlabelled,
+                "labelled": c.tp + c.fp + c.fn + c.tn,
+                **{k: getattr(c, k) for k in ("tp", "fp", "fn", "tn")},
+                "precision": proportion_interval(c.tp, c.tp + c.fp).as_dict(),
+                "recall": proportion_interval(c.tp, c.tp + c.fn).as_dict(),
+            }
+        )
+    return rows
+
+
+def render_online(rows: list[dict], console: Console) -> None:
+    table = Table(
+        title="Online: ledger decisions joined with the labels that arrived "
+        "(served = answered the caller, mirror = scored in shadow)",
+        title_justify="left",
+    )
+    table.add_column("model (role)", no_wrap=True)
+    for column in ("decisions", "labelled", "TP", "FP", "FN"):
+        table.add_column(column, justify="right")
+    table.add_column("precision (95% CI)", justify="right", no_wrap=True)
+    table.add_column("recall (95% CI)", justify="right", no_wrap=True)
+
+    def fmt(interval: dict) -> str:
+        if interval["estimate"] != interval["estimate"]:  # nan: nothing to estimate yet
+            return "-"
+        return f"{interval['estimate']:.2f} ({interval['low']:.2f}-{interval['high']:.2f})"
+
+    for row in rows:
+        table.add_row(
+            f"{row['model']} ({row['role']})",
+            f"{row['decisions']:,}",
+            f"{row['labelled']:,}",
+            str(row["tp"]),
+            str(row["fp"]),
+            str(row["fn"]),
+            fmt(row["precision"]),
+            fmt(row["recall"]),
+        )
+    console.print(table)
+
+
+def serve_and_replay(
+    config_path: Path,
+    workdir: Path,
+    *,
+    transactions: int,
+    rate: float,
+    seed: int,
+    console: Console,
+) -> dict:
+    """Serve the demo's experiment, replay `transactions` through it, deliver their labels."""
+    from fraudgate.replay import ReplaySettings, render_summary, run_replay, target_from_config
+
+    target = target_from_config(config_path)
+    http_port, grpc_port = free_port(), free_port()
+    with running_server(config_path, workdir / "server.log", http_port, grpc_port) as url:
+        console.print(f"serving the experiment at [bold]{url}[/] (gRPC 127.0.0.1:{grpc_port})")
+        settings = ReplaySettings(
+            url=url,
+            transactions=transactions,
+            rate=rate,
+            seed=seed,
+            workdir=workdir,
+            token=target.token,
+            model=target.model,
+            routing_parameter=target.routing_parameter,
+        )
+        summary = run_replay(settings, console=console)
+    render_summary(summary, console)
+    rows = online_outcomes(config_path)
+    render_online(rows, console)
+    online = {"replay": summary, "outcomes": rows}
+    (workdir / "online.json").write_text(json.dumps(online, indent=2, default=str))
+    return online
