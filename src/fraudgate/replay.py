@@ -78,33 +78,23 @@ class ReplayTarget:
 
 
 def target_from_config(path: str | Path | None) -> ReplayTarget:
-    """Read the server's YAML config: the experiment's default model and routing key, the token."""
-    if path is None:
-        return ReplayTarget(token=os.environ.get(ADMIN_TOKEN_ENV) or None)
-    import yaml
+    """What the server's config says: the experiment's default model, routing key, the token."""
+    from fraudgate.config import load_config
 
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"config: {path} is not a YAML mapping")
-    experiment = data.get("experiment") or {}
-    models = [m.get("name") for m in data.get("models") or [] if isinstance(m, dict)]
-    model = DEFAULT_MODEL
-    if experiment.get("default"):
-        model = experiment["default"]
-    elif experiment.get("candidates"):
-        model = experiment["candidates"][0]["name"]
-    elif models and DEFAULT_MODEL not in models:
-        model = models[0]
-    routing = experiment.get("routing") or {}
-    parameter: str | None = routing.get("key", DEFAULT_ROUTING_PARAMETER)
-    if routing.get("source") == "header":
-        parameter = None  # the client sends the x-routing-key header
-    auth = data.get("auth") or {}
-    token = auth.get("token")
-    if token is None and auth.get("token_env"):
-        token = os.environ.get(auth["token_env"])
-    token = token or os.environ.get(ADMIN_TOKEN_ENV) or None
-    return ReplayTarget(model, parameter, token, experiment.get("name"))
+    env_token = os.environ.get(ADMIN_TOKEN_ENV) or None
+    if path is None:
+        return ReplayTarget(token=env_token)
+    config = load_config(path)
+    spec = config.experiment_spec
+    names = [model.name for model in config.models]
+    if spec is not None:
+        model = spec.default or spec.candidates[0].name
+        parameter = None if spec.routing.source == "header" else spec.routing.key
+    else:
+        model = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
+        parameter = DEFAULT_ROUTING_PARAMETER
+    token = config.auth.token or env_token
+    return ReplayTarget(model, parameter, token, spec.name if spec else None)
 
 
 # -- transactions --------------------------------------------------------------------------------
