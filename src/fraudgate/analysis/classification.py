@@ -6,7 +6,7 @@ take optional per-row weights so the Poisson bootstrap reuses one sort for every
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy.stats import norm
@@ -24,17 +24,40 @@ class Interval:
         return {"estimate": self.estimate, "low": self.low, "high": self.high}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConfusionCounts:
+    """Sufficient statistics of one model's decisions against the labels (positive = fraud).
+
+    Counts add together (``a + b``) so replicas, time windows and batches merge without rows.
+    ``unlabelled`` decisions have no label yet (``unlabelled_flagged`` of them were flagged);
+    the ``*_amount`` fields sum transaction amounts per cell for business-impact estimates.
+    """
+
     tp: int = 0
     fp: int = 0
     fn: int = 0
     tn: int = 0
+    unlabelled: int = 0
+    unlabelled_flagged: int = 0
+    tp_amount: float = 0.0
+    fp_amount: float = 0.0
+    fn_amount: float = 0.0
+    tn_amount: float = 0.0
 
     def __add__(self, other: ConfusionCounts) -> ConfusionCounts:
+        if not isinstance(other, ConfusionCounts):
+            return NotImplemented
         return ConfusionCounts(
-            self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn
+            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(self))
         )
+
+    @property
+    def labelled(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+    @property
+    def total(self) -> int:
+        return self.labelled + self.unlabelled
 
     @property
     def precision(self) -> float:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+# the ledger produces the analysis' sufficient statistics; one type for both
+from fraudgate.analysis.classification import ConfusionCounts  # noqa: F401
+
 Role = Literal["served", "mirror"]
 ROLES: tuple[str, ...] = ("served", "mirror")
 
@@ -86,52 +89,6 @@ class WeightChange:
     weights: dict[str, float] = field(hash=False)
     actor: str
     at: float
-
-
-@dataclass(frozen=True, slots=True)
-class ConfusionCounts:
-    """Sufficient statistics of one model's decisions against the labels.
-
-    Counts add together (``a + b``) so replicas and time windows merge without touching rows.
-    ``unlabelled`` decisions have no label yet; ``unlabelled_flagged`` of them were flagged as
-    fraud. The ``*_amount`` fields sum the transaction amount (the decision's amount, else the
-    label's) for business-impact estimates; transactions without any amount add 0.
-    """
-
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    tn: int = 0
-    unlabelled: int = 0
-    unlabelled_flagged: int = 0
-    tp_amount: float = 0.0
-    fp_amount: float = 0.0
-    fn_amount: float = 0.0
-    tn_amount: float = 0.0
-
-    @property
-    def labelled(self) -> int:
-        return self.tp + self.fp + self.fn + self.tn
-
-    @property
-    def total(self) -> int:
-        return self.labelled + self.unlabelled
-
-    def __add__(self, other: ConfusionCounts) -> ConfusionCounts:
-        if not isinstance(other, ConfusionCounts):
-            return NotImplemented
-        return ConfusionCounts(
-            tp=self.tp + other.tp,
-            fp=self.fp + other.fp,
-            fn=self.fn + other.fn,
-            tn=self.tn + other.tn,
-            unlabelled=self.unlabelled + other.unlabelled,
-            unlabelled_flagged=self.unlabelled_flagged + other.unlabelled_flagged,
-            tp_amount=self.tp_amount + other.tp_amount,
-            fp_amount=self.fp_amount + other.fp_amount,
-            fn_amount=self.fn_amount + other.fn_amount,
-            tn_amount=self.tn_amount + other.tn_amount,
-        )
 
 
 @dataclass(frozen=True, slots=True)
