@@ -17,7 +17,6 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from fraudgate.analysis.classification import proportion_interval
 from fraudgate.config import load_config
 
 
@@ -96,11 +95,11 @@ def online_outcomes(config_path: Path) -> list[dict]:
                 "model": outcome.model_name,
                 "version": outcome.model_version,
                 "role": outcome.role,
-                "decisions": c.tp + c.fp + c.fn + c.tn + c.unlabelled,
-                "labelled": c.tp + c.fp + c.fn + c.tn,
-                **{k: getattr(c, k) for k in ("tp", "fp", "fn", "tn")},
-                "precision": proportion_interval(c.tp, c.tp + c.fp).as_dict(),
-                "recall": proportion_interval(c.tp, c.tp + c.fn).as_dict(),
+                "decisions": c.total,
+                "labelled": c.labelled,
+                **c.as_dict(),
+                "precision": c.precision_interval().as_dict(),
+                "recall": c.recall_interval().as_dict(),
             }
         )
     return rows
