@@ -250,7 +250,9 @@ def run_server(
     coro = serve_async(config, host=host, http_port=http_port, grpc_port=grpc_port, on_ready=ready)
     try:
         import uvloop
-
-        uvloop.run(coro)
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        uvloop = None
+    if uvloop is not None:
+        uvloop.run(coro)
+    else:  # pragma: no cover
         asyncio.run(coro)

@@ -1,0 +1,419 @@
+"""Experiment overhead benchmark: routing + mirror + ledger vs plain serving of one model.
+
+    .venv/bin/python bench/experiment.py [--workdir .fraudgate/demo] [--duration 10] [--warmup 2]
+                                         [--postgres URL | --no-postgres]
+
+One run, one server at a time, each pinned to CPU 1 with wrk pinned to CPU 0 (the load method of
+bench/serving.py, through its helpers bench/_wrk.py and bench/_procs.py), concurrency 32, the
+demo's ``[1, 30]`` FP32 request with a different ``card_id`` in every request (the wrk Lua
+script builds each body). Scenarios:
+
+* ``plain``: one model, no experiment, no ledger (what bench/serving.py measures);
+* ``routed+ledger``: the demo's 80/20 experiment, sticky by card, every served decision committed
+  to the SQLite ledger before the 200, no mirror;
+* ``routed+mirror+ledger``: the same plus the 100% mirror (the other arm scores every request
+  off the response path, recorded fire-and-forget);
+* the last one again on PostgreSQL (127.0.0.1:5432, a database created for the run and dropped).
+
+Targets (reported, not enforced): ``routed+mirror+ledger`` (SQLite) at most 15% below ``plain`` in
+throughput, and the mirror adds at most 1 ms to the served p99 (mirror vs no-mirror). Each
+scenario's ledger is checked afterwards: one served decision per answered request.
+Prints a table and writes bench/results/experiment.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import _model  # noqa: E402
+import _procs  # noqa: E402
+import _wrk  # noqa: E402
+
+CONCURRENCY = 32
+V1, V2 = "fraud-v1-baseline", "fraud-v2-candidate"
+INFER_PATH = f"/v2/models/{V1}/infer"
+THROUGHPUT_TARGET = 0.85
+MIRROR_P99_TARGET_MS = 1.0
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+_LUA_REQUEST = r"""
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, [==[PREFIX]==] .. (counter % 100000) .. [==[SUFFIX]==])
+end
+"""
+
+
+def lua_script(row: list[float]) -> str:
+    """bench/_wrk.py's script (its done() hook reports the percentiles) + a per-request body."""
+    body = json.dumps(
+        {
+            "inputs": [
+                {"name": "fraud_features", "shape": [1, 30], "datatype": "FP32", "data": row}
+            ],
+            "parameters": {"content_type": "np", "card_id": "card-CARD"},
+        }
+    )
+    prefix, suffix = body.split("CARD")
+    return _wrk.lua_script(body.encode()) + _LUA_REQUEST.replace("PREFIX", prefix).replace(
+        "SUFFIX", suffix
+    )
+
+
+# -- the models ---------------------------------------------------------------------------------
+def model_uris(model: _model.BenchModel) -> tuple[str, str]:
+    """Champion and challenger URIs; registers a second stand-in when there is no challenger."""
+    from fraudgate.registry import Registry
+
+    registry = Registry(model.tracking_uri)
+    aliases = registry.aliases()
+    if "challenger" in aliases:
+        return "models:/fraud-detection@champion", "models:/fraud-detection@challenger"
+    # a stand-in work dir: register another stand-in, address both by version
+    first = aliases["champion"]
+    second = _model.train_stand_in(model.workdir, seed=8)
+    return f"models:/fraud-detection/{first}", f"models:/fraud-detection/{second}"
+
+
+def config_dict(
+    tracking_uri: str, uris: tuple[str, str], scenario: str, ledger_url: str | None
+) -> dict:
+    from fraudgate.config import default_config_dict, demo_experiment_dict
+
+    config = default_config_dict(tracking_uri)
+    config["models"][0]["uri"], config["models"][1]["uri"] = uris
+    if scenario == "plain":
+        config["models"] = config["models"][:1]
+        return config
+    experiment = demo_experiment_dict()
+    if "mirror" not in scenario:
+        experiment["mirror"] = {"percent": 0}
+    config["experiment"] = experiment
+    config["ledger"] = {"url": ledger_url, "weights_poll_s": 0}
+    config["auth"] = {"token": "bench-token-" + uuid.uuid4().hex}
+    return config
+
+
+def fraudgate_argv(config: Path, http_port: int, grpc_port: int) -> list[str]:
+    flags = ["--config", str(config), "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+    exe = Path(sys.executable).parent / "fraudgate"
+    if exe.exists():
+        return [str(exe), "serve", *flags]
+    return [sys.executable, "-m", "fraudgate.serving", *flags]
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+def create_pg_database(admin_url: str) -> tuple[str, str] | None:
+    import sqlalchemy as sa
+
+    name = f"fraudgate_bench_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(
+        admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        print(f"PostgreSQL unreachable, skipping it: {str(exc).splitlines()[0]}")
+        return None
+    finally:
+        engine.dispose()
+    return name, admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(admin_url: str, name: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+# -- measuring ----------------------------------------------------------------------------------
+def start_server(
+    scenario: str, config: dict, scratch: Path, args: argparse.Namespace
+) -> _procs.Server:
+    import yaml
+
+    slug = scenario.replace(" ", "_").replace("(", "").replace(")", "")
+    http_port, grpc_port = _procs.free_port(), _procs.free_port()
+    config["server"].update({"host": "127.0.0.1", "http_port": http_port, "grpc_port": grpc_port})
+    path = scratch / f"{slug}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    server = _procs.start(
+        scenario,
+        fraudgate_argv(path, http_port, grpc_port),
+        http_port=http_port,
+        grpc_port=grpc_port,
+        log_path=scratch / "logs" / f"{slug}.log",
+        cwd=scratch,
+    )
+    server.extra["startup_s"] = _procs.wait_ready(
+        server, f"/v2/models/{V1}/ready", args.startup_timeout
+    )
+    server.extra["config"] = config
+    return server
+
+
+def run_cell(server: _procs.Server, script: Path, duration: float) -> dict:
+    url = server.base_url + INFER_PATH
+    cpu0 = _procs.cpu_seconds(server.proc.pid)
+    result = _wrk.run(url, script, connections=CONCURRENCY, threads=1, duration_s=duration)
+    cpu = _procs.cpu_seconds(server.proc.pid) - cpu0
+    return {
+        **result.as_dict(),
+        "server_cpu_s": cpu,
+        "server_cpu_util": cpu / result.duration_s if result.duration_s else 0.0,
+        "requests_per_server_cpu_s": result.requests / cpu if cpu > 0 else None,
+        "loadavg": list(os.getloadavg()),
+    }
+
+
+def combine(scenario: str, rounds: list[dict], server: _procs.Server) -> dict:
+    """The median round (by req/s) is the scenario's figure; every round is kept."""
+    ordered = sorted(rounds, key=lambda r: r["rps"])
+    median = ordered[len(ordered) // 2]
+    cell = {
+        "scenario": scenario,
+        "concurrency": CONCURRENCY,
+        "startup_s": server.extra["startup_s"],
+        **median,
+        "p99_ms_median_of_rounds": statistics.median(r["p99_ms"] for r in rounds),
+        "p50_ms_median_of_rounds": statistics.median(r["p50_ms"] for r in rounds),
+        "rps_of_rounds": [r["rps"] for r in rounds],
+        "p99_ms_of_rounds": [r["p99_ms"] for r in rounds],
+        "error_total": sum(r["error_total"] for r in rounds),
+        "requests_all_rounds": sum(r["requests"] for r in rounds),
+    }
+    return cell
+
+
+def count_ledger(cell: dict, config: dict, answered: int) -> None:
+    ledger = config.get("ledger")
+    if not ledger:
+        return
+    from fraudgate.ledger import open_ledger
+
+    store = open_ledger(ledger["url"])
+    try:
+        cell["ledger_served"] = store.count_decisions(role="served")
+        cell["ledger_mirror"] = store.count_decisions(role="mirror")
+    finally:
+        store.close()
+    cell["ledger_answered_requests"] = answered
+
+
+def summarize(cells: dict[str, dict]) -> dict:
+    plain = cells.get("plain")
+    full = cells.get("routed+mirror+ledger")
+    no_mirror = cells.get("routed+ledger")
+    out: dict[str, object] = {}
+    if plain and full:
+        out["throughput_ratio"] = full["rps"] / plain["rps"]
+        out["throughput_drop_pct"] = 100 * (1 - full["rps"] / plain["rps"])
+        out["p99_delta_vs_plain_ms"] = full["p99_ms"] - plain["p99_ms"]
+        out["throughput_target_met"] = out["throughput_ratio"] >= THROUGHPUT_TARGET
+    if plain and no_mirror:
+        out["routing_ledger_throughput_ratio"] = no_mirror["rps"] / plain["rps"]
+    if full and no_mirror:
+        out["mirror_p99_delta_ms"] = full["p99_ms"] - no_mirror["p99_ms"]
+        out["mirror_p50_delta_ms"] = full["p50_ms"] - no_mirror["p50_ms"]
+        out["mirror_p99_delta_median_ms"] = (
+            full["p99_ms_median_of_rounds"] - no_mirror["p99_ms_median_of_rounds"]
+        )
+        out["mirror_target_met"] = out["mirror_p99_delta_median_ms"] <= MIRROR_P99_TARGET_MS
+    pg = cells.get("routed+mirror+ledger (postgresql)")
+    if plain and pg:
+        out["postgresql_throughput_ratio"] = pg["rps"] / plain["rps"]
+        out["postgresql_p99_delta_vs_plain_ms"] = pg["p99_ms"] - plain["p99_ms"]
+    return out
+
+
+def print_report(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 140))
+    table = Table(
+        title=f"experiment overhead, wrk -c{CONCURRENCY}, server on CPU {_procs.SERVER_CPU}, "
+        f"wrk on CPU {_procs.LOAD_CPU}, median of {report['settings']['rounds']} interleaved "
+        f"{report['settings']['duration_s']:.0f}s rounds",
+        title_justify="left",
+    )
+    for column in ("scenario", "req/s", "vs plain", "p50 ms", "p99 ms", "p99.9 ms", "errors"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    table.add_column("req/CPU-s", justify="right")
+    table.add_column("ledger served/mirror", justify="right")
+    plain = report["cells"].get("plain")
+    for name, cell in report["cells"].items():
+        ratio = f"{cell['rps'] / plain['rps']:.1%}" if plain else "-"
+        ledger = "-"
+        if "ledger_served" in cell:
+            ledger = f"{cell['ledger_served']}/{cell['ledger_mirror']}"
+        eff = cell.get("requests_per_server_cpu_s")
+        table.add_row(
+            name,
+            f"{cell['rps']:.0f}",
+            ratio,
+            f"{cell['p50_ms']:.2f}",
+            f"{cell['p99_ms']:.2f}",
+            f"{cell['p999_ms']:.2f}",
+            str(cell["error_total"]),
+            f"{eff:.0f}" if eff else "-",
+            ledger,
+        )
+    s = report["summary"]
+    lines = []
+    if "throughput_ratio" in s:
+        verdict = "met" if s["throughput_target_met"] else "MISSED"
+        lines.append(
+            f"routing+mirror+ledger (SQLite): {s['throughput_drop_pct']:.1f}% fewer req/s than "
+            f"plain (target <= 15%: {verdict})"
+        )
+    if "mirror_p99_delta_ms" in s:
+        verdict = "met" if s["mirror_target_met"] else "MISSED"
+        lines.append(
+            f"mirror adds {s['mirror_p99_delta_ms']:+.2f} ms to the served p99, "
+            f"{s['mirror_p99_delta_median_ms']:+.2f} ms by median-of-rounds p99 "
+            f"(target <= 1 ms: {verdict})"
+        )
+    load = report["machine"]
+    lines.append(f"load average at start {load['loadavg_at_start']}, end {load['loadavg_at_end']}")
+    table.caption = "\n".join(lines)
+    table.caption_justify = "left"
+    console.print(table)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="experiment (routing+mirror+ledger) overhead")
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".fraudgate" / "demo")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per scenario")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "experiment.json")
+    parser.add_argument("--startup-timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--postgres",
+        default=PG_ADMIN_URL,
+        help="maintenance-database URL where a scratch database is created for the run",
+    )
+    parser.add_argument("--no-postgres", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    _wrk.ensure_wrk()
+    scratch = BENCH_DIR / ".scratch" / "experiment"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    os.environ.setdefault("XDG_CACHE_HOME", str(scratch / "cache"))
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    loadavg_start = list(os.getloadavg())
+    model = _model.prepare(args.workdir, scratch)
+    uris = model_uris(model)
+    script = scratch / "post.lua"
+    script.write_text(lua_script(_model.sample_row()))
+    scenarios: list[tuple[str, str | None]] = [
+        ("plain", None),
+        ("routed+ledger", f"sqlite:///{scratch / 'ledger-nomirror.db'}"),
+        ("routed+mirror+ledger", f"sqlite:///{scratch / 'ledger-mirror.db'}"),
+    ]
+    pg = None if args.no_postgres else create_pg_database(args.postgres)
+    if pg is not None:
+        scenarios.append(("routed+mirror+ledger (postgresql)", pg[1]))
+    cells: dict[str, dict] = {}
+    servers: dict[str, _procs.Server] = {}
+    rounds: dict[str, list[dict]] = {}
+    answered: dict[str, int] = {}
+    try:
+        # every server up at once (idle ones cost nothing), then interleaved rounds, so that
+        # drifting load from other work on the machine hits every scenario alike
+        for name, ledger_url in scenarios:
+            print(f"starting {name} ...", flush=True)
+            config = config_dict(model.tracking_uri, uris, name.split(" ")[0], ledger_url)
+            servers[name] = start_server(name, config, scratch, args)
+        for name, server in servers.items():
+            warm = run_cell(server, script, args.warmup)
+            answered[name] = warm["requests"] - warm["error_total"]
+        for i in range(args.rounds):
+            for name, server in servers.items():
+                cell = run_cell(server, script, args.duration)
+                answered[name] += cell["requests"] - cell["error_total"]
+                rounds.setdefault(name, []).append(cell)
+                print(
+                    f"round {i + 1}/{args.rounds} {name}: {cell['rps']:.0f} req/s, "
+                    f"p99 {cell['p99_ms']:.2f} ms, load {cell['loadavg'][0]:.2f}",
+                    flush=True,
+                )
+    finally:
+        for server in servers.values():
+            _procs.stop(server.proc, grace=30)  # SIGTERM: flushes queued mirror decisions
+    try:
+        for name, server in servers.items():
+            cells[name] = combine(name, rounds[name], server)
+            count_ledger(cells[name], server.extra["config"], answered[name])
+    finally:
+        if pg is not None:
+            drop_pg_database(args.postgres, pg[0])
+    report = {
+        "benchmark": "experiment",
+        "started_at": started,
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "cpus_available": _procs.cpus_available(),
+            "pinned": len(_procs.cpus_available()) >= 2,
+            "loadavg_at_start": loadavg_start,
+            "loadavg_at_end": list(os.getloadavg()),
+        },
+        "settings": {
+            "duration_s": args.duration,
+            "rounds": args.rounds,
+            "method": "all servers started, then interleaved rounds; median round reported",
+            "warmup_s": args.warmup,
+            "concurrency": CONCURRENCY,
+            "server_cpu": _procs.SERVER_CPU,
+            "load_cpu": _procs.LOAD_CPU,
+            "wrk": _wrk.wrk_version(),
+            "model_source": model.source,
+            "models": list(uris),
+            "payload": "[1, 30] FP32, parameters.card_id = card-<counter % 100000>",
+        },
+        "targets": {
+            "throughput": "routing+mirror+ledger >= 85% of plain serving's req/s at c=32",
+            "mirror_p99": "mirror adds <= 1 ms to the served p99 at c=32",
+        },
+        "cells": cells,
+        "summary": summarize(cells),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print_report(report)
+    print(f"wrote {args.out}")
+    errors = sum(cell["error_total"] for cell in cells.values())
+    lost = [
+        name
+        for name, cell in cells.items()
+        if "ledger_served" in cell and cell["ledger_served"] < cell["ledger_answered_requests"]
+    ]
+    if lost:
+        print(f"ledger holds fewer served decisions than answered requests in: {lost}")
+    return 1 if errors or lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
