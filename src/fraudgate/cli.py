@@ -12,6 +12,7 @@ from rich.console import Console
 
 from fraudgate.replay_cli import replay
 from fraudgate.serving.cli import serve
+from fraudgate.serving.experiment_cli import experiment_app, feedback
 
 app = typer.Typer(
     add_completion=False,
@@ -21,6 +22,8 @@ app = typer.Typer(
 )
 app.command("serve")(serve)
 app.command("replay")(replay)
+app.command("feedback")(feedback)
+app.add_typer(experiment_app, name="experiment")
 # tables stay readable in CI logs and pipes, where rich would otherwise assume 80 columns
 console = Console(width=None if sys.stdout.isatty() else 120)
 
