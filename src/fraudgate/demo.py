@@ -3,75 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
 from fraudgate.config import load_config
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def running_server(
-    config_path: Path, log_path: Path, http_port: int, grpc_port: int, timeout: float = 300.0
-) -> Iterator[str]:
-    """Start `fraudgate serve` as a child process; yield its URL once ready; stop it after."""
-    command = [
-        sys.executable,
-        "-m",
-        "fraudgate.serving",
-        "--config",
-        str(config_path),
-        "--http-port",
-        str(http_port),
-        "--grpc-port",
-        str(grpc_port),
-    ]
-    url = f"http://127.0.0.1:{http_port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"the server exited with code {process.returncode}:\n{tail}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server was not ready after {timeout:.0f}s; see {log_path}")
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+from fraudgate.serving.process import running_server
 
 
 def online_outcomes(config_path: Path) -> list[dict]:
@@ -149,11 +87,13 @@ def serve_and_replay(
     from fraudgate.replay import ReplaySettings, render_summary, run_replay, target_from_config
 
     target = target_from_config(config_path)
-    http_port, grpc_port = free_port(), free_port()
-    with running_server(config_path, workdir / "server.log", http_port, grpc_port) as url:
-        console.print(f"serving the experiment at [bold]{url}[/] (gRPC 127.0.0.1:{grpc_port})")
+    log = workdir / "server.log"
+    with running_server(config_path, log, ready_timeout=300) as server:
+        console.print(
+            f"serving the experiment at [bold]{server.url}[/] (gRPC {server.grpc_address})"
+        )
         settings = ReplaySettings(
-            url=url,
+            url=server.url,
             transactions=transactions,
             rate=rate,
             seed=seed,

@@ -6,52 +6,20 @@ matter for users: no 5xx, status codes and bodies as documented, bad data refuse
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from fraudgate.config import write_default_config
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(trained_registry, free_port, tmp_path_factory):
+def fuzz_server(trained_registry, module_launch, tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("fuzz")
     config = write_default_config(root / "fraudgate.yaml", trained_registry.tracking_uri)
-    port = free_port()
-    env = {**os.environ, "XDG_CACHE_HOME": str(root / "cache")}
-    log = (root / "server.log").open("wb")
-    cmd = [
-        sys.executable,
-        "-m",
-        "fraudgate.serving",
-        "--config",
-        str(config),
-        "--http-port",
-        str(port),
-        "--grpc-port",
-        str(free_port()),
-    ]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert proc.poll() is None, (root / "server.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "fuzz server did not become ready"
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    return module_launch(config).url
 
 
 CHECKS = ",".join(

@@ -21,7 +21,7 @@ import httpx
 import orjson
 import pytest
 import typer
-from conftest import EXPERIMENT, TOKEN, V1, V2, wait_ready, write_config
+from experiment_config import EXPERIMENT, TOKEN, V1, V2, wait_ready, write_config
 from load import assert_acknowledged_are_recorded, keyed, load_then_kill, payload, send_many
 from scipy.stats import binomtest
 from typer.testing import CliRunner

@@ -9,7 +9,7 @@ import asyncio
 import signal
 
 import pytest
-from conftest import V1, V2, wait_ready, write_config
+from experiment_config import V1, V2, wait_ready, write_config
 from load import assert_acknowledged_are_recorded, keyed, load_then_kill, send_many
 
 pytestmark = pytest.mark.slow
