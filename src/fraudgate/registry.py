@@ -50,6 +50,8 @@ def _quiet_mlflow() -> None:
     for name in ("mlflow", "alembic", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="mlflow")
+    # MLflow nags about type hints on predict(); hints would switch on its own input coercion
+    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
