@@ -30,6 +30,7 @@ TRAINING_EXPERIMENT = "fraud-detection-training"
 OUTPUT_NAME = "fraud_probability"
 BOOSTER_FILE = "booster.txt"
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 class RegistryError(RuntimeError):
@@ -75,10 +76,24 @@ class Registry:
         import mlflow
 
         self.tracking_uri = tracking_uri
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
         self._mlflow = mlflow
         self._client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self._activate()
+
+    def _activate(self) -> None:
+        """Point MLflow's process-wide URIs (used by start_run, log_model) at this registry.
+
+        MLflow also exports them as environment variables; those are put back, so a later
+        `resolve_tracking_uri` or a child process sees what the user set, not our last store.
+        """
+        saved = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
+        self._mlflow.set_tracking_uri(self.tracking_uri)
+        self._mlflow.set_registry_uri(self.tracking_uri)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     # -- writing -----------------------------------------------------------------------------
     def _experiment_id(self) -> str:
@@ -124,6 +139,7 @@ class Registry:
             "feature_version": feature_version,
         }
         mlflow = self._mlflow
+        self._activate()
         with mlflow.start_run(
             experiment_id=self._experiment_id(), run_name=serving_name, tags=tags
         ) as run:
@@ -171,6 +187,7 @@ class Registry:
         import mlflow.artifacts
         import mlflow.pyfunc
 
+        self._activate()
         version = self._version_for(model_uri)
         try:
             local_path = mlflow.artifacts.download_artifacts(

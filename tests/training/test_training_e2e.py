@@ -1,6 +1,7 @@
 """Simulate -> features -> train v1/v2 -> register in a real MLflow store -> load back."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -75,3 +76,11 @@ def test_same_seed_same_scores(trained, tmp_path):
         np.testing.assert_array_equal(
             result.models[key].holdout_scores, again.models[key].holdout_scores
         )
+
+
+def test_registry_leaves_the_environment_alone(tmp_path, monkeypatch):
+    """MLflow exports the tracking URI to the environment; a later default must not follow it."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    Registry(resolve_tracking_uri(None, tmp_path / "a"))
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert resolve_tracking_uri(None, tmp_path / "b").endswith("/b/mlflow.db")
