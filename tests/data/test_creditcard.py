@@ -76,3 +76,30 @@ def test_cli_exit_code_2_with_a_clear_message(tmp_path):
     )
     assert result.returncode == 2, result.stderr
     assert "Time" in result.stdout + result.stderr
+
+
+def test_train_on_a_creditcard_file(tmp_path):
+    write_creditcard(tmp_path / "creditcard.csv", rows=6_000, fraud_every=50)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fraudgate",
+            "train",
+            "--creditcard",
+            str(tmp_path / "creditcard.csv"),
+            "--workdir",
+            str(tmp_path / "w"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    import json
+
+    offline = json.loads((tmp_path / "w" / "offline.json").read_text())
+    assert offline["feature_version"] == "creditcard-ulb-v1"
+    assert offline["data"]["transactions"] == 6_000
+    for model in offline["models"].values():
+        assert model["holdout"]["metrics"]["roc_auc"]["estimate"] > 0.9  # V4 carries the signal
