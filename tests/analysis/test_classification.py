@@ -3,6 +3,7 @@ import pytest
 from scipy.stats import binomtest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.proportion import confint_proportions_2indep
 
 from fraudgate.analysis.classification import (
     ConfusionCounts,
@@ -83,3 +84,33 @@ def test_thirty_fraud_cases_give_a_wide_interval():
     result = paired_recall_gap(a, b)
     assert result.gap.low < 0 < result.gap.high  # +10 points on 30 cases proves nothing
     assert result.mcnemar_p_value == pytest.approx(binomtest(3, 3).pvalue)
+
+
+def test_paired_interval_reduces_to_newcombe_without_correlation():
+    # 6 caught by both, 24 by b only, 14 by a only, 56 by neither: ad - bc = 0, so phi = 0 and
+    # the paired interval must equal Newcombe's independent-samples hybrid score interval
+    a = np.array([1] * 6 + [0] * 24 + [1] * 14 + [0] * 56, bool)
+    b = np.array([1] * 6 + [1] * 24 + [0] * 14 + [0] * 56, bool)
+    low, high = confint_proportions_2indep(30, 100, 20, 100, method="newcomb", compare="diff")
+    gap = paired_recall_gap(a, b).gap
+    assert (gap.low, gap.high) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_no_discordant_cases_still_gives_an_honest_interval():
+    caught = np.ones(277, bool)
+    gap = paired_recall_gap(caught, caught).gap
+    assert gap.estimate == 0 and gap.low < 0 < gap.high  # a Wald interval would be [0, 0]
+
+
+def test_paired_interval_covers_the_true_gap():
+    rng = np.random.default_rng(5)
+    n, covered, trials = 60, 0, 1500
+    # cell probabilities: both, a only, b only, neither -> true gap = 0.15 - 0.05
+    cells = np.array([0.5, 0.05, 0.15, 0.3])
+    for _ in range(trials):
+        kind = rng.choice(4, size=n, p=cells)
+        a = (kind == 0) | (kind == 1)
+        b = (kind == 0) | (kind == 2)
+        gap = paired_recall_gap(a, b).gap
+        covered += gap.low <= 0.10 <= gap.high
+    assert 0.93 <= covered / trials <= 0.985, covered / trials

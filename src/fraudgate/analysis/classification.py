@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
-from scipy.stats import norm
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
@@ -208,28 +207,40 @@ class PairedRecallComparison:
 def paired_recall_gap(
     caught_a: np.ndarray, caught_b: np.ndarray, alpha: float = 0.05
 ) -> PairedRecallComparison:
-    """Compare recall on the same positives: Wald interval for paired proportions, McNemar test.
+    """Compare recall on the same positives: Newcombe's hybrid score interval, McNemar test.
 
-    `caught_a[i]` says whether model a flagged fraud case i. Only discordant cases carry
-    information, so a handful of fraud cases gives a wide interval, as it should.
+    `caught_a[i]` says whether model a flagged fraud case i. The interval for recall(b) -
+    recall(a) is Newcombe's (1998) method 10 for paired proportions: built from each recall's
+    Wilson interval and their correlation, so it stays honest with few fraud cases or with no
+    discordant cases at all (where a Wald interval collapses to a single point).
     """
     a = np.asarray(caught_a, dtype=bool)
     b = np.asarray(caught_b, dtype=bool)
     n = len(a)
-    only_a = int(np.sum(a & ~b))
-    only_b = int(np.sum(b & ~a))
     if n == 0:
         return PairedRecallComparison(0, 0, 0, Interval(float("nan"), -1.0, 1.0), float("nan"))
-    gap = (only_b - only_a) / n
-    variance = ((only_a + only_b) - (only_b - only_a) ** 2 / n) / n**2
-    z = float(norm.ppf(1 - alpha / 2))
-    half = z * np.sqrt(max(variance, 0.0))
-    table = [[int(np.sum(a & b)), only_a], [only_b, int(np.sum(~a & ~b))]]
+    both, only_b = int(np.sum(a & b)), int(np.sum(b & ~a))
+    only_a, neither = int(np.sum(a & ~b)), int(np.sum(~a & ~b))
+    recall_b, recall_a = proportion_interval(both + only_b, n, alpha), proportion_interval(
+        both + only_a, n, alpha
+    )
+    cross = both * neither - only_b * only_a
+    margins = (both + only_b) * (only_a + neither) * (both + only_a) * (only_b + neither)
+    if margins == 0:
+        phi = 0.0
+    else:  # Newcombe's continuity-corrected correlation
+        phi = (max(cross - n / 2, 0.0) if cross > 0 else cross) / np.sqrt(margins)
+    gap = recall_b.estimate - recall_a.estimate
+    d_b_low, d_b_high = recall_b.estimate - recall_b.low, recall_b.high - recall_b.estimate
+    d_a_low, d_a_high = recall_a.estimate - recall_a.low, recall_a.high - recall_a.estimate
+    below = np.sqrt(max(d_b_low**2 - 2 * phi * d_b_low * d_a_high + d_a_high**2, 0.0))
+    above = np.sqrt(max(d_b_high**2 - 2 * phi * d_b_high * d_a_low + d_a_low**2, 0.0))
+    table = [[both, only_a], [only_b, neither]]
     p_value = float(mcnemar(table, exact=(only_a + only_b) < 50).pvalue)
     return PairedRecallComparison(
         positives=n,
         caught_by_a_only=only_a,
         caught_by_b_only=only_b,
-        gap=Interval(gap, max(-1.0, gap - half), min(1.0, gap + half)),
+        gap=Interval(gap, max(-1.0, gap - below), min(1.0, gap + above)),
         mcnemar_p_value=p_value,
     )
