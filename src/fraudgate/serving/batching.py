@@ -30,6 +30,7 @@ BATCH_PAYOFF_SECONDS = 50e-6
 # rows above which a request is scored off the event-loop thread
 OFFLOAD_ROWS = 2048
 _EWMA = 0.2
+_CLIP = 2.0  # a call's measured time counts at most this many times the payoff threshold
 
 
 class Batcher:
@@ -63,12 +64,22 @@ class Batcher:
         start = time.perf_counter()
         out = self._predict(x)
         elapsed = time.perf_counter() - start
-        self.calls += 1
         if x.shape[0] <= self.max_batch_size:
-            self.call_seconds += _EWMA * (elapsed - self.call_seconds)
+            self._learn(elapsed)
+        self.calls += 1
         if self._on_batch is not None:
             self._on_batch(x.shape[0])
         return out
+
+    def _learn(self, elapsed: float) -> None:
+        if self.calls == 0:  # the first call sets the estimate: an expensive model batches at once
+            self.call_seconds = elapsed
+            return
+        # Later calls are clipped: one call that the OS preempted (another thread of this
+        # process, e.g. the ledger writer, took the core for a few ms) must not flip a cheap
+        # model into batching mode; an expensive model still averages above the payoff.
+        sample = min(elapsed, _CLIP * self.payoff_seconds)
+        self.call_seconds += _EWMA * (sample - self.call_seconds)
 
     @property
     def batching(self) -> bool:

@@ -32,9 +32,11 @@ comes from batching requests and from server processes, not from threads inside 
 
 Runtimes are safe to call from several threads: the small-batch paths copy into per-runtime
 scratch buffers under a lock (ctypes-call overhead is dominated by taking an array's address,
-~1 us, so the buffers' addresses are taken once). Every call into C releases the GIL (``CDLL``;
-keeping it with ``PyDLL`` saves only ~60 ns), so a 32-row batch (~170 us) never stalls the event
-loop or another request's thread.
+~1 us, so the buffers' addresses are taken once). Small batches (up to ``SMALL_BATCH`` rows, a few
+to a few hundred microseconds) keep the GIL (``PyDLL``): releasing it for a call that short
+invites any other thread that wants the GIL (the ledger's writer thread) to take it, and the
+event loop then waits to get it back -- on a busy single core, long after the call returned.
+Larger batches release it (``CDLL``), so a worker thread scoring one does not stall the loop.
 """
 
 from __future__ import annotations
@@ -220,6 +222,13 @@ def compile_tl2cgen(
     return CompileReport(library, False, time.perf_counter() - t0, trees, opt)
 
 
+def _predict_rows(lib: ctypes.CDLL) -> Any:
+    rows = lib.fraudgate_predict_rows
+    rows.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+    rows.restype = ctypes.c_int32
+    return rows
+
+
 class Tl2cgenRuntime:
     """The compiled trees, called directly through ``fraudgate_predict_rows``."""
 
@@ -229,11 +238,9 @@ class Tl2cgenRuntime:
         self.library = Path(library)
         self.n_features = n_features
         self.detail = detail
-        argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
-        lib = ctypes.CDLL(str(self.library))
-        self._rows = lib.fraudgate_predict_rows
-        self._rows.argtypes = argtypes
-        self._rows.restype = ctypes.c_int32
+        lib = ctypes.CDLL(str(self.library))  # releases the GIL: large batches
+        self._rows = _predict_rows(lib)
+        self._rows_held = _predict_rows(ctypes.PyDLL(str(self.library)))  # keeps it: small ones
         nf = lib.get_num_feature
         nf.restype = ctypes.c_int32
         if nf() > n_features:
@@ -247,7 +254,7 @@ class Tl2cgenRuntime:
             s = self._scratch
             with s.lock:
                 s.x[:n] = x
-                self._rows(s.x_ptr, n, self.n_features, s.out_ptr)
+                self._rows_held(s.x_ptr, n, self.n_features, s.out_ptr)
                 return s.out[:n].copy()
         out = np.empty(n, dtype=np.float64)
         self._rows(x.ctypes.data, n, self.n_features, out.ctypes.data)
@@ -300,7 +307,8 @@ class NativeRuntime:
                 ctypes.byref(self._config),
             )  # fmt: skip
         )
-        self._single = lib.LGBM_BoosterPredictForMatSingleRowFast
+        # single rows keep the GIL (see the module docstring); full matrices release it
+        self._single = ctypes.PyDLL(path).LGBM_BoosterPredictForMatSingleRowFast
         self._single.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
         self._single.restype = ctypes.c_int
         self._mat = lib.LGBM_BoosterPredictForMat
