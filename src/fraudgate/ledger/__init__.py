@@ -4,6 +4,7 @@
 store = open_ledger("sqlite:////work/.fraudgate/ledger.db")   # or postgresql+psycopg://...
 writer = DecisionWriter(store)
 await writer.submit(decision)          # resolves once committed -> then send the 200
+await writer.submit_rows([row])        # the same for plain tuples (DECISION_FIELDS order)
 writer.record_mirror(shadow_decision)  # fire-and-forget, flushed on close
 labels, errors = validate_label_rows(payload["labels"])
 result = store.upsert_labels(labels, actor="feedback-api")
@@ -13,24 +14,29 @@ outcomes = store.labelled_outcomes(experiment="fraud-detection-ab-test")  # coun
 
 from fraudgate.ledger.feedback import LabelFileError, parse_labels_file, validate_label_rows
 from fraudgate.ledger.records import (
+    DECISION_FIELDS,
     ConfusionCounts,
     Decision,
+    DecisionRow,
     Label,
     LabelChange,
     LabelResult,
     ModelOutcome,
     RowError,
     WeightChange,
+    decision_row,
 )
 from fraudgate.ledger.schema import LATEST_VERSION, MIGRATIONS, SchemaTooNew
 from fraudgate.ledger.store import LedgerStore, default_ledger_url, normalize_url, open_ledger
 from fraudgate.ledger.writer import DecisionWriter, LedgerWriteError, WriterClosed, WriterStats
 
 __all__ = [
+    "DECISION_FIELDS",
     "LATEST_VERSION",
     "MIGRATIONS",
     "ConfusionCounts",
     "Decision",
+    "DecisionRow",
     "DecisionWriter",
     "Label",
     "LabelChange",
@@ -44,6 +50,7 @@ __all__ = [
     "WeightChange",
     "WriterClosed",
     "WriterStats",
+    "decision_row",
     "default_ledger_url",
     "normalize_url",
     "open_ledger",

@@ -1,11 +1,14 @@
 """Group-commit decision writer: batched, off the event loop, and lossless once acknowledged.
 
-The server does ``await writer.submit(decision)`` *before* it sends its 200. ``submit`` puts the
-decision on a queue and waits on a future; one background thread takes everything queued (up to
-``max_batch``), writes it in ONE transaction, and only after the commit returns resolves the
-futures of that batch (one ``call_soon_threadsafe`` per event loop per batch). On PostgreSQL two
-such threads (``writers=2``) take turns, so one batch is inserted while the previous one waits for
-its commit's fsync. So:
+The server does ``await writer.submit_rows(rows)`` *before* it sends its 200 (``submit`` and
+``submit_many`` take `Decision` objects and do the same). Rows submitted from one event loop
+during one loop iteration are gathered into ONE group that is handed to the writer thread by one
+``call_soon`` callback at the end of that iteration: one queue put (one thread wake-up) per
+iteration, not per request. The background thread takes everything queued (up to ``max_batch``
+rows), writes it in ONE transaction on its own long-lived connection (`DecisionSink`), and only
+after the commit returns resolves the futures of that batch (one ``call_soon_threadsafe`` per
+event loop per batch). On PostgreSQL two such threads (``writers=2``) take turns, so one batch is
+inserted while the previous one waits for its commit's fsync. So:
 
 * the event loop never touches the database (no blocking I/O on the loop);
 * a decision is acknowledged only once it is committed, so SIGKILL after the 200 loses nothing;
@@ -37,8 +40,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fraudgate.ledger.records import Decision
-from fraudgate.ledger.store import LedgerStore
+from fraudgate.ledger.records import Decision, DecisionRow, decision_row
+from fraudgate.ledger.store import DecisionSink, LedgerStore
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +71,20 @@ class WriterStats:
         return self.written / self.batches if self.batches else 0.0
 
 
-# A queue item: (seq, decisions, waiter). seq numbers items in submission order (for flush);
-# waiter is None (mirror), a concurrent.futures.Future (blocking callers), or a tuple
-# (loop, asyncio.Future).
-_Item = tuple[int, tuple[Decision, ...], object]
+# A queue item: (seq, rows, waiter). seq numbers items in submission order (for flush); waiter
+# is None (mirror), a concurrent.futures.Future (blocking callers), or a tuple
+# (loop, [asyncio.Future, ...]) (the awaiting requests of one loop iteration's group).
+_Item = tuple[int, list[DecisionRow], object]
+
+
+class _Group:
+    """Rows and waiters submitted from one event loop during one loop iteration."""
+
+    __slots__ = ("rows", "futures")
+
+    def __init__(self) -> None:
+        self.rows: list[DecisionRow] = []
+        self.futures: list[asyncio.Future[None]] = []
 
 
 class DecisionWriter:
@@ -86,6 +99,7 @@ class DecisionWriter:
         retry_attempts: int = 3,
         retry_backoff_s: float = 0.05,
         writers: int | None = None,
+        checkpoint_interval_s: float = 0.5,
     ) -> None:
         self._store = store
         self._max_batch = max_batch
@@ -106,6 +120,7 @@ class DecisionWriter:
         self._watermark = 0  # every item with seq <= watermark is finished
         self._finished: set[int] = set()  # finished items above the watermark
         self._flush_waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._groups: dict[asyncio.AbstractEventLoop, _Group] = {}  # open group per loop
         if writers is None:
             # SQLite has one write lock (a second thread would only wait on it); PostgreSQL
             # overlaps one batch's commit (fsync) with the next batch's insert.
@@ -114,53 +129,86 @@ class DecisionWriter:
             threading.Thread(target=self._run, name=f"fraudgate-ledger-writer-{n}", daemon=True)
             for n in range(max(1, writers))
         ]
+        self._stopped = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if store.backend == "sqlite":  # WAL checkpoints off the commit path (see DecisionSink)
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint,
+                args=(checkpoint_interval_s,),
+                name="fraudgate-ledger-checkpoint",
+                daemon=True,
+            )
+            self._checkpointer.start()
         for thread in self._threads:
             thread.start()
 
     # -- producer side (any thread / event loop) --------------------------------------------
 
-    def _put(self, decisions: tuple[Decision, ...], waiter: object) -> None:
+    def _put(self, rows: list[DecisionRow], waiter: object) -> None:
         with self._lock:
             if self._closed:
                 raise WriterClosed("the decision writer is closed")
-            self._submitted += len(decisions)
+            self._submitted += len(rows)
             self._seq += 1
-            self._queue.put((self._seq, decisions, waiter))
+            self._queue.put((self._seq, rows, waiter))
 
     async def submit(self, decision: Decision) -> None:
         """Resolve once ``decision`` is committed (durable). Raises LedgerWriteError if not."""
-        await self.submit_many((decision,))
+        await self.submit_rows([decision_row(decision)])
 
     async def submit_many(self, decisions: Iterable[Decision]) -> None:
         """Resolve once all ``decisions`` are committed (they go into the same batch)."""
-        batch = tuple(decisions)
+        await self.submit_rows([decision_row(d) for d in decisions])
+
+    async def submit_rows(self, rows: Iterable[DecisionRow]) -> None:
+        """Resolve once all ``rows`` (tuples in DECISION_FIELDS order) are committed.
+
+        The rows join this loop iteration's group, handed to the writer thread at its end.
+        """
+        if self._closed:
+            raise WriterClosed("the decision writer is closed")
         loop = asyncio.get_running_loop()
+        group = self._groups.get(loop)
+        if group is None:
+            group = self._groups[loop] = _Group()
+            loop.call_soon(self._hand_over, loop)
         future = loop.create_future()
-        self._put(batch, (loop, future))
+        group.rows.extend(rows)
+        group.futures.append(future)
         await future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        group = self._groups.pop(loop)
+        try:
+            self._put(group.rows, (loop, group.futures))
+        except WriterClosed as exc:
+            _settle(group.futures, exc)
 
     def submit_blocking(self, decisions: Iterable[Decision], timeout: float | None = None) -> None:
         """For threads without an event loop (e.g. a sync gRPC handler): block until durable."""
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._put(tuple(decisions), future)
+        self._put([decision_row(d) for d in decisions], future)
         future.result(timeout)
 
     def record_mirror(self, decision: Decision) -> bool:
         """Fire-and-forget (never blocks). Returns False if dropped because of back-pressure."""
-        return self.record_mirror_many((decision,))
+        return self.record_mirror_rows([decision_row(decision)])
 
     def record_mirror_many(self, decisions: Iterable[Decision]) -> bool:
-        batch = tuple(decisions)
+        return self.record_mirror_rows([decision_row(d) for d in decisions])
+
+    def record_mirror_rows(self, rows: list[DecisionRow]) -> bool:
+        """Fire-and-forget rows (tuples in DECISION_FIELDS order); False if dropped."""
         with self._lock:
             if self._closed:
                 raise WriterClosed("the decision writer is closed")
-            if self._pending_mirror + len(batch) > self._max_pending_mirror:
-                self._dropped_mirror += len(batch)
+            if self._pending_mirror + len(rows) > self._max_pending_mirror:
+                self._dropped_mirror += len(rows)
                 return False
-            self._pending_mirror += len(batch)
-            self._submitted += len(batch)
+            self._pending_mirror += len(rows)
+            self._submitted += len(rows)
             self._seq += 1
-            self._queue.put((self._seq, batch, None))
+            self._queue.put((self._seq, rows, None))
         return True
 
     async def flush(self) -> None:
@@ -194,6 +242,11 @@ class DecisionWriter:
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self._stopped.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(
+                None if deadline is None else max(0.0, deadline - time.monotonic())
+            )
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
@@ -213,6 +266,13 @@ class DecisionWriter:
     # -- consumer side (the writer thread) --------------------------------------------------
 
     def _run(self) -> None:
+        sink = DecisionSink(self._store)
+        try:
+            self._consume(sink)
+        finally:
+            sink.close()
+
+    def _consume(self, sink: DecisionSink) -> None:
         # Items are only queued before _STOP (close() holds the lock), so whoever takes _STOP
         # knows every decision has been taken by some thread: it commits its own batch, passes
         # _STOP on to the next thread and exits.
@@ -234,18 +294,27 @@ class DecisionWriter:
                     break
                 items.append(item)  # type: ignore[arg-type]
                 size += len(item[1])  # type: ignore[index]
-            self._commit(items)
+            self._commit(sink, items)
             if stop:
                 self._queue.put(_STOP)
                 return
 
-    def _commit(self, items: list[_Item]) -> None:
-        batch = [decision for _, decisions, _ in items for decision in decisions]
-        mirrors = sum(len(decisions) for _, decisions, waiter in items if waiter is None)
+    def _checkpoint(self, interval_s: float) -> None:
+        while not self._stopped.wait(interval_s):
+            try:
+                self._store.checkpoint()
+            except Exception as exc:  # the next commit or checkpoint will tell more
+                log.warning("ledger WAL checkpoint failed: %s", exc)
+        with contextlib.suppress(Exception):
+            self._store.checkpoint()
+
+    def _commit(self, sink: DecisionSink, items: list[_Item]) -> None:
+        batch = items[0][1] if len(items) == 1 else [row for _, rows, _ in items for row in rows]
+        mirrors = sum(len(rows) for _, rows, waiter in items if waiter is None)
         error: BaseException | None = None
         for attempt in range(self._retry_attempts):
             try:
-                self._store.record_decisions(batch)
+                sink.write(batch)
                 error = None
                 break
             except Exception as exc:  # database down, lock timeout, ...
@@ -298,8 +367,8 @@ class DecisionWriter:
                 else:
                     waiter.set_exception(failure)
                 continue
-            loop, future = waiter  # type: ignore[misc]
-            by_loop.setdefault(loop, []).append(future)
+            loop, futures = waiter  # type: ignore[misc]
+            by_loop.setdefault(loop, []).extend(futures)
         for loop, futures in by_loop.items():
             # RuntimeError: the loop is closed, so nobody is waiting any more.
             with contextlib.suppress(RuntimeError):

@@ -84,6 +84,7 @@ class DeployedModel:
         threshold = config.threshold if config.threshold is not None else loaded.model.threshold
         self.threshold = float(threshold)
         self._threshold32 = np.float32(self.threshold)
+        self.cut = float(self._threshold32)  # a row is flagged iff its FP32 score >= cut
         self.metrics: ModelMetrics = metrics.for_model(self.name, self.version)
         self.batcher = Batcher(
             self._predict,

@@ -8,10 +8,11 @@ lazy view of their headers/metadata.
 
 Per request addressed to the experiment (its name, or the default model's name, no explicit
 version): the router picks the arm (sticky by routing key), the arm's model scores, and every
-scored row becomes a served `fraudgate.ledger.Decision` that is ``await``-ed into the ledger's
-group commit BEFORE the response leaves (an acknowledged decision is durable). The mirror copy is
-queued and scored in one ``loop.call_soon`` callback that runs after the response has been written
-(so it never adds to the caller's latency); its decisions take the ledger's fire-and-forget path.
+scored row becomes a served ledger row (a `fraudgate.ledger.DecisionRow` tuple) that is
+``await``-ed into the ledger's group commit BEFORE the response leaves (an acknowledged decision
+is durable). The mirror copy is queued and scored in one ``loop.call_soon`` callback that runs
+after the response has been written (so it never adds to the caller's latency); its decisions
+take the ledger's fire-and-forget path.
 The mirror queue is bounded: beyond ``max_pending_mirror_rows`` rows waiting, copies are dropped
 and counted, never the served request.
 
@@ -27,10 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import logging
 import math
+import os
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -243,37 +245,26 @@ class ExperimentPlane:
         transaction_ids = _transaction_ids(parameters, request_id, n)
         amounts = _amounts(parameters, n)
         if writer is not None:
-            from fraudgate.ledger import Decision, LedgerWriteError, WriterClosed
+            from fraudgate.ledger import LedgerWriteError, WriterClosed
 
-            now = time.time()
             experiment = arm = key_hash = None
             if route is not None:
                 experiment, arm, key_hash = route.experiment, route.model, route.key_hash
-            threshold = model.threshold
-            cut = float(np.float32(threshold))  # the response's decision: fp32 score >= fp32 cut
-            latency_ms = latency_s * 1000.0
-            flat = scores.reshape(-1).tolist()
-            decisions = [
-                Decision(
-                    request_id,
-                    transaction_ids[i],
-                    now,
-                    experiment,
-                    arm,
-                    "served",
-                    model.name,
-                    model.version,
-                    flat[i],
-                    threshold,
-                    flat[i] >= cut,
-                    latency_ms,
-                    amounts[i],
-                    key_hash,
-                )
-                for i in range(n)
-            ]
+            rows = _rows(
+                request_id,
+                transaction_ids,
+                amounts,
+                scores,
+                time.time(),
+                experiment,
+                arm,
+                key_hash,
+                "served",
+                model,
+                latency_s,
+            )
             try:
-                await writer.submit_many(decisions)
+                await writer.submit_rows(rows)
             except (LedgerWriteError, WriterClosed) as exc:
                 raise Unavailable(f"the decision could not be recorded: {exc}") from exc
         if route is not None and route.mirror is not None:
@@ -346,46 +337,37 @@ class ExperimentPlane:
     def _record_mirror(
         self, model: Any, group: list[_MirrorJob], scores: np.ndarray, elapsed_s: float
     ) -> None:
-        flat = np.asarray(scores, dtype=np.float32).reshape(-1).tolist()
-        self.mirror_scored += len(flat)
+        flat = np.asarray(scores, dtype=np.float32).reshape(-1)
+        self.mirror_scored += flat.shape[0]
         writer = self.writer
         if writer is None:
             return
-        from fraudgate.ledger import Decision, WriterClosed
+        from fraudgate.ledger import WriterClosed
 
-        now = time.time()
-        threshold = model.threshold
-        cut = float(np.float32(threshold))
-        latency_ms = elapsed_s * 1000.0
-        decisions = []
+        now = time.time()  # one decision time for the whole mirror batch: it was scored at once
+        rows = []
         offset = 0
         for job in group:
-            for i in range(job.x.shape[0]):
-                score = flat[offset]
-                offset += 1
-                decisions.append(
-                    Decision(
-                        job.request_id,
-                        job.transaction_ids[i],
-                        now,
-                        job.experiment,
-                        job.arm,
-                        "mirror",
-                        model.name,
-                        model.version,
-                        score,
-                        threshold,
-                        score >= cut,
-                        latency_ms,
-                        job.amounts[i],
-                        job.key_hash,
-                    )
-                )
+            n = len(job.transaction_ids)
+            rows += _rows(
+                job.request_id,
+                job.transaction_ids,
+                job.amounts,
+                flat[offset : offset + n],
+                now,
+                job.experiment,
+                job.arm,
+                job.key_hash,
+                "mirror",
+                model,
+                elapsed_s,
+            )
+            offset += n
         try:
-            if not writer.record_mirror_many(decisions):
-                self.mirror_dropped += len(decisions)
+            if not writer.record_mirror_rows(rows):
+                self.mirror_dropped += len(rows)
         except WriterClosed:
-            self.mirror_dropped += len(decisions)
+            self.mirror_dropped += len(rows)
 
     # -- auth ---------------------------------------------------------------------------------
     def check_token(self, authorization: str | None) -> None:
@@ -510,11 +492,65 @@ class ExperimentPlane:
         }
 
 
+# -- ledger rows ------------------------------------------------------------------------------
+
+
+def _rows(
+    request_id: str,
+    transaction_ids: list[str],
+    amounts: list[float | None],
+    scores: np.ndarray,
+    decided_at: float,
+    experiment: str | None,
+    arm: str | None,
+    key_hash: str | None,
+    role: str,
+    model: Any,  # DeployedModel
+    latency_s: float,
+) -> list[tuple[Any, ...]]:
+    """Ledger rows (`fraudgate.ledger.DecisionRow`, DECISION_FIELDS order), one per scored row.
+
+    The decision is the response's: the FP32 score ``>=`` the FP32 threshold.
+    """
+    name, version, threshold, cut = model.name, model.version, model.threshold, model.cut
+    latency_ms = latency_s * 1000.0
+    return [
+        (
+            request_id,
+            transaction_id,
+            decided_at,
+            experiment,
+            arm,
+            role,
+            name,
+            version,
+            score,
+            threshold,
+            score >= cut,
+            latency_ms,
+            amount,
+            key_hash,
+        )
+        for transaction_id, score, amount in zip(
+            transaction_ids, scores.reshape(-1).tolist(), amounts, strict=True
+        )
+    ]
+
+
 # -- request parameters -----------------------------------------------------------------------
+
+# Request ids the server generates are time-ordered (like UUIDv7): 12 hex digits of Unix
+# milliseconds, 10 of a per-process random nonce, 10 of a per-process counter -- 32 hex digits,
+# unique across processes and restarts. Ordered keys append at the right edge of the ledger's
+# transaction_id index (a request without a transaction id is recorded under its request id);
+# random ones (uuid4) touch a random B-tree page per row, several times the insert cost.
+_REQUEST_NONCE = os.urandom(5).hex()
+_request_counter = itertools.count()
+_MASK40 = (1 << 40) - 1
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return f"{int(time.time() * 1000):012x}{_REQUEST_NONCE}{next(_request_counter) & _MASK40:010x}"
 
 
 def _transaction_ids(parameters: Mapping[str, Any], request_id: str, n: int) -> list[str]:
