@@ -14,6 +14,7 @@ import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
 from tritonclient.utils import InferenceServerException
 
+from fraudgate.config import write_default_config
 from fraudgate.data.contract import FEATURE_NAMES
 from fraudgate.protocol.grpc_gen import inference_pb2 as pb
 from fraudgate.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
@@ -555,10 +556,20 @@ def test_openapi_document_is_valid_and_covers_every_route(http):
     )
 
 
-# -- model repository (last: it changes versions) ------------------------------------------------
+# -- model repository (its own server: it changes versions) -------------------------------------
 
 
-def test_repository_index_load_unload(http, server, trained_registry):
+@pytest.fixture
+def private_server(trained_registry, launch, tmp_path):
+    config = write_default_config(
+        tmp_path / "fraudgate.yaml", trained_registry.tracking_uri, experiment=False
+    )
+    return launch(config)
+
+
+def test_repository_index_load_unload(private_server, trained_registry):
+    server = private_server
+    http = httpx.Client(base_url=server.http_url, timeout=30.0)
     index = http.post("/v2/repository/index").json()
     assert {(m["name"], m["state"], m.get("version")) for m in index} == {
         (V1, "READY", "1"),
