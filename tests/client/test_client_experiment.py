@@ -97,16 +97,22 @@ def test_experiment_routing_is_reported_and_sticky_across_protocols(
 
 def test_grpc_batch_with_transaction_ids_and_amounts(experiment_server, trained_registry):
     """gRPC parameters hold scalars only: the client sends the lists as JSON-array strings."""
+    from fraudgate.config import load_config
+    from fraudgate.ledger import open_ledger
+
     x = trained_registry.sample[:3]
     ids = [f"grpc-batch-{uuid.uuid4().hex}-{i}" for i in range(3)]
     with _client(experiment_server, "grpc") as client:
-        try:
-            result = client.score(x, transaction_ids=ids, amounts=[1.0, 2.0, 3.0])
-        except InvalidInput as exc:
-            if "transaction_ids" in exc.message or "amounts" in exc.message:
-                pytest.xfail(f"server does not decode JSON-array string parameters: {exc.message}")
-            raise
+        result = client.score(x, transaction_ids=ids, amounts=[1.0, 2.0, 3.0])
     assert result.n == 3
+    ledger = open_ledger(load_config(experiment_server.config_path).ledger_config.url)
+    try:
+        served = [d for d in ledger.decisions_for(ids) if d.role == "served"]
+    finally:
+        ledger.close()
+    assert sorted((d.transaction_id, d.amount) for d in served) == list(
+        zip(ids, [1.0, 2.0, 3.0], strict=True)
+    )
 
 
 # -- feedback --------------------------------------------------------------------------------------

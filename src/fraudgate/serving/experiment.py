@@ -27,6 +27,7 @@ nor silently ignores an edited config file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import itertools
 import logging
@@ -39,6 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 
 from fraudgate.config import FraudgateConfig
 from fraudgate.experiments import (
@@ -553,8 +555,17 @@ def new_request_id() -> str:
     return f"{int(time.time() * 1000):012x}{_REQUEST_NONCE}{next(_request_counter) & _MASK40:010x}"
 
 
+def _list_parameter(parameters: Mapping[str, Any], name: str) -> Any:
+    """A list parameter; gRPC parameters hold only scalars, so a JSON array string is one too."""
+    value = parameters.get(name)
+    if isinstance(value, str) and value.startswith("["):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(value)
+    return value
+
+
 def _transaction_ids(parameters: Mapping[str, Any], request_id: str, n: int) -> list[str]:
-    ids = parameters.get("transaction_ids")
+    ids = _list_parameter(parameters, "transaction_ids")
     if ids is not None:
         if not isinstance(ids, list) or len(ids) != n:
             raise InvalidInput(
@@ -589,7 +600,7 @@ def _id(value: Any, where: str) -> str:
 
 
 def _amounts(parameters: Mapping[str, Any], n: int) -> list[float | None]:
-    many = parameters.get("amounts")
+    many = _list_parameter(parameters, "amounts")
     if many is not None:
         if not isinstance(many, list) or len(many) != n:
             raise InvalidInput(
