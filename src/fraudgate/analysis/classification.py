@@ -221,9 +221,8 @@ def paired_recall_gap(
         return PairedRecallComparison(0, 0, 0, Interval(float("nan"), -1.0, 1.0), float("nan"))
     both, only_b = int(np.sum(a & b)), int(np.sum(b & ~a))
     only_a, neither = int(np.sum(a & ~b)), int(np.sum(~a & ~b))
-    recall_b, recall_a = proportion_interval(both + only_b, n, alpha), proportion_interval(
-        both + only_a, n, alpha
-    )
+    recall_b = proportion_interval(both + only_b, n, alpha)
+    recall_a = proportion_interval(both + only_a, n, alpha)
     cross = both * neither - only_b * only_a
     margins = (both + only_b) * (only_a + neither) * (both + only_a) * (only_b + neither)
     if margins == 0:
