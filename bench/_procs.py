@@ -6,13 +6,14 @@ import atexit
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from fraudgate.serving.process import free_port  # noqa: F401  (re-exported for the benches)
 
 SERVER_CPU = 1
 LOAD_CPU = 0
@@ -58,12 +59,6 @@ def pin(cpu: int | None) -> list[str]:
     if cpu is None or len(cpus_available()) < 2:
         return prefix
     return prefix + ["taskset", "-c", str(cpu)]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -29,6 +29,7 @@ import orjson
 
 from fraudgate.client.errors import InvalidInput
 from fraudgate.client.types import ScoreResult
+from fraudgate.protocol.grpc_codec import set_parameter
 
 INPUT_NAME = "fraud_features"
 PROBABILITY_OUTPUT = "fraud_probability"
@@ -234,20 +235,6 @@ def _result(
 # -- gRPC --------------------------------------------------------------------------------------
 
 
-def _set_parameter(target: Any, key: str, value: Any) -> None:
-    param = target[key]
-    if isinstance(value, bool):
-        param.bool_param = value
-    elif isinstance(value, int):
-        param.int64_param = value
-    elif isinstance(value, float):
-        param.double_param = value
-    elif isinstance(value, list | tuple):
-        param.string_param = orjson.dumps(list(value)).decode()
-    else:
-        param.string_param = str(value)
-
-
 def grpc_request(call: InferCall) -> Any:
     from fraudgate.protocol.grpc_gen import inference_pb2 as pb
 
@@ -256,9 +243,9 @@ def grpc_request(call: InferCall) -> Any:
     )
     request.inputs.add(name=INPUT_NAME, datatype="FP32", shape=list(call.x.shape))
     request.raw_input_contents.append(call.x.astype("<f4", copy=False).tobytes())
-    _set_parameter(request.parameters, "content_type", "np")
+    set_parameter(request.parameters, "content_type", "np")
     for key, value in call.parameters.items():
-        _set_parameter(request.parameters, key, value)
+        set_parameter(request.parameters, key, value)
     return request
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import orjson
 
 from fraudgate.protocol.datatypes import CONTENTS_FIELD
 from fraudgate.protocol.errors import InvalidInput
@@ -54,6 +55,8 @@ def set_parameter(target: Any, key: str, value: Any) -> None:
         param.int64_param = value
     elif isinstance(value, float):
         param.double_param = value
+    elif isinstance(value, list | tuple):  # parameters hold scalars: a list travels as JSON
+        param.string_param = orjson.dumps(list(value)).decode()
     else:
         param.string_param = str(value)
 
