@@ -188,7 +188,7 @@ def demo(
             raise _fail(str(exc)) from None
         console.print(f"wrote [bold]{workdir / 'online.json'}[/] and {workdir / 'replay.json'}")
     console.print(
-        f"serve both models yourself with: [bold]fraudgate serve --config {config_path}[/]"
+        f"serve both models yourself: [bold]fraudgate serve --config {config_path}[/]"
     )
 
 
