@@ -187,9 +187,7 @@ def demo(
         except RuntimeError as exc:
             raise _fail(str(exc)) from None
         console.print(f"wrote [bold]{workdir / 'online.json'}[/] and {workdir / 'replay.json'}")
-    console.print(
-        f"serve both models yourself: [bold]fraudgate serve --config {config_path}[/]"
-    )
+    console.print(f"serve both models yourself: [bold]fraudgate serve --config {config_path}[/]")
 
 
 def main() -> None:  # pragma: no cover - console script entry
