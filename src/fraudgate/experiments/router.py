@@ -28,7 +28,7 @@ import random
 import threading
 from bisect import bisect_right
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fraudgate.experiments.spec import ROUTING_HEADER, ExperimentSpec, split_versioned_name
@@ -81,6 +81,16 @@ class RoutingTable:
     mirror_percent: int  # 0 when there is no mirror
     mirror_name: str | None  # None with mirror_percent > 0 means "the other arm"
     generation: int
+    # step 1's keyed BLAKE2b states, built once per table and .copy()-ed per request (a keyed
+    # constructor costs ~twice a copy); same digests as key_hash()
+    _arm_hasher: Any = field(init=False, repr=False, compare=False)
+    _mirror_hasher: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        salt = self.salt.encode("utf-8")
+        for attr, person in (("_arm_hasher", _ARM_PERSON), ("_mirror_hasher", _MIRROR_PERSON)):
+            hasher = hashlib.blake2b(digest_size=8, key=salt, person=person)
+            object.__setattr__(self, attr, hasher)
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec, generation: int = 0) -> RoutingTable:
@@ -115,9 +125,15 @@ class RoutingTable:
         return RouteDecision(self.experiment, model, mirror, key_hex, self.generation)
 
     def route_key(self, routing_key: str) -> RouteDecision:
-        h_arm = key_hash(self.salt, routing_key)
-        h_mirror = key_hash(self.salt, routing_key, person=_MIRROR_PERSON)
-        return self.decide(h_arm, h_mirror, f"{h_arm:016x}")
+        data = routing_key.encode("utf-8")
+        arm = self._arm_hasher.copy()
+        arm.update(data)
+        digest = arm.digest()
+        h_arm = int.from_bytes(digest, "big")
+        mirror = self._mirror_hasher.copy()
+        mirror.update(data)
+        h_mirror = int.from_bytes(mirror.digest(), "big")
+        return self.decide(h_arm, h_mirror, digest.hex())
 
 
 class Router:

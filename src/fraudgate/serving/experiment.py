@@ -35,7 +35,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,16 +76,15 @@ def _int_weights(weights: Mapping[str, float]) -> dict[str, int]:
     return {name: int(w) if float(w).is_integer() else w for name, w in weights.items()}  # type: ignore[misc]
 
 
-@dataclass(slots=True)
-class _MirrorJob:
-    model: str
-    x: np.ndarray
-    request_id: str
-    transaction_ids: list[str]
-    amounts: list[float | None]
-    experiment: str
-    arm: str
-    key_hash: str | None
+# A queued mirror copy: (mirror model, x, request id, transaction ids, amounts, experiment, arm,
+# routing-key hash) -- a tuple, built once per mirrored request.
+_MirrorJob = tuple[
+    str, np.ndarray, str, list[str], list[float | None], str | None, str | None, str | None
+]
+# Parameters that name per-row ledger values; without any, a one-row request is recorded under
+# its request id with no amount.
+_ROW_PARAMETERS = frozenset({"transaction_ids", "transaction_id", "amounts", "amount"})
+_NO_AMOUNT: list[float | None] = [None]
 
 
 class ExperimentPlane:
@@ -111,6 +109,12 @@ class ExperimentPlane:
         )
         self.max_pending_mirror_rows = max_pending_mirror_rows
         self._token_bytes = None if self.token is None else self.token.encode()
+        self._routes: dict[str, bool] = {}
+        self._write_errors: tuple[type[BaseException], ...] = ()
+        if writer is not None:
+            from fraudgate.ledger import LedgerWriteError, WriterClosed
+
+            self._write_errors = (LedgerWriteError, WriterClosed)
         self._resolve: Callable[[str], Any] | None = None
         self._mirror_jobs: list[_MirrorJob] = []
         self._mirror_rows = 0
@@ -207,7 +211,16 @@ class ExperimentPlane:
     # -- routing ------------------------------------------------------------------------------
     def routes(self, name: str, version: str | None) -> bool:
         state = self.state
-        return state is not None and state.should_route(name, version is not None)
+        if state is None or version is not None:
+            return False
+        # the answer depends on the experiment's and default model's names only, which a weight
+        # change keeps: remembered per requested name (a bounded set: names the server knows)
+        routed = self._routes.get(name)
+        if routed is None:
+            routed = state.should_route(name, False)
+            if len(self._routes) < 1024:
+                self._routes[name] = routed
+        return routed
 
     def route(self, parameters: Mapping[str, Any], headers: HeadersFn | None) -> RouteDecision:
         state = self.state
@@ -243,49 +256,64 @@ class ExperimentPlane:
         writer = self.writer
         if writer is None and (route is None or route.mirror is None):
             return
-        n = int(scores.shape[0])
-        transaction_ids = _transaction_ids(parameters, request_id, n)
-        amounts = _amounts(parameters, n)
-        if writer is not None:
-            from fraudgate.ledger import LedgerWriteError, WriterClosed
-
+        n = scores.shape[0]
+        if n == 1 and _ROW_PARAMETERS.isdisjoint(parameters):
+            transaction_ids: list[str] = [request_id]  # the common case: nothing to parse
+            amounts: list[float | None] = _NO_AMOUNT
+        else:
+            transaction_ids = _transaction_ids(parameters, request_id, n)
+            amounts = _amounts(parameters, n)
+        if route is None:
             experiment = arm = key_hash = None
-            if route is not None:
-                experiment, arm, key_hash = route.experiment, route.model, route.key_hash
-            rows = _rows(
-                request_id,
-                transaction_ids,
-                amounts,
-                scores,
-                time.time(),
-                experiment,
-                arm,
-                key_hash,
-                "served",
-                model,
-                latency_s,
-            )
-            try:
-                await writer.submit_rows(rows)
-            except (LedgerWriteError, WriterClosed) as exc:
-                raise Unavailable(f"the decision could not be recorded: {exc}") from exc
-        if route is not None and route.mirror is not None:
-            self._enqueue_mirror(
-                _MirrorJob(
-                    route.mirror,
-                    x,
+        else:
+            experiment, arm, key_hash = route.experiment, route.model, route.key_hash
+        if writer is not None:
+            if n == 1:
+                score = float(scores.reshape(-1)[0])
+                rows = [
+                    (
+                        request_id,
+                        transaction_ids[0],
+                        time.time(),
+                        experiment,
+                        arm,
+                        "served",
+                        model.name,
+                        model.version,
+                        score,
+                        model.threshold,
+                        score >= model.cut,
+                        latency_s * 1000.0,
+                        amounts[0],
+                        key_hash,
+                    )
+                ]
+            else:
+                rows = _rows(
                     request_id,
                     transaction_ids,
                     amounts,
-                    route.experiment,
-                    route.model,
-                    route.key_hash,
+                    scores,
+                    time.time(),
+                    experiment,
+                    arm,
+                    key_hash,
+                    "served",
+                    model,
+                    latency_s,
                 )
+            try:
+                await writer.submit_rows(rows)
+            except self._write_errors as exc:
+                raise Unavailable(f"the decision could not be recorded: {exc}") from exc
+        if route is not None and route.mirror is not None:
+            self._enqueue_mirror(
+                (route.mirror, x, request_id, transaction_ids, amounts, experiment, arm, key_hash)
             )
 
     # -- mirror (off the response path) -------------------------------------------------------
     def _enqueue_mirror(self, job: _MirrorJob) -> None:
-        n = job.x.shape[0]
+        n = job[1].shape[0]
         if self._mirror_rows + n > self.max_pending_mirror_rows:
             self.mirror_dropped += n
             return
@@ -299,18 +327,23 @@ class ExperimentPlane:
     def _drain_mirror(self) -> None:
         jobs, self._mirror_jobs, self._mirror_rows = self._mirror_jobs, [], 0
         self._mirror_scheduled = False
-        by_model: dict[str, list[_MirrorJob]] = {}
-        for job in jobs:
-            by_model.setdefault(job.model, []).append(job)
+        first = jobs[0][0]
+        if all(job[0] == first for job in jobs):  # the usual case: one mirror model
+            by_model = {first: jobs}
+        else:
+            by_model = {}
+            for job in jobs:
+                by_model.setdefault(job[0], []).append(job)
         for name, group in by_model.items():
             try:
                 assert self._resolve is not None
                 model = self._resolve(name)
             except Exception as exc:  # mirror model unloaded / not ready: drop the copies
-                self.mirror_failed += sum(j.x.shape[0] for j in group)
+                self.mirror_failed += sum(j[1].shape[0] for j in group)
                 log.debug("mirror %s unavailable: %s", name, exc)
                 continue
-            x = group[0].x if len(group) == 1 else np.concatenate([j.x for j in group])
+            # every pending copy stacked: one runtime call per drain
+            x = group[0][1] if len(group) == 1 else np.concatenate([j[1] for j in group])
             if x.shape[0] > _SYNC_OFFLOAD_ROWS:
                 coro = self._score_offloaded(model, x, group)
                 task = asyncio.get_running_loop().create_task(coro)
@@ -339,36 +372,43 @@ class ExperimentPlane:
     def _record_mirror(
         self, model: Any, group: list[_MirrorJob], scores: np.ndarray, elapsed_s: float
     ) -> None:
-        flat = np.asarray(scores, dtype=np.float32).reshape(-1)
-        self.mirror_scored += flat.shape[0]
+        flat = np.asarray(scores, dtype=np.float32).reshape(-1).tolist()
+        self.mirror_scored += len(flat)
         writer = self.writer
         if writer is None:
             return
-        from fraudgate.ledger import WriterClosed
-
         now = time.time()  # one decision time for the whole mirror batch: it was scored at once
+        name, version, threshold, cut = model.name, model.version, model.threshold, model.cut
+        latency_ms = elapsed_s * 1000.0
         rows = []
+        append = rows.append
         offset = 0
-        for job in group:
-            n = len(job.transaction_ids)
-            rows += _rows(
-                job.request_id,
-                job.transaction_ids,
-                job.amounts,
-                flat[offset : offset + n],
-                now,
-                job.experiment,
-                job.arm,
-                job.key_hash,
-                "mirror",
-                model,
-                elapsed_s,
-            )
-            offset += n
+        for _, _, request_id, transaction_ids, amounts, experiment, arm, key_hash in group:
+            for transaction_id, amount in zip(transaction_ids, amounts, strict=True):
+                score = flat[offset]
+                offset += 1
+                append(
+                    (
+                        request_id,
+                        transaction_id,
+                        now,
+                        experiment,
+                        arm,
+                        "mirror",
+                        name,
+                        version,
+                        score,
+                        threshold,
+                        score >= cut,
+                        latency_ms,
+                        amount,
+                        key_hash,
+                    )
+                )
         try:
             if not writer.record_mirror_rows(rows):
                 self.mirror_dropped += len(rows)
-        except WriterClosed:
+        except self._write_errors:
             self.mirror_dropped += len(rows)
 
     # -- auth ---------------------------------------------------------------------------------
