@@ -110,7 +110,7 @@ def test_grpc_batch_with_transaction_ids_and_amounts(experiment_server, trained_
         served = [d for d in ledger.decisions_for(ids) if d.role == "served"]
     finally:
         ledger.close()
-    assert sorted((d.transaction_id, d.amount) for d in served) == list(
+    assert sorted((d.transaction_id, d.amount) for d in served) == sorted(
         zip(ids, [1.0, 2.0, 3.0], strict=True)
     )
 

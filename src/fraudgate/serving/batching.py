@@ -86,11 +86,15 @@ class Batcher:
         """Whether concurrent requests are currently being coalesced."""
         return self.max_batch_size > 1 and self.call_seconds >= self.payoff_seconds
 
-    async def predict(self, x: np.ndarray) -> np.ndarray:
+    async def predict(self, x: np.ndarray, *, coalesce: bool = False) -> np.ndarray:
+        """Score ``x``. ``coalesce``: always join the pending batch (flushed on the next loop
+        tick, or when it grows to ``max_batch_size``), even for a cheap model -- for callers
+        that wait longer anyway (the experiment path waits for its ledger commit): one call
+        per model per tick keeps the model's code hot in the CPU caches."""
         n = x.shape[0]
         if n > self.offload_rows:
             return await self._offload(x)
-        if n >= self.max_batch_size or (not self._pending and not self.batching):
+        if n >= self.max_batch_size or (not coalesce and not self._pending and not self.batching):
             return self._call(x)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()

@@ -110,6 +110,9 @@ class ExperimentPlane:
         self.max_pending_mirror_rows = max_pending_mirror_rows
         self._token_bytes = None if self.token is None else self.token.encode()
         self._routes: dict[str, bool] = {}
+        # With a ledger every request waits for its commit anyway: its model call joins the
+        # other requests' of the same loop tick (see Batcher.predict's ``coalesce``).
+        self.coalesce = writer is not None
         self._write_errors: tuple[type[BaseException], ...] = ()
         if writer is not None:
             from fraudgate.ledger import LedgerWriteError, WriterClosed
