@@ -141,7 +141,7 @@ def train(
             training_data = simulated_training_data(sim, steps)
         offline = _train(training_data, workdir, registry, seed, steps)
     render_offline(offline, console)
-    console.print(f"wrote [bold]{workdir / 'offline.json'}[/]")
+    console.print(f"wrote [bold]{workdir / 'offline.json'}[/] and {workdir / 'offline.html'}")
 
 
 @app.command()
@@ -178,7 +178,10 @@ def demo(
     config_path = write_default_config(
         workdir / "fraudgate.yaml", resolve_tracking_uri(registry, workdir)
     )
-    console.print(f"wrote [bold]{workdir / 'offline.json'}[/] and [bold]{config_path}[/]")
+    console.print(
+        f"wrote [bold]{workdir / 'offline.json'}[/], {workdir / 'offline.html'} and "
+        f"[bold]{config_path}[/]"
+    )
     if replay:
         try:
             serve_and_replay(

@@ -1,5 +1,6 @@
 """Simulate -> features -> train v1/v2 -> register in a real MLflow store -> load back."""
 
+import base64
 import json
 import os
 
@@ -84,3 +85,36 @@ def test_registry_leaves_the_environment_alone(tmp_path, monkeypatch):
     Registry(resolve_tracking_uri(None, tmp_path / "a"))
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert resolve_tracking_uri(None, tmp_path / "b").endswith("/b/mlflow.db")
+
+
+def test_html_report_has_the_tables_and_plots(trained):
+    from html.parser import HTMLParser
+
+    workdir, _data, _registry, result = trained
+    page = (workdir / "offline.html").read_text()
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.images, self.cells = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "table":
+                self.tables.append(attrs.get("id"))
+            if tag == "img":
+                self.images.append(attrs["src"])
+
+        def handle_data(self, data):
+            self.cells.append(data.strip())
+
+    parsed = Collect()
+    parsed.feed(page)
+    assert parsed.tables == ["metrics", "gaps"]
+    assert len(parsed.images) == 2
+    for src in parsed.images:
+        png = base64.b64decode(src.removeprefix("data:image/png;base64,"))
+        assert png.startswith(b"\x89PNG")
+    v2 = result.models["v2"]
+    assert f"{v2.threshold.threshold:.4f}" in parsed.cells
+    assert "card_testing" in parsed.cells

@@ -72,6 +72,7 @@ class OfflineResult:
     plan: TrainingPlan
     data_summary: dict
     feature_version: str = FEATURE_VERSION
+    holdout_labels: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -169,7 +170,7 @@ def train_and_compare(
             time.perf_counter() - began,
         )
     comparison = compare(models["v1"], models["v2"], y_holdout, scenarios)
-    return OfflineResult(models, comparison, plan, data_summary or {}, feature_version)
+    return OfflineResult(models, comparison, plan, data_summary or {}, feature_version, y_holdout)
 
 
 def compare(v1: TrainedModel, v2: TrainedModel, y: np.ndarray, scenarios) -> dict:

@@ -13,6 +13,7 @@ from fraudgate.data.creditcard import CREDITCARD_FEATURE_VERSION, load_creditcar
 from fraudgate.data.features import compute_features
 from fraudgate.data.simulator import SimulatedData, SimulationConfig, simulate
 from fraudgate.registry import Registry
+from fraudgate.report.html import write_offline_html
 from fraudgate.report.progress import StepProgress
 from fraudgate.training.pipeline import OfflineResult, train_and_compare
 from fraudgate.training.windows import TrainingPlan, day_index
@@ -106,6 +107,12 @@ def train_and_register(
     }
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "offline.json").write_text(json.dumps(offline, indent=2))
+    write_offline_html(
+        offline,
+        workdir / "offline.html",
+        result.holdout_labels,
+        {m.spec.serving_name: m.holdout_scores for m in result.models.values()},
+    )
     return result
 
 
