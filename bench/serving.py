@@ -180,6 +180,21 @@ def start_echo(scratch: Path, timeout: float) -> _procs.Server:
 
 
 # -- measuring -------------------------------------------------------------------------------------
+def load_cells(server, name: str, script, row, args, scores: dict) -> list[dict]:
+    """wrk (and gRPC unless skipped) at every concurrency against one server."""
+    cells = []
+    for c in CONCURRENCY:
+        print(f"wrk -> {name} c={c} ...", flush=True)
+        cells.append(http_cell(server, script, c, args, name))
+    if not args.skip_grpc:
+        for c in CONCURRENCY:
+            print(f"grpc -> {name} c={c} ...", flush=True)
+            cell = grpc_cell(server, row, c, args, name)
+            scores[f"{name}-grpc"] = cell.pop("score")
+            cells.append(cell)
+    return cells
+
+
 def http_cell(server: _procs.Server, script: Path, c: int, args, label: str) -> dict:
     """Warm up, then `--repeat` measured wrk runs; the run with the median req/s is reported,
     every run's req/s and errors are kept (errors of any run count)."""
@@ -487,15 +502,7 @@ def measure_fraudgate(model, scratch, args, report, script, body, row) -> None:
             )
         scores["fraudgate-http"] = score_of(post_infer(server.base_url, body))
         check_scores("fraudgate", scores["fraudgate-http"], expected, "the MLflow model")
-        for c in CONCURRENCY:
-            print(f"wrk -> fraudgate c={c} ...", flush=True)
-            cells.append(http_cell(server, script, c, args, "fraudgate"))
-        if not args.skip_grpc:
-            for c in CONCURRENCY:
-                print(f"grpc -> fraudgate c={c} ...", flush=True)
-                cell = grpc_cell(server, row, c, args, "fraudgate")
-                scores["fraudgate-grpc"] = cell.pop("score")
-                cells.append(cell)
+        cells += load_cells(server, "fraudgate", script, row, args, scores)
     finally:
         _procs.stop(server.proc)
 
@@ -579,15 +586,7 @@ def run(args: argparse.Namespace) -> dict:
             scores["mlserver-http"] = score_of(post_infer(server.base_url, body))
             reference = "fraudgate-http" if "fraudgate-http" in scores else "mlflow-pyfunc"
             check_scores("MLServer", scores["mlserver-http"], scores[reference], reference)
-            for c in CONCURRENCY:
-                print(f"wrk -> mlserver c={c} ...", flush=True)
-                cells.append(http_cell(server, script, c, args, "mlserver"))
-            if not args.skip_grpc:
-                for c in CONCURRENCY:
-                    print(f"grpc -> mlserver c={c} ...", flush=True)
-                    cell = grpc_cell(server, row, c, args, "mlserver")
-                    scores["mlserver-grpc"] = cell.pop("score")
-                    cells.append(cell)
+            cells += load_cells(server, "mlserver", script, row, args, scores)
         finally:
             _procs.stop(server.proc)
 

@@ -84,6 +84,29 @@ def _key(value: Any) -> str | int:
     return int(value) if isinstance(value, np.integer) else value
 
 
+def _per_row(
+    params: dict[str, Any], name: str, one: Any, many: Sequence[Any] | None, n: int, convert
+) -> None:
+    """Set `name` (one row) or `name`s (one value per row) in the request parameters."""
+    plural = f"{name}s"
+    if one is not None and many is not None:
+        raise InvalidInput(f"give {name} (one row) or {plural} (one per row), not both")
+    if many is not None:
+        values = [convert(v, f"{plural}[{i}]") for i, v in enumerate(many)]
+        if len(values) != n:
+            raise InvalidInput(
+                f"{plural}: expected {n} values (one per row), received {len(values)}"
+            )
+        if n == 1:
+            params[name] = values[0]
+        else:
+            params[plural] = values
+    elif one is not None:
+        if n != 1:
+            raise InvalidInput(f"{name}: one value for {n} rows; pass {plural} (one per row)")
+        params[name] = convert(one, name)
+
+
 def _amount(value: Any, where: str) -> float:
     try:
         number = float(value)
@@ -118,42 +141,8 @@ def prepare_infer(
             params[routing_parameter] = key
         else:
             headers[ROUTING_HEADER] = str(key)
-    if transaction_id is not None and transaction_ids is not None:
-        raise InvalidInput(
-            "give transaction_id (one row) or transaction_ids (one per row), not both"
-        )
-    if transaction_ids is not None:
-        ids = [str(t) for t in transaction_ids]
-        if len(ids) != n:
-            raise InvalidInput(
-                f"transaction_ids: expected {n} ids (one per row), received {len(ids)}"
-            )
-        if n == 1:
-            params["transaction_id"] = ids[0]
-        else:
-            params["transaction_ids"] = ids
-    elif transaction_id is not None:
-        if n != 1:
-            raise InvalidInput(
-                f"transaction_id: one id for {n} rows; pass transaction_ids (one per row)"
-            )
-        params["transaction_id"] = str(transaction_id)
-    if amount is not None and amounts is not None:
-        raise InvalidInput("give amount (one row) or amounts (one per row), not both")
-    if amounts is not None:
-        values = [_amount(a, f"amounts[{i}]") for i, a in enumerate(amounts)]
-        if len(values) != n:
-            raise InvalidInput(
-                f"amounts: expected {n} amounts (one per row), received {len(values)}"
-            )
-        if n == 1:
-            params["amount"] = values[0]
-        else:
-            params["amounts"] = values
-    elif amount is not None:
-        if n != 1:
-            raise InvalidInput(f"amount: one amount for {n} rows; pass amounts (one per row)")
-        params["amount"] = _amount(amount, "amount")
+    _per_row(params, "transaction_id", transaction_id, transaction_ids, n, lambda v, _: str(v))
+    _per_row(params, "amount", amount, amounts, n, _amount)
     if extra_parameters:
         params.update(extra_parameters)
     return InferCall(model, version, x, single, request_id, params, headers)
