@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from fraudgate.ledger.cli import ledger_app
 from fraudgate.replay_cli import replay
 from fraudgate.serving.cli import serve
 from fraudgate.serving.experiment_cli import experiment_app, feedback
@@ -24,6 +25,7 @@ app.command("serve")(serve)
 app.command("replay")(replay)
 app.command("feedback")(feedback)
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(ledger_app, name="ledger")
 # tables stay readable in CI logs and pipes, where rich would otherwise assume 80 columns
 console = Console(width=None if sys.stdout.isatty() else 120)
 

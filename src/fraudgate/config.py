@@ -91,6 +91,13 @@ class LedgerConfig:
     url: str
     enabled: bool = True
     weights_poll_s: float = DEFAULT_WEIGHTS_POLL_S
+    # journal: a served decision is acknowledged once appended to this process's journal file
+    # (survives the process being killed) and `fraudgate ledger ship` moves it into the store;
+    # commit: acknowledged once committed in the store (survives a power loss on PostgreSQL)
+    acknowledge: str = "journal"
+    journal_dir: str = "ledger-journal"
+    journal_fsync: bool = False  # fdatasync every append: survives a power loss too
+    shipper: str = "child"  # child: `fraudgate serve` runs the shipper; external: a sidecar does
 
 
 @dataclass(frozen=True)
@@ -287,10 +294,22 @@ def _experiment(value: dict[str, Any], models: tuple[ModelConfig, ...]) -> Any:
 
 
 def _ledger(value: dict[str, Any], path: Path | None) -> LedgerConfig:
-    _no_unknown(value, ("url", "enabled", "weights_poll_s"), "ledger")
+    _no_unknown(
+        value,
+        (
+            "url",
+            "enabled",
+            "weights_poll_s",
+            "acknowledge",
+            "journal_dir",
+            "journal_fsync",
+            "shipper",
+        ),
+        "ledger",
+    )
+    base = path.parent if path is not None else Path.cwd()
     url = value.get("url")
     if url is None:
-        base = path.parent if path is not None else Path.cwd()
         url = f"sqlite:///{(base / 'ledger.db').resolve()}"
     url = _str(url, "ledger.url")
     if "://" in url and not url.startswith(("sqlite:", "postgresql", "postgres:")):
@@ -307,7 +326,33 @@ def _ledger(value: dict[str, Any], path: Path | None) -> LedgerConfig:
         minimum=0.0,
         maximum=3600.0,
     )
-    return LedgerConfig(url=url, enabled=enabled, weights_poll_s=poll)
+    acknowledge = _choice(value.get("acknowledge", "journal"), "ledger.acknowledge", ACKNOWLEDGE)
+    shipper = _choice(value.get("shipper", "child"), "ledger.shipper", SHIPPERS)
+    journal_dir = Path(_str(value.get("journal_dir", "ledger-journal"), "ledger.journal_dir"))
+    fsync = value.get("journal_fsync", False)
+    if not isinstance(fsync, bool):
+        raise ConfigError(
+            f"ledger.journal_fsync: expected true or false, received {_describe(fsync)}"
+        )
+    return LedgerConfig(
+        url=url,
+        enabled=enabled,
+        weights_poll_s=poll,
+        acknowledge=acknowledge,
+        journal_dir=str((base / journal_dir).resolve()),
+        journal_fsync=fsync,
+        shipper=shipper,
+    )
+
+
+ACKNOWLEDGE = ("journal", "commit")
+SHIPPERS = ("child", "external")
+
+
+def _choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{where}: expected one of {list(allowed)}, received {_describe(value)}")
+    return value
 
 
 def _auth(value: Any) -> AuthConfig:

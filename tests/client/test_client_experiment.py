@@ -97,19 +97,18 @@ def test_experiment_routing_is_reported_and_sticky_across_protocols(
 
 def test_grpc_batch_with_transaction_ids_and_amounts(experiment_server, trained_registry):
     """gRPC parameters hold scalars only: the client sends the lists as JSON-array strings."""
+    from shipped import decisions_when_shipped, for_transactions
+
     from fraudgate.config import load_config
-    from fraudgate.ledger import open_ledger
 
     x = trained_registry.sample[:3]
     ids = [f"grpc-batch-{uuid.uuid4().hex}-{i}" for i in range(3)]
     with _client(experiment_server, "grpc") as client:
         result = client.score(x, transaction_ids=ids, amounts=[1.0, 2.0, 3.0])
     assert result.n == 3
-    ledger = open_ledger(load_config(experiment_server.config_path).ledger_config.url)
-    try:
-        served = [d for d in ledger.decisions_for(ids) if d.role == "served"]
-    finally:
-        ledger.close()
+    url = load_config(experiment_server.config_path).ledger_config.url
+    decisions = decisions_when_shipped(url, for_transactions(ids), 6)  # served + mirror
+    served = [d for d in decisions if d.role == "served"]
     assert sorted((d.transaction_id, d.amount) for d in served) == sorted(
         zip(ids, [1.0, 2.0, 3.0], strict=True)
     )

@@ -28,6 +28,7 @@ def write_config(
     poll_s: float | None = None,
     seed: int | None = None,
     mirror_percent: int | None = None,
+    acknowledge: str | None = None,
 ) -> Path:
     """The demo's config (experiment, SQLite ledger next to it, token), adjusted for a test."""
     write_default_config(path, tracking_uri, token=TOKEN)
@@ -37,6 +38,8 @@ def write_config(
     if weights is not None:
         for candidate, weight in zip(data["experiment"]["candidates"], weights, strict=True):
             candidate["weight"] = weight
+    if acknowledge is not None:
+        data["ledger"]["acknowledge"] = acknowledge
     if poll_s is not None:
         data["ledger"]["weights_poll_s"] = poll_s
     if seed is not None:

@@ -172,19 +172,30 @@ async def load_then_kill(
     return results
 
 
-def assert_acknowledged_are_recorded(results: list[Result], ledger_url: str) -> int:
-    """Every request that got a 200 has its served decision in the ledger; returns how many."""
+def assert_acknowledged_are_recorded(
+    results: list[Result], ledger_url: str, timeout_s: float = 60.0
+) -> int:
+    """Every request that got a 200 has its served decision in the ledger; returns how many.
+
+    With the journal (the default) a decision reaches the store when the shipper has moved it:
+    wait for that, up to ``timeout_s``; what is still missing then was lost.
+    """
     from fraudgate.ledger import open_ledger
 
     ok = {r.request_id: r.model for r in results if r.status == 200}
     assert ok, "no request succeeded"
     store = open_ledger(ledger_url)
+    deadline = time.monotonic() + timeout_s
     try:
-        served = {
-            d.request_id: d.model_name
-            for d in store.decisions_for_requests(ok)
-            if d.role == "served"
-        }
+        while True:
+            served = {
+                d.request_id: d.model_name
+                for d in store.decisions_for_requests(ok)
+                if d.role == "served"
+            }
+            if len(served) >= len(ok) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     finally:
         store.close()
     missing = sorted(set(ok) - set(served))

@@ -24,6 +24,7 @@ import typer
 from experiment_config import EXPERIMENT, TOKEN, V1, V2, wait_ready, write_config
 from load import assert_acknowledged_are_recorded, keyed, load_then_kill, payload, send_many
 from scipy.stats import binomtest
+from shipped import decisions_when_shipped, for_requests
 from typer.testing import CliRunner
 
 from fraudgate.ledger import open_ledger
@@ -102,16 +103,8 @@ def test_split_within_binomial_tolerance_and_sticky_on_a_replica(cluster):
 def test_every_served_request_is_in_the_ledger_with_a_mirror_from_the_other_model(cluster):
     results = STATE["split_results"]
     ids = [r.request_id for r in results]
-    store = open_ledger(cluster["ledger"])
-    try:
-        deadline = time.monotonic() + 20
-        while True:  # mirror decisions are fire-and-forget: give the writer a moment
-            decisions = store.decisions_for_requests(ids)
-            if len(decisions) >= 2 * len(ids) or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-    finally:
-        store.close()
+    # mirror decisions are scored after the response: give them (and the shipper) a moment
+    decisions = decisions_when_shipped(cluster["ledger"], for_requests(ids), 2 * len(ids))
     by_request: dict[str, dict[str, object]] = {}
     for d in decisions:
         by_request.setdefault(d.request_id, {})[d.role] = d
@@ -165,11 +158,7 @@ def test_explicit_versions_and_other_models_bypass_the_experiment(cluster, train
             f"/v2/models/{V1}/infer", content=payload("hdr"), headers={"x-routing-key": key}
         )
         assert response.json()["model_name"] == V2
-    store = open_ledger(cluster["ledger"])
-    try:
-        decisions = store.decisions_for_requests(["bypass-0-0"])
-    finally:
-        store.close()
+    decisions = decisions_when_shipped(cluster["ledger"], for_requests(["bypass-0-0"]), 1)
     assert [(d.role, d.model_name, d.experiment) for d in decisions] == [("served", V1, None)]
 
 

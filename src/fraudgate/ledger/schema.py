@@ -88,6 +88,16 @@ weight_changes = sa.Table(
     sa.Column("changed_at", sa.Double, nullable=False),
 )
 
+# How far `fraudgate ledger ship` has moved each decision-journal segment into ``decisions``:
+# updated in the same transaction as the rows it moved, so a segment is shipped exactly once.
+journal_offsets = sa.Table(
+    "journal_offsets",
+    metadata,
+    sa.Column("segment", sa.String(300), primary_key=True),
+    sa.Column("shipped_bytes", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
 # Indexes for the joins the analysis does (created by migration 2). Each index costs the hot
 # insert path -- on SQLite a few microseconds per row, far more when its keys arrive in random
 # order -- so only these two: transaction_id (the label join, decisions_for) and model + time
@@ -136,10 +146,15 @@ def _drop_request_id_index(conn: sa.Connection) -> None:
     conn.execute(sa.text(f"DROP INDEX IF EXISTS {_REQUEST_ID_INDEX}"))
 
 
+def _create_journal_offsets(conn: sa.Connection) -> None:
+    journal_offsets.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions, labels, label_audit, weight_changes", _create_tables),
     Migration(2, "indexes for analysis joins", _create_analysis_indexes),
     Migration(3, "drop the request_id index (cheaper inserts)", _drop_request_id_index),
+    Migration(4, "journal_offsets (decision journal shipping)", _create_journal_offsets),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -47,6 +47,7 @@ from fraudgate.ledger.records import (
 from fraudgate.ledger.schema import (
     LATEST_VERSION,
     decisions,
+    journal_offsets,
     label_audit,
     labels,
     migrate,
@@ -255,6 +256,21 @@ class LedgerStore:
         if self.backend == "sqlite":
             with self._engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    # -- decision journal shipping (see fraudgate.ledger.journal) ----------------------------
+
+    def journal_offsets(self, prefix: str = "") -> dict[str, int]:
+        """Bytes shipped per journal segment (``instance/segment`` keys starting with prefix)."""
+        query = sa.select(journal_offsets.c.segment, journal_offsets.c.shipped_bytes)
+        if prefix:
+            query = query.where(journal_offsets.c.segment.startswith(prefix, autoescape=True))
+        with self._engine.connect() as conn:
+            return {segment: int(done) for segment, done in conn.execute(query)}
+
+    def forget_journal_segment(self, segment: str) -> None:
+        """Drop a segment's offset once its file is deleted (never before: it would re-ship)."""
+        with self._write() as conn:
+            conn.execute(sa.delete(journal_offsets).where(journal_offsets.c.segment == segment))
 
     # -- decisions --------------------------------------------------------------------------
 
@@ -589,6 +605,13 @@ class LedgerStore:
         ]
 
 
+_UPSERT_OFFSET = (
+    "INSERT INTO journal_offsets (segment, shipped_bytes, updated_at) VALUES (%s, %s, %s) "
+    "ON CONFLICT (segment) DO UPDATE SET shipped_bytes = excluded.shipped_bytes, "
+    "updated_at = excluded.updated_at"
+)
+
+
 class DecisionSink:
     """Inserts decision rows on one DBAPI connection it keeps: the group-commit writer's hot path.
 
@@ -616,8 +639,10 @@ class DecisionSink:
         self._raw: Any = None  # the pool's DBAPI connection proxy
         self._sql: dict[int, str] = {}  # rows per statement -> multi-row INSERT (SQLite)
 
-    def write(self, rows: Sequence[DecisionRow]) -> None:
-        if not rows:
+    def write(self, rows: Sequence[DecisionRow], shipped: tuple[str, int] | None = None) -> None:
+        """Insert ``rows``; with ``shipped`` (journal segment, byte offset) also record that
+        offset, in the same transaction (see `fraudgate.ledger.journal`)."""
+        if not rows and shipped is None:
             return
         if self._raw is None:
             self._raw = self._store._engine.raw_connection()
@@ -625,24 +650,26 @@ class DecisionSink:
                 self._raw.cursor().execute("PRAGMA wal_autocheckpoint=0")
         try:
             if self._sqlite:
-                self._write_sqlite(rows)
+                self._write_sqlite(rows, shipped)
             else:
-                self._write_postgresql(rows)
+                self._write_postgresql(rows, shipped)
         except BaseException:
             self._discard()
             raise
 
-    def _write_sqlite(self, rows: Sequence[DecisionRow]) -> None:
+    def _write_sqlite(self, rows: Sequence[DecisionRow], shipped: tuple[str, int] | None) -> None:
         cursor = self._raw.cursor()
         step = SQLITE_ROWS_PER_STATEMENT
         try:
-            if len(rows) <= step:
+            if len(rows) <= step and shipped is None:
                 cursor.execute(self._insert_sql(len(rows)), list(chain.from_iterable(rows)))
                 return
             cursor.execute("BEGIN IMMEDIATE")
             for start in range(0, len(rows), step):
                 chunk = rows[start : start + step]
                 cursor.execute(self._insert_sql(len(chunk)), list(chain.from_iterable(chunk)))
+            if shipped is not None:
+                cursor.execute(_UPSERT_OFFSET.replace("%s", "?"), (*shipped, time.time()))
             cursor.execute("COMMIT")
         finally:
             cursor.close()
@@ -657,10 +684,15 @@ class DecisionSink:
             )
         return sql
 
-    def _write_postgresql(self, rows: Sequence[DecisionRow]) -> None:
+    def _write_postgresql(
+        self, rows: Sequence[DecisionRow], shipped: tuple[str, int] | None
+    ) -> None:
         cursor = self._raw.cursor()
         try:
-            cursor.executemany(self._store._insert_decisions_sql, rows)
+            if rows:
+                cursor.executemany(self._store._insert_decisions_sql, rows)
+            if shipped is not None:
+                cursor.execute(_UPSERT_OFFSET, (*shipped, time.time()))
         finally:
             cursor.close()
         self._raw.commit()

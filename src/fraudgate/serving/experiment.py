@@ -8,11 +8,13 @@ lazy view of their headers/metadata.
 
 Per request addressed to the experiment (its name, or the default model's name, no explicit
 version): the router picks the arm (sticky by routing key), the arm's model scores, and every
-scored row becomes a served ledger row (a `fraudgate.ledger.DecisionRow` tuple) that is
-``await``-ed into the ledger's group commit BEFORE the response leaves (an acknowledged decision
-is durable). The mirror copy is queued and scored in one ``loop.call_soon`` callback that runs
-after the response has been written (so it never adds to the caller's latency); its decisions
-take the ledger's fire-and-forget path.
+scored row becomes a served ledger row (a `fraudgate.ledger.DecisionRow` tuple) that is made
+durable BEFORE the response leaves (an acknowledged decision is never lost): appended to this
+process's decision journal (``ledger.acknowledge: journal``, the default; a child shipper moves it
+into the store, see `fraudgate.ledger.journal`) or ``await``-ed into the store's group commit
+(``acknowledge: commit``). The mirror copy is queued and scored in one ``loop.call_soon`` callback
+that runs after the response has been written (so it never adds to the caller's latency); its
+decisions take the same journal, or the writer's fire-and-forget path.
 The mirror queue is bounded: beyond ``max_pending_mirror_rows`` rows waiting, copies are dropped
 and counted, never the served request.
 
@@ -95,13 +97,17 @@ class ExperimentPlane:
         config: FraudgateConfig,
         *,
         store: Any = None,  # fraudgate.ledger.LedgerStore | None
-        writer: Any = None,  # fraudgate.ledger.DecisionWriter | None
+        writer: Any = None,  # fraudgate.ledger.DecisionWriter | None (acknowledge: commit)
+        journal: Any = None,  # fraudgate.ledger.journal.Journal | None (acknowledge: journal)
+        shipper: Any = None,  # the child `fraudgate ledger ship` process, if we started it
         max_pending_mirror_rows: int = MAX_PENDING_MIRROR_ROWS,
     ) -> None:
         spec = config.experiment_spec
         self.state: ExperimentState | None = None if spec is None else ExperimentState(spec)
         self.store = store
         self.writer = writer
+        self.journal = journal
+        self.shipper = shipper
         self.token: str | None = config.auth.token
         self.auth_inference = config.auth.inference
         self.weights_poll_s = (
@@ -113,11 +119,10 @@ class ExperimentPlane:
         # With a ledger every request waits for its commit anyway: its model call joins the
         # other requests' of the same loop tick (see Batcher.predict's ``coalesce``).
         self.coalesce = writer is not None
-        self._write_errors: tuple[type[BaseException], ...] = ()
-        if writer is not None:
-            from fraudgate.ledger import LedgerWriteError, WriterClosed
+        from fraudgate.ledger import LedgerWriteError, WriterClosed
+        from fraudgate.ledger.journal import JournalWriteError
 
-            self._write_errors = (LedgerWriteError, WriterClosed)
+        self._write_errors = (LedgerWriteError, WriterClosed, JournalWriteError)
         self._resolve: Callable[[str], Any] | None = None
         self._mirror_jobs: list[_MirrorJob] = []
         self._mirror_rows = 0
@@ -134,19 +139,33 @@ class ExperimentPlane:
         """Open the ledger (migrating it) and build the plane; None when nothing is configured."""
         if config.experiment_spec is None and not config.ledger_enabled:
             return None
-        store = writer = None
+        store = writer = journal = shipper = None
+        ledger = config.ledger_config
         if config.ledger_enabled:
             from fraudgate.ledger import DecisionWriter, open_ledger
+            from fraudgate.ledger.journal import Journal, spawn_shipper
 
-            assert config.ledger_config is not None
+            assert ledger is not None
             try:
-                store = open_ledger(config.ledger_config.url)
+                store = open_ledger(ledger.url)
             except Exception as exc:
                 raise Unavailable(
-                    f"ledger.url: cannot open the ledger at {config.ledger_config.url!r}: {exc}"
+                    f"ledger.url: cannot open the ledger at {ledger.url!r}: {exc}"
                 ) from exc
-            writer = DecisionWriter(store)
-        return cls(config, store=store, writer=writer)
+            if ledger.acknowledge == "commit":
+                writer = DecisionWriter(store)
+            else:
+                try:
+                    journal = Journal(ledger.journal_dir, fsync=ledger.journal_fsync)
+                except OSError as exc:
+                    store.close()
+                    raise Unavailable(
+                        f"ledger.journal_dir: cannot create a journal in {ledger.journal_dir!r}: "
+                        f"{exc}"
+                    ) from exc
+                if ledger.shipper == "child":
+                    shipper = spawn_shipper(ledger.url, ledger.journal_dir)
+        return cls(config, store=store, writer=writer, journal=journal, shipper=shipper)
 
     def bind(self, resolve: Callable[[str], Any]) -> None:
         """Give the plane the data plane's ``resolve(name) -> DeployedModel`` (for the mirror)."""
@@ -208,6 +227,12 @@ class ExperimentPlane:
             await asyncio.gather(*self._mirror_tasks, return_exceptions=True)
         if self.writer is not None:
             await self.writer.aclose()
+        if self.journal is not None:
+            self.journal.close()
+        if self.shipper is not None:
+            from fraudgate.ledger.journal import stop_shipper
+
+            await asyncio.to_thread(stop_shipper, self.shipper)
         if self.store is not None:
             self.store.close()
 
@@ -256,8 +281,8 @@ class ExperimentPlane:
         latency_s: float,
     ) -> None:
         """Record the served rows (durably, before the caller answers) and queue the mirror."""
-        writer = self.writer
-        if writer is None and (route is None or route.mirror is None):
+        writer, journal = self.writer, self.journal
+        if writer is None and journal is None and (route is None or route.mirror is None):
             return
         n = scores.shape[0]
         if n == 1 and _ROW_PARAMETERS.isdisjoint(parameters):
@@ -270,7 +295,7 @@ class ExperimentPlane:
             experiment = arm = key_hash = None
         else:
             experiment, arm, key_hash = route.experiment, route.model, route.key_hash
-        if writer is not None:
+        if writer is not None or journal is not None:
             if n == 1:
                 score = float(scores.reshape(-1)[0])
                 rows = [
@@ -306,7 +331,10 @@ class ExperimentPlane:
                     latency_s,
                 )
             try:
-                await writer.submit_rows(rows)
+                if journal is not None:
+                    journal.append(rows)
+                else:
+                    await writer.submit_rows(rows)
             except self._write_errors as exc:
                 raise Unavailable(f"the decision could not be recorded: {exc}") from exc
         if route is not None and route.mirror is not None:
@@ -377,8 +405,8 @@ class ExperimentPlane:
     ) -> None:
         flat = np.asarray(scores, dtype=np.float32).reshape(-1).tolist()
         self.mirror_scored += len(flat)
-        writer = self.writer
-        if writer is None:
+        writer, journal = self.writer, self.journal
+        if writer is None and journal is None:
             return
         now = time.time()  # one decision time for the whole mirror batch: it was scored at once
         name, version, threshold, cut = model.name, model.version, model.threshold, model.cut
@@ -409,7 +437,9 @@ class ExperimentPlane:
                     )
                 )
         try:
-            if not writer.record_mirror_rows(rows):
+            if journal is not None:
+                journal.append(rows)
+            elif not writer.record_mirror_rows(rows):
                 self.mirror_dropped += len(rows)
         except self._write_errors:
             self.mirror_dropped += len(rows)
@@ -448,6 +478,7 @@ class ExperimentPlane:
         inserted = updated = unchanged = 0
         unknown: list[str] = []
         if labels:
+            await self._wait_shipped()  # so decisions this server acknowledged are not "unknown"
             try:
                 result = await asyncio.to_thread(store.upsert_labels, labels, actor)
             except Exception as exc:
@@ -461,6 +492,20 @@ class ExperimentPlane:
             "unknown_transaction_ids": unknown,
             "rejected": [error.to_dict() for error in errors],
         }
+
+    async def _wait_shipped(self, timeout_s: float = 10.0) -> None:
+        """Wait (bounded) until the shipper has moved what this process journaled so far."""
+        journal, store = self.journal, self.store
+        if journal is None or store is None:
+            return
+        segment, size = journal.position()
+        path = journal.root / segment
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and path.exists():
+            offsets = await asyncio.to_thread(store.journal_offsets, segment)
+            if offsets.get(segment, 0) >= size:
+                return
+            await asyncio.sleep(0.02)
 
     def _ledger(self) -> Any:
         if self.store is None:

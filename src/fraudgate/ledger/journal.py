@@ -1,0 +1,348 @@
+"""The decision journal: a decision is acknowledged once it is on disk, shipped to the store later.
+
+Serving (``ledger.acknowledge: journal``, the default): each server process appends the rows of
+every scored request to its own append-only journal (`Journal.append`: one orjson line, one
+``os.write`` on the event loop, about a microsecond) and sends its 200 after the write returned.
+The rows are then in the kernel's page cache: killing the server, even with SIGKILL, cannot lose
+them. A power loss can, unless ``journal_fsync`` (an fdatasync per append) or
+``acknowledge: commit`` (wait for the store's commit, see `DecisionWriter`).
+
+Shipping: `JournalShipper` (``fraudgate ledger ship``; `fraudgate serve` runs it as a child
+process, or a sidecar runs it) moves complete lines into the ledger store in large batches and
+records the byte offset it reached in ``journal_offsets`` in the same transaction, so every line
+is inserted exactly once, whatever is killed when.
+
+Layout: ``<journal_dir>/<instance>/<segment>.jsonl``; an instance is one server process. Its
+directory holds ``owner.lock`` (flock held by the server while it lives) and ``shipper.lock``
+(held by the shipper working on it, so two shippers never share an instance). A segment is sealed
+once a newer one exists or its owner is gone; sealed, fully shipped segments are deleted, and the
+directory of a dead owner once empty. So a journal left by a killed server is adopted and shipped
+by the next shipper that runs on the same directory. A line torn by a kill in the middle of a
+write was never acknowledged (the write had not returned): it is skipped, and counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from fraudgate.ledger.records import DECISION_FIELDS, DecisionRow
+from fraudgate.ledger.store import DecisionSink, LedgerStore
+
+log = logging.getLogger(__name__)
+
+OWNER_LOCK = "owner.lock"
+SHIPPER_LOCK = "shipper.lock"
+SEGMENT_BYTES = 64 << 20
+_DUMPS_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
+
+
+class JournalWriteError(RuntimeError):
+    """The rows could not be appended: do not acknowledge the request."""
+
+
+def _segment_name(number: int) -> str:
+    return f"{number:012d}.jsonl"
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+class Journal:
+    """One server process's append-only decision journal. Not thread-safe: one event loop."""
+
+    def __init__(
+        self, root: str | Path, *, fsync: bool = False, segment_bytes: int = SEGMENT_BYTES
+    ) -> None:
+        self.root = Path(root)
+        self.instance = f"{int(time.time() * 1000):012x}-{os.getpid()}-{os.urandom(4).hex()}"
+        # Built under a hidden name and renamed once locked, so a shipper never sees an instance
+        # directory without a live owner lock and removes it as abandoned.
+        staging = self.root / f".{self.instance}"
+        staging.mkdir(parents=True)
+        self._owner = os.open(staging / OWNER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fcntl.flock(self._owner, fcntl.LOCK_EX)
+        self._fsync = fsync
+        self._segment_bytes = segment_bytes
+        self._segment = 1
+        self._fd = self._open(staging / _segment_name(1))
+        self._size = 0
+        self.directory = self.root / self.instance
+        staging.rename(self.directory)
+        self.appended_rows = 0
+
+    @staticmethod
+    def _open(path: Path) -> int:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+
+    def _rotate(self) -> None:
+        fd = self._open(self.directory / _segment_name(self._segment + 1))
+        os.close(self._fd)
+        self._fd, self._segment, self._size = fd, self._segment + 1, 0
+
+    def append(self, rows: Sequence[DecisionRow]) -> None:
+        """Append rows (DECISION_FIELDS order) as one line; durable against a kill on return."""
+        data = orjson.dumps(rows, option=_DUMPS_OPTIONS)
+        try:
+            written = os.write(self._fd, data)
+            while written < len(data):  # a regular file writes everything unless the disk is full
+                written += os.write(self._fd, data[written:])
+            if self._fsync:
+                os.fdatasync(self._fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # a torn line must not prefix the next append
+                self._rotate()
+            raise JournalWriteError(
+                f"the decision journal {self.directory} could not be written: {exc}"
+            ) from exc
+        self._size += len(data)
+        self.appended_rows += len(rows)
+        if self._size >= self._segment_bytes:
+            self._rotate()
+
+    def position(self) -> tuple[str, int]:
+        """(segment key, bytes written): shipped once its journal offset reaches the bytes."""
+        return f"{self.instance}/{_segment_name(self._segment)}", self._size
+
+    def close(self) -> None:
+        """Stop writing; the shipper then sees every segment sealed and drains the directory."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            os.close(self._owner)  # releases the owner lock
+            self._fd = -1
+
+
+class JournalShipper:
+    """Moves journal lines into the store, exactly once. See the module docstring."""
+
+    def __init__(
+        self, store: LedgerStore, root: str | Path, *, max_batch_bytes: int = 4 << 20
+    ) -> None:
+        self.store = store
+        self.root = Path(root)
+        self.max_batch_bytes = max_batch_bytes
+        self.shipped_rows = 0
+        self.torn_lines = 0  # lines cut by a kill mid-write: never acknowledged
+        self.bad_lines = 0  # complete lines that do not parse (corruption): logged
+        self._claimed: dict[str, int] = {}  # instance -> our shipper.lock fd
+        self._sink = DecisionSink(store)
+
+    def close(self) -> None:
+        self._sink.close()
+        for fd in self._claimed.values():
+            os.close(fd)
+        self._claimed.clear()
+
+    def ship_once(self) -> int:
+        """One pass over every instance directory under the root; returns the rows shipped."""
+        if not self.root.is_dir():
+            return 0
+        shipped = 0
+        for directory in sorted(self.root.iterdir()):
+            if directory.name.startswith(".") or not directory.is_dir():
+                continue
+            if self._claim(directory):
+                shipped += self._ship_instance(directory)
+        return shipped
+
+    def _claim(self, directory: Path) -> bool:
+        if directory.name in self._claimed:
+            return True
+        try:
+            fd = os.open(directory / SHIPPER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:  # removed by another shipper meanwhile
+            return False
+        if not _try_lock(fd):
+            os.close(fd)
+            return False
+        self._claimed[directory.name] = fd
+        return True
+
+    @staticmethod
+    def _owner_alive(directory: Path) -> bool:
+        try:
+            fd = os.open(directory / OWNER_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            if _try_lock(fd):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return False
+            return True
+        finally:
+            os.close(fd)
+
+    def _ship_instance(self, directory: Path) -> int:
+        alive = self._owner_alive(directory)  # first: a segment listed after is sealed if dead
+        segments = sorted(directory.glob("*.jsonl"))
+        offsets = self.store.journal_offsets(prefix=f"{directory.name}/")
+        shipped = 0
+        for index, path in enumerate(segments):
+            key = f"{directory.name}/{path.name}"
+            sealed = not alive or index < len(segments) - 1
+            rows, complete = self._ship_segment(path, key, offsets.get(key, 0), sealed)
+            shipped += rows
+            if sealed and complete:
+                path.unlink()
+                self.store.forget_journal_segment(key)
+        if not alive and not any(directory.glob("*.jsonl")):
+            os.close(self._claimed.pop(directory.name))
+            shutil.rmtree(directory, ignore_errors=True)
+        return shipped
+
+    def _ship_segment(self, path: Path, key: str, done: int, sealed: bool) -> tuple[int, bool]:
+        """Ship ``path`` from byte ``done``; returns (rows shipped, whether it is all shipped)."""
+        shipped = 0
+        with path.open("rb") as file:
+            file.seek(done)
+            while True:
+                buffer = file.read(self.max_batch_bytes)
+                if not buffer:
+                    return shipped, True
+                end = buffer.rfind(b"\n")
+                while end < 0:  # one line longer than a batch
+                    more = file.read(self.max_batch_bytes)
+                    if not more:
+                        break
+                    buffer += more
+                    end = buffer.rfind(b"\n")
+                if end < 0:  # a partial last line
+                    if sealed:
+                        self.torn_lines += 1
+                        log.warning(
+                            "journal %s: skipping a line torn at byte %d (%d bytes, never "
+                            "acknowledged: the server was killed mid-write)",
+                            key,
+                            done,
+                            len(buffer),
+                        )
+                        return shipped, True
+                    return shipped, False
+                complete = buffer[: end + 1]
+                rows = self._parse(complete, key, done)
+                self._sink.write(rows, (key, done + len(complete)))
+                done += len(complete)
+                shipped += len(rows)
+                self.shipped_rows += len(rows)
+                file.seek(done)
+
+    def _parse(self, data: bytes, key: str, offset: int) -> list[DecisionRow]:
+        rows: list[DecisionRow] = []
+        width = len(DECISION_FIELDS)
+        for line in data.splitlines():
+            try:
+                parsed = orjson.loads(line)
+                if not isinstance(parsed, list) or any(
+                    not isinstance(row, list) or len(row) != width for row in parsed
+                ):
+                    raise ValueError(f"expected a list of {width}-field rows")
+            except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+                self.bad_lines += 1
+                log.error("journal %s near byte %d: skipping a corrupt line: %s", key, offset, exc)
+            else:
+                rows.extend(parsed)
+            offset += len(line) + 1
+        return rows
+
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        parent_pid: int | None = None,
+        poll_s: float = 0.05,
+        retry_s: float = 1.0,
+        give_up_s: float = 60.0,
+    ) -> None:
+        """Ship until ``stop`` is set (or the parent process is gone), then drain and return.
+
+        While finishing, a database that stays down for ``give_up_s`` ends the run: the journal
+        keeps the rows for the next shipper on this directory."""
+        failing_since: float | None = None
+        while True:
+            finishing = stop.is_set() or (parent_pid is not None and os.getppid() != parent_pid)
+            try:
+                shipped = self.ship_once()
+            except Exception as exc:  # the database is down: the journal keeps everything
+                log.warning("shipping the decision journal failed (retrying): %s", exc)
+                failing_since = failing_since or time.monotonic()
+                if finishing and time.monotonic() - failing_since > give_up_s:
+                    log.error("giving up; the journal in %s keeps the unshipped rows", self.root)
+                    return
+                time.sleep(retry_s) if finishing else stop.wait(retry_s)
+                continue
+            failing_since = None
+            if finishing and shipped == 0:
+                return
+            if shipped == 0:
+                stop.wait(poll_s)
+
+
+def run_shipper(
+    ledger_url: str, journal_dir: str | Path, *, once: bool = False, parent_pid: int | None = None
+) -> JournalShipper:
+    """`fraudgate ledger ship`: ship until SIGTERM/SIGINT (or the parent's exit), then drain."""
+    from fraudgate.ledger.store import open_ledger
+
+    store = open_ledger(ledger_url)
+    shipper = JournalShipper(store, journal_dir)
+    try:
+        if once:
+            while shipper.ship_once():
+                pass
+            return shipper
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        shipper.run(stop, parent_pid=parent_pid)
+        return shipper
+    finally:
+        shipper.close()
+        store.close()
+
+
+def spawn_shipper(ledger_url: str, journal_dir: str | Path) -> subprocess.Popen[bytes]:
+    """Start ``fraudgate ledger ship`` as a child that follows this process (see `run`)."""
+    command = [
+        sys.executable,
+        "-m",
+        "fraudgate",
+        "ledger",
+        "ship",
+        "--ledger",
+        ledger_url,
+        "--journal",
+        str(journal_dir),
+        "--parent",
+        str(os.getpid()),
+    ]
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+
+def stop_shipper(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Ask the child shipper to drain and exit; the journal keeps whatever it could not ship."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log.warning(
+            "the ledger shipper did not finish in %.0f s; the journal keeps the rest", timeout
+        )
+        process.kill()
