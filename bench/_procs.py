@@ -81,6 +81,32 @@ class Server:
             return ""
 
 
+def spawn(
+    argv: list[str],
+    *,
+    cpu: int | None,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen:
+    """Start ``argv`` pinned to ``cpu`` in its own process group, killed when the bench exits."""
+    _install_signal_handlers()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        pin(cpu) + argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        start_new_session=True,  # its own process group: we kill the whole tree
+    )
+    log.close()
+    _LIVE.append(proc)
+    return proc
+
+
 def start(
     name: str,
     argv: list[str],
@@ -91,20 +117,7 @@ def start(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Server:
-    _install_signal_handlers()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        pin(SERVER_CPU) + argv,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        start_new_session=True,  # its own process group: we kill the whole tree
-    )
-    log.close()
-    _LIVE.append(proc)
+    proc = spawn(argv, cpu=SERVER_CPU, log_path=log_path, env=env, cwd=cwd)
     return Server(name, proc, http_port, grpc_port, log_path)
 
 

@@ -9,11 +9,17 @@ demo's ``[1, 30]`` FP32 request with a different ``card_id`` in every request (t
 script builds each body). Scenarios:
 
 * ``plain``: one model, no experiment, no ledger (what bench/serving.py measures);
-* ``routed+ledger``: the demo's 80/20 experiment, sticky by card, every served decision committed
-  to the SQLite ledger before the 200, no mirror;
+* ``routed+ledger``: the demo's 80/20 experiment, sticky by card, every served decision appended
+  to the server's decision journal before the 200 (the default ``acknowledge: journal``), no
+  mirror; ``fraudgate ledger ship`` moves the journal into the SQLite ledger as a sidecar
+  process (``shipper: external``) pinned to the load generator's CPU, as it would run in its own
+  container; its CPU is reported apart;
 * ``routed+mirror+ledger``: the same plus the 100% mirror (the other arm scores every request
-  off the response path, recorded fire-and-forget);
-* the last one again on PostgreSQL (127.0.0.1:5432, a database created for the run and dropped).
+  off the response path);
+* ``... (one core)``: the same with the shipper as the server's child on the server's CPU;
+* ``... (commit)``: ``acknowledge: commit``, the 200 waits for the SQLite group commit;
+* ``... (postgresql)``: the journal shipped into PostgreSQL (127.0.0.1:5432, a database created
+  for the run and dropped).
 
 Targets (reported, not enforced): ``routed+mirror+ledger`` (SQLite) at most 15% below ``plain`` in
 throughput, and the mirror adds at most 1 ms to the served p99 (mirror vs no-mirror). Each
@@ -91,6 +97,7 @@ def model_uris(model: _model.BenchModel) -> tuple[str, str]:
 def config_dict(
     tracking_uri: str, uris: tuple[str, str], scenario: str, ledger_url: str | None
 ) -> dict:
+    """The scenario's config; its name says mirror, "one core" (child shipper), "commit"."""
     from fraudgate.config import default_config_dict, demo_experiment_dict
 
     config = default_config_dict(tracking_uri)
@@ -102,17 +109,24 @@ def config_dict(
     if "mirror" not in scenario:
         experiment["mirror"] = {"percent": 0}
     config["experiment"] = experiment
-    config["ledger"] = {"url": ledger_url, "weights_poll_s": 0}
+    config["ledger"] = {
+        "url": ledger_url,
+        "weights_poll_s": 0,
+        "acknowledge": "commit" if "commit" in scenario else "journal",
+        "shipper": "child" if "one core" in scenario else "external",
+    }
     config["auth"] = {"token": "bench-token-" + uuid.uuid4().hex}
     return config
 
 
+def fraudgate_cli() -> list[str]:
+    exe = Path(sys.executable).parent / "fraudgate"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "fraudgate"]
+
+
 def fraudgate_argv(config: Path, http_port: int, grpc_port: int) -> list[str]:
     flags = ["--config", str(config), "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
-    exe = Path(sys.executable).parent / "fraudgate"
-    if exe.exists():
-        return [str(exe), "serve", *flags]
-    return [sys.executable, "-m", "fraudgate.serving", *flags]
+    return [*fraudgate_cli(), "serve", *flags]
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
@@ -166,16 +180,29 @@ def start_server(
         server, f"/v2/models/{V1}/ready", args.startup_timeout
     )
     server.extra["config"] = config
+    ledger = config.get("ledger") or {}
+    if ledger.get("acknowledge") == "journal" and ledger.get("shipper") == "external":
+        server.extra["sidecar"] = _procs.spawn(
+            [*fraudgate_cli(), "ledger", "ship", "--config", str(path)],
+            cpu=_procs.LOAD_CPU,
+            log_path=scratch / "logs" / f"{slug}-shipper.log",
+            cwd=scratch,
+        )
     return server
 
 
 def run_cell(server: _procs.Server, script: Path, duration: float) -> dict:
     url = server.base_url + INFER_PATH
+    sidecar = server.extra.get("sidecar")
     cpu0 = _procs.cpu_seconds(server.proc.pid)
+    side0 = _procs.cpu_seconds(sidecar.pid) if sidecar else 0.0
     result = _wrk.run(url, script, connections=CONCURRENCY, threads=1, duration_s=duration)
     cpu = _procs.cpu_seconds(server.proc.pid) - cpu0
+    side = _procs.cpu_seconds(sidecar.pid) - side0 if sidecar else 0.0
     return {
         **result.as_dict(),
+        "shipper_sidecar_cpu_s": side,
+        "requests_per_cpu_s_with_sidecar": result.requests / (cpu + side) if cpu > 0 else None,
         "server_cpu_s": cpu,
         "server_cpu_util": cpu / result.duration_s if result.duration_s else 0.0,
         "requests_per_server_cpu_s": result.requests / cpu if cpu > 0 else None,
@@ -236,6 +263,10 @@ def summarize(cells: dict[str, dict]) -> dict:
             full["p99_ms_median_of_rounds"] - no_mirror["p99_ms_median_of_rounds"]
         )
         out["mirror_target_met"] = out["mirror_p99_delta_median_ms"] <= MIRROR_P99_TARGET_MS
+    for variant in ("one core", "commit"):
+        cell = cells.get(f"routed+mirror+ledger ({variant})")
+        if plain and cell:
+            out[f"{variant.replace(' ', '_')}_throughput_ratio"] = cell["rps"] / plain["rps"]
     pg = cells.get("routed+mirror+ledger (postgresql)")
     if plain and pg:
         out["postgresql_throughput_ratio"] = pg["rps"] / plain["rps"]
@@ -257,6 +288,7 @@ def print_report(report: dict) -> None:
     for column in ("scenario", "req/s", "vs plain", "p50 ms", "p99 ms", "p99.9 ms", "errors"):
         table.add_column(column, justify="left" if column == "scenario" else "right")
     table.add_column("req/CPU-s", justify="right")
+    table.add_column("shipper CPU", justify="right")
     table.add_column("ledger served/mirror", justify="right")
     plain = report["cells"].get("plain")
     for name, cell in report["cells"].items():
@@ -274,6 +306,9 @@ def print_report(report: dict) -> None:
             f"{cell['p999_ms']:.2f}",
             str(cell["error_total"]),
             f"{eff:.0f}" if eff else "-",
+            f"{cell['shipper_sidecar_cpu_s'] / cell['duration_s']:.0%}"
+            if cell.get("shipper_sidecar_cpu_s")
+            else "-",
             ledger,
         )
     s = report["summary"]
@@ -332,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         ("plain", None),
         ("routed+ledger", f"sqlite:///{scratch / 'ledger-nomirror.db'}"),
         ("routed+mirror+ledger", f"sqlite:///{scratch / 'ledger-mirror.db'}"),
+        ("routed+mirror+ledger (one core)", f"sqlite:///{scratch / 'ledger-onecore.db'}"),
+        ("routed+mirror+ledger (commit)", f"sqlite:///{scratch / 'ledger-commit.db'}"),
     ]
     pg = None if args.no_postgres else create_pg_database(args.postgres)
     if pg is not None:
@@ -363,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in servers.values():
             _procs.stop(server.proc, grace=30)  # SIGTERM: flushes queued mirror decisions
+            if "sidecar" in server.extra:  # SIGTERM: ships what is left, then exits
+                _procs.stop(server.extra["sidecar"], grace=60)
     try:
         for name, server in servers.items():
             cells[name] = combine(name, rounds[name], server)

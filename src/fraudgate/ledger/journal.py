@@ -13,8 +13,10 @@ records the byte offset it reached in ``journal_offsets`` in the same transactio
 is inserted exactly once, whatever is killed when.
 
 Layout: ``<journal_dir>/<instance>/<segment>.jsonl``; an instance is one server process. Its
-directory holds ``owner.lock`` (flock held by the server while it lives) and ``shipper.lock``
-(held by the shipper working on it, so two shippers never share an instance). A segment is sealed
+directory holds ``ledger-id`` (the identity of the ledger it belongs to: a shipper only moves
+journals of its own ledger), ``owner.lock`` (flock held by the server while it lives) and
+``shipper.lock`` (held by the shipper working on it, so two shippers never share an instance).
+A segment is sealed
 once a newer one exists or its owner is gone; sealed, fully shipped segments are deleted, and the
 directory of a dead owner once empty. So a journal left by a killed server is adopted and shipped
 by the next shipper that runs on the same directory. A line torn by a kill in the middle of a
@@ -43,6 +45,7 @@ from fraudgate.ledger.store import DecisionSink, LedgerStore
 
 log = logging.getLogger(__name__)
 
+LEDGER_ID_FILE = "ledger-id"
 OWNER_LOCK = "owner.lock"
 SHIPPER_LOCK = "shipper.lock"
 SEGMENT_BYTES = 64 << 20
@@ -69,7 +72,12 @@ class Journal:
     """One server process's append-only decision journal. Not thread-safe: one event loop."""
 
     def __init__(
-        self, root: str | Path, *, fsync: bool = False, segment_bytes: int = SEGMENT_BYTES
+        self,
+        root: str | Path,
+        ledger_id: str,
+        *,
+        fsync: bool = False,
+        segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
         self.root = Path(root)
         self.instance = f"{int(time.time() * 1000):012x}-{os.getpid()}-{os.urandom(4).hex()}"
@@ -77,6 +85,7 @@ class Journal:
         # directory without a live owner lock and removes it as abandoned.
         staging = self.root / f".{self.instance}"
         staging.mkdir(parents=True)
+        (staging / LEDGER_ID_FILE).write_text(ledger_id)
         self._owner = os.open(staging / OWNER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         fcntl.flock(self._owner, fcntl.LOCK_EX)
         self._fsync = fsync
@@ -143,6 +152,8 @@ class JournalShipper:
         self.bad_lines = 0  # complete lines that do not parse (corruption): logged
         self._claimed: dict[str, int] = {}  # instance -> our shipper.lock fd
         self._sink = DecisionSink(store)
+        self.ledger_id = store.ledger_id()
+        self._foreign: set[str] = set()  # instances of other ledgers: left alone
 
     def close(self) -> None:
         self._sink.close()
@@ -156,11 +167,31 @@ class JournalShipper:
             return 0
         shipped = 0
         for directory in sorted(self.root.iterdir()):
-            if directory.name.startswith(".") or not directory.is_dir():
+            if (
+                directory.name.startswith(".")
+                or directory.name in self._foreign
+                or not directory.is_dir()
+            ):
                 continue
-            if self._claim(directory):
+            if self._ours(directory) and self._claim(directory):
                 shipped += self._ship_instance(directory)
         return shipped
+
+    def _ours(self, directory: Path) -> bool:
+        try:
+            stamp = (directory / LEDGER_ID_FILE).read_text().strip()
+        except FileNotFoundError:
+            stamp = "(none)"
+        if stamp == self.ledger_id:
+            return True
+        self._foreign.add(directory.name)
+        log.info(
+            "journal %s belongs to ledger %s, not ours (%s): left alone",
+            directory,
+            stamp,
+            self.ledger_id,
+        )
+        return False
 
     def _claim(self, directory: Path) -> bool:
         if directory.name in self._claimed:

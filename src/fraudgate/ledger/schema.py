@@ -14,6 +14,7 @@ applies, together with its ``schema_version`` row, or not at all.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -98,6 +99,17 @@ journal_offsets = sa.Table(
     sa.Column("updated_at", sa.Double, nullable=False),
 )
 
+# One row, written by the migration that creates it: this ledger's random identity. A decision
+# journal is stamped with it, and a shipper only moves journals stamped with its own ledger's
+# (two servers with different ledgers may share a journal directory without mixing them).
+ledger_meta = sa.Table(
+    "ledger_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
+LEDGER_ID_KEY = "ledger_id"
+
 # Indexes for the joins the analysis does (created by migration 2). Each index costs the hot
 # insert path -- on SQLite a few microseconds per row, far more when its keys arrive in random
 # order -- so only these two: transaction_id (the label join, decisions_for) and model + time
@@ -146,15 +158,19 @@ def _drop_request_id_index(conn: sa.Connection) -> None:
     conn.execute(sa.text(f"DROP INDEX IF EXISTS {_REQUEST_ID_INDEX}"))
 
 
-def _create_journal_offsets(conn: sa.Connection) -> None:
+def _create_journal_tables(conn: sa.Connection) -> None:
     journal_offsets.create(conn, checkfirst=True)
+    ledger_meta.create(conn, checkfirst=True)
+    conn.execute(sa.insert(ledger_meta).values(key=LEDGER_ID_KEY, value=uuid.uuid4().hex))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions, labels, label_audit, weight_changes", _create_tables),
     Migration(2, "indexes for analysis joins", _create_analysis_indexes),
     Migration(3, "drop the request_id index (cheaper inserts)", _drop_request_id_index),
-    Migration(4, "journal_offsets (decision journal shipping)", _create_journal_offsets),
+    Migration(
+        4, "journal_offsets and the ledger's identity (journal shipping)", _create_journal_tables
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -46,10 +46,12 @@ from fraudgate.ledger.records import (
 )
 from fraudgate.ledger.schema import (
     LATEST_VERSION,
+    LEDGER_ID_KEY,
     decisions,
     journal_offsets,
     label_audit,
     labels,
+    ledger_meta,
     migrate,
     schema_version,
     weight_changes,
@@ -258,6 +260,12 @@ class LedgerStore:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     # -- decision journal shipping (see fraudgate.ledger.journal) ----------------------------
+
+    def ledger_id(self) -> str:
+        """This ledger's identity (random, set when it was created): stamps its journals."""
+        query = sa.select(ledger_meta.c.value).where(ledger_meta.c.key == LEDGER_ID_KEY)
+        with self._engine.connect() as conn:
+            return str(conn.execute(query).scalar_one())
 
     def journal_offsets(self, prefix: str = "") -> dict[str, int]:
         """Bytes shipped per journal segment (``instance/segment`` keys starting with prefix)."""

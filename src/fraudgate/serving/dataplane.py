@@ -328,7 +328,7 @@ class DataPlane:
                 model = self.resolve(route.model)
             assert model is not None
             x = decode_features(request)
-            probabilities = await model.batcher.predict(x, coalesce=plane.coalesce)
+            probabilities = await model.batcher.predict(x)
             outputs = model.outputs(probabilities, request.outputs)
             request_id = request.id or new_request_id()
             await plane.record(

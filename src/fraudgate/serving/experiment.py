@@ -116,14 +116,13 @@ class ExperimentPlane:
         self.max_pending_mirror_rows = max_pending_mirror_rows
         self._token_bytes = None if self.token is None else self.token.encode()
         self._routes: dict[str, bool] = {}
-        # With a ledger every request waits for its commit anyway: its model call joins the
-        # other requests' of the same loop tick (see Batcher.predict's ``coalesce``).
-        self.coalesce = writer is not None
         from fraudgate.ledger import LedgerWriteError, WriterClosed
         from fraudgate.ledger.journal import JournalWriteError
 
         self._write_errors = (LedgerWriteError, WriterClosed, JournalWriteError)
         self._resolve: Callable[[str], Any] | None = None
+        self._journal_tick: asyncio.Future[None] | None = None
+        self._journal_pending: list[tuple[Any, ...]] = []
         self._mirror_jobs: list[_MirrorJob] = []
         self._mirror_rows = 0
         self._mirror_scheduled = False
@@ -156,7 +155,9 @@ class ExperimentPlane:
                 writer = DecisionWriter(store)
             else:
                 try:
-                    journal = Journal(ledger.journal_dir, fsync=ledger.journal_fsync)
+                    journal = Journal(
+                        ledger.journal_dir, store.ledger_id(), fsync=ledger.journal_fsync
+                    )
                 except OSError as exc:
                     store.close()
                     raise Unavailable(
@@ -332,7 +333,7 @@ class ExperimentPlane:
                 )
             try:
                 if journal is not None:
-                    journal.append(rows)
+                    await self._journal_rows(rows)
                 else:
                     await writer.submit_rows(rows)
             except self._write_errors as exc:
@@ -341,6 +342,30 @@ class ExperimentPlane:
             self._enqueue_mirror(
                 (route.mirror, x, request_id, transaction_ids, amounts, experiment, arm, key_hash)
             )
+
+    def _journal_rows(self, rows: list[tuple[Any, ...]]) -> asyncio.Future[None]:
+        """Rows of this loop tick go into ONE journal write at its end; all wait for it.
+
+        One ``os.write`` per tick instead of one per request, and one shared future: a request
+        costs a list extend and a task switch. Its 200 leaves only after the write returned."""
+        tick = self._journal_tick
+        if tick is None:
+            loop = asyncio.get_running_loop()
+            tick = self._journal_tick = loop.create_future()
+            loop.call_soon(self._write_journal_tick)
+        self._journal_pending.extend(rows)
+        return tick
+
+    def _write_journal_tick(self) -> None:
+        tick, rows = self._journal_tick, self._journal_pending
+        self._journal_tick, self._journal_pending = None, []
+        assert tick is not None and self.journal is not None
+        try:
+            self.journal.append(rows)
+        except self._write_errors as exc:
+            tick.set_exception(exc)
+        else:
+            tick.set_result(None)
 
     # -- mirror (off the response path) -------------------------------------------------------
     def _enqueue_mirror(self, job: _MirrorJob) -> None:
