@@ -347,6 +347,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="maintenance-database URL where a scratch database is created for the run",
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--only", action="append", help="run only scenarios whose name contains this (repeatable)"
+    )
     return parser.parse_args(argv)
 
 
@@ -370,7 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         ("routed+mirror+ledger (one core)", f"sqlite:///{scratch / 'ledger-onecore.db'}"),
         ("routed+mirror+ledger (commit)", f"sqlite:///{scratch / 'ledger-commit.db'}"),
     ]
-    pg = None if args.no_postgres else create_pg_database(args.postgres)
+    if args.only:
+        scenarios = [s for s in scenarios if any(part in s[0] for part in args.only)]
+    wants_pg = not args.only or any(part in "postgresql" for part in args.only)
+    pg = None if args.no_postgres or not wants_pg else create_pg_database(args.postgres)
     if pg is not None:
         scenarios.append(("routed+mirror+ledger (postgresql)", pg[1]))
     cells: dict[str, dict] = {}
@@ -382,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         # drifting load from other work on the machine hits every scenario alike
         for name, ledger_url in scenarios:
             print(f"starting {name} ...", flush=True)
-            config = config_dict(model.tracking_uri, uris, name.split(" ")[0], ledger_url)
+            config = config_dict(model.tracking_uri, uris, name, ledger_url)
             servers[name] = start_server(name, config, scratch, args)
         for name, server in servers.items():
             warm = run_cell(server, script, args.warmup)

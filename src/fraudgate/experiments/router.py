@@ -35,6 +35,7 @@ from fraudgate.experiments.spec import ROUTING_HEADER, ExperimentSpec, split_ver
 
 _ARM_PERSON = b"fraudgate.arm"
 _MIRROR_PERSON = b"fraudgate.mirror"
+_LAST = (1 << 64) - 1  # the largest 64-bit hash
 
 
 class InvalidRoutingKey(ValueError):
@@ -130,9 +131,12 @@ class RoutingTable:
         arm.update(data)
         digest = arm.digest()
         h_arm = int.from_bytes(digest, "big")
-        mirror = self._mirror_hasher.copy()
-        mirror.update(data)
-        h_mirror = int.from_bytes(mirror.digest(), "big")
+        if self.mirror_percent in (0, 100):  # every key is (not) mirrored: no hash decides it
+            h_mirror = 0 if self.mirror_percent else _LAST
+        else:
+            mirror = self._mirror_hasher.copy()
+            mirror.update(data)
+            h_mirror = int.from_bytes(mirror.digest(), "big")
         return self.decide(h_arm, h_mirror, digest.hex())
 
 

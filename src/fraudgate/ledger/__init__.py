@@ -17,6 +17,7 @@ from fraudgate.ledger.records import (
     DECISION_FIELDS,
     ConfusionCounts,
     Decision,
+    DecisionBatch,
     DecisionRow,
     Label,
     LabelChange,
@@ -24,7 +25,9 @@ from fraudgate.ledger.records import (
     ModelOutcome,
     RowError,
     WeightChange,
+    batch_rows,
     decision_row,
+    rows_batch,
 )
 from fraudgate.ledger.schema import LATEST_VERSION, MIGRATIONS, SchemaTooNew
 from fraudgate.ledger.store import LedgerStore, default_ledger_url, normalize_url, open_ledger
@@ -36,6 +39,7 @@ __all__ = [
     "MIGRATIONS",
     "ConfusionCounts",
     "Decision",
+    "DecisionBatch",
     "DecisionRow",
     "DecisionWriter",
     "Label",
@@ -50,10 +54,12 @@ __all__ = [
     "WeightChange",
     "WriterClosed",
     "WriterStats",
+    "batch_rows",
     "decision_row",
     "default_ledger_url",
     "normalize_url",
     "open_ledger",
     "parse_labels_file",
+    "rows_batch",
     "validate_label_rows",
 ]

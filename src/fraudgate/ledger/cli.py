@@ -30,6 +30,12 @@ def ship(
     once: Annotated[
         bool, typer.Option("--once", help="Ship what is there now and exit (default: follow).")
     ] = False,
+    nice: Annotated[
+        int,
+        typer.Option(
+            min=0, max=19, help="Lower the shipper's CPU priority by this much (background work)."
+        ),
+    ] = 10,
     parent: Annotated[
         int | None, typer.Option(hidden=True, help="Drain and exit when this process is gone.")
     ] = None,
@@ -61,7 +67,7 @@ def ship(
         raise typer.Exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s shipper %(levelname)s %(message)s")
     try:
-        shipper = run_shipper(url, directory, once=once, parent_pid=parent)
+        shipper = run_shipper(url, directory, once=once, parent_pid=parent, nice=nice)
     except Exception as exc:
         console.print(f"[red]error:[/] shipping {directory} into {url} failed: {exc}")
         raise typer.Exit(1) from None

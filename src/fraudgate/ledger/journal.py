@@ -16,11 +16,11 @@ Layout: ``<journal_dir>/<instance>/<segment>.jsonl``; an instance is one server 
 directory holds ``ledger-id`` (the identity of the ledger it belongs to: a shipper only moves
 journals of its own ledger), ``owner.lock`` (flock held by the server while it lives) and
 ``shipper.lock`` (held by the shipper working on it, so two shippers never share an instance).
-A segment is sealed
-once a newer one exists or its owner is gone; sealed, fully shipped segments are deleted, and the
-directory of a dead owner once empty. So a journal left by a killed server is adopted and shipped
-by the next shipper that runs on the same directory. A line torn by a kill in the middle of a
-write was never acknowledged (the write had not returned): it is skipped, and counted.
+A segment is sealed once a newer one exists or its owner is gone; sealed, fully shipped segments
+are deleted, and the directory of a dead owner once empty. So a journal left by a killed server
+is adopted and shipped by the next shipper that runs on the same directory. A line torn by a kill
+in the middle of a write was never acknowledged (the write had not returned): it is skipped, and
+counted.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import orjson
 
-from fraudgate.ledger.records import DECISION_FIELDS, DecisionRow
+from fraudgate.ledger.records import DecisionBatch, DecisionRow, batch_rows
 from fraudgate.ledger.store import DecisionSink, LedgerStore
 
 log = logging.getLogger(__name__)
@@ -106,9 +106,10 @@ class Journal:
         os.close(self._fd)
         self._fd, self._segment, self._size = fd, self._segment + 1, 0
 
-    def append(self, rows: Sequence[DecisionRow]) -> None:
-        """Append rows (DECISION_FIELDS order) as one line; durable against a kill on return."""
-        data = orjson.dumps(rows, option=_DUMPS_OPTIONS)
+    def append(self, batches: Sequence[DecisionBatch]) -> None:
+        """Append decision batches (`fraudgate.ledger.records.DecisionBatch`) as one line;
+        durable against a kill once this returns."""
+        data = orjson.dumps(batches, option=_DUMPS_OPTIONS)
         try:
             written = os.write(self._fd, data)
             while written < len(data):  # a regular file writes everything unless the disk is full
@@ -122,7 +123,7 @@ class Journal:
                 f"the decision journal {self.directory} could not be written: {exc}"
             ) from exc
         self._size += len(data)
-        self.appended_rows += len(rows)
+        self.appended_rows += sum(batch["n"] for batch in batches)
         if self._size >= self._segment_bytes:
             self._rotate()
 
@@ -276,14 +277,12 @@ class JournalShipper:
 
     def _parse(self, data: bytes, key: str, offset: int) -> list[DecisionRow]:
         rows: list[DecisionRow] = []
-        width = len(DECISION_FIELDS)
         for line in data.splitlines():
             try:
-                parsed = orjson.loads(line)
-                if not isinstance(parsed, list) or any(
-                    not isinstance(row, list) or len(row) != width for row in parsed
-                ):
-                    raise ValueError(f"expected a list of {width}-field rows")
+                batches = orjson.loads(line)
+                if not isinstance(batches, list):
+                    raise ValueError("expected a list of decision batches")
+                parsed = [row for batch in batches for row in batch_rows(batch)]
             except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
                 self.bad_lines += 1
                 log.error("journal %s near byte %d: skipping a corrupt line: %s", key, offset, exc)
@@ -326,11 +325,21 @@ class JournalShipper:
 
 
 def run_shipper(
-    ledger_url: str, journal_dir: str | Path, *, once: bool = False, parent_pid: int | None = None
+    ledger_url: str,
+    journal_dir: str | Path,
+    *,
+    once: bool = False,
+    parent_pid: int | None = None,
+    nice: int = 0,
 ) -> JournalShipper:
-    """`fraudgate ledger ship`: ship until SIGTERM/SIGINT (or the parent's exit), then drain."""
+    """`fraudgate ledger ship`: ship until SIGTERM/SIGINT (or the parent's exit), then drain.
+
+    ``nice``: lower this process's CPU priority first: shipping is background work that must not
+    take CPU from serving on the same machine."""
     from fraudgate.ledger.store import open_ledger
 
+    if nice:
+        os.nice(nice)
     store = open_ledger(ledger_url)
     shipper = JournalShipper(store, journal_dir)
     try:

@@ -7,8 +7,9 @@ SQLite and PostgreSQL store them identically (double precision).
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Literal
 
 # the ledger produces the analysis' sufficient statistics; one type for both
@@ -53,6 +54,40 @@ class Decision:
 DecisionRow = tuple[Any, ...]
 DECISION_FIELDS: tuple[str, ...] = tuple(Decision.__slots__)  # type: ignore[attr-defined]
 decision_row: Callable[[Decision], DecisionRow] = operator.attrgetter(*DECISION_FIELDS)
+
+# A batch of decisions in columns, as the server builds them per loop tick and the journal holds
+# them: ``{"n": rows, field: value, ...}`` for every DECISION_FIELDS field, where a value is
+# either a list of n (one per row) or a single value shared by every row (the model, the role,
+# the decision time of the batch). Columns cost the hot path a list append per value instead of a
+# tuple per row.
+DecisionBatch = dict[str, Any]
+
+
+def batch_rows(batch: DecisionBatch) -> list[DecisionRow]:
+    """The rows of a decision batch; ValueError (naming the field) if it is malformed."""
+    n = batch.get("n") if isinstance(batch, dict) else None
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"batch.n: expected a row count, received {n!r}")
+    columns: list[Any] = []
+    for name in DECISION_FIELDS:
+        if name not in batch:
+            raise ValueError(f"batch.{name}: missing")
+        value = batch[name]
+        if isinstance(value, list):
+            if len(value) != n:
+                raise ValueError(f"batch.{name}: expected {n} values, received {len(value)}")
+            columns.append(value)
+        else:
+            columns.append(repeat(value, n))
+    return list(zip(*columns, strict=False))  # the repeats are endless, the lists have n
+
+
+def rows_batch(rows: Sequence[DecisionRow]) -> DecisionBatch:
+    """A decision batch of ``rows`` (every field a list): the inverse of `batch_rows`."""
+    batch: DecisionBatch = {"n": len(rows)}
+    for index, name in enumerate(DECISION_FIELDS):
+        batch[name] = [row[index] for row in rows]
+    return batch
 
 
 @dataclass(frozen=True, slots=True)

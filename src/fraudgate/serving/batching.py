@@ -54,7 +54,8 @@ class Batcher:
         self._executor: ThreadPoolExecutor | None = None
 
     # -- the model call ---------------------------------------------------------------------
-    def _call(self, x: np.ndarray) -> np.ndarray:
+    def call(self, x: np.ndarray) -> np.ndarray:
+        """One runtime call, now, on the calling thread (counted in the batch metrics)."""
         out = self._predict(x)
         self.calls += 1
         if self._on_batch is not None:
@@ -67,7 +68,7 @@ class Batcher:
         if n > self.offload_rows:
             return await self._offload(x)
         if n >= self.max_batch_size:
-            return self._call(x)
+            return self.call(x)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
         self._pending.append((x, future))
@@ -84,7 +85,7 @@ class Batcher:
     async def _offload(self, x: np.ndarray) -> np.ndarray:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="fraudgate-large-batch")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, x)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.call, x)
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._pending:
@@ -106,7 +107,7 @@ class Batcher:
             return
         batch = pending[0][0] if len(pending) == 1 else np.concatenate([x for x, _ in pending])
         try:
-            out = self._call(batch)
+            out = self.call(batch)
         except Exception as exc:  # the runtime failed: every waiting request learns why
             for _, future in pending:
                 if not future.done():

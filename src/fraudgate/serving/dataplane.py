@@ -134,18 +134,13 @@ class DeployedModel:
                 ResponseOutput(PROBABILITY_OUTPUT, "FP32", [n, 1], scores),
                 ResponseOutput(DECISION_OUTPUT, "BOOL", [n, 1], decisions),
             ]
-        result = []
-        for i, output in enumerate(requested):
-            if output.name == PROBABILITY_OUTPUT:
-                result.append(ResponseOutput(PROBABILITY_OUTPUT, "FP32", [n, 1], scores))
-            elif output.name == DECISION_OUTPUT:
-                result.append(ResponseOutput(DECISION_OUTPUT, "BOOL", [n, 1], decisions))
-            else:
-                raise InvalidInput(
-                    f"outputs[{i}].name: expected one of {list(OUTPUT_NAMES)}, "
-                    f"received {output.name!r}"
-                )
-        return result
+        check_requested_outputs(requested)
+        return [
+            ResponseOutput(PROBABILITY_OUTPUT, "FP32", [n, 1], scores)
+            if output.name == PROBABILITY_OUTPUT
+            else ResponseOutput(DECISION_OUTPUT, "BOOL", [n, 1], decisions)
+            for output in requested
+        ]
 
     def close(self) -> None:
         self.batcher.close()
@@ -163,12 +158,13 @@ class RepositoryEntry:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def outputs_scores(outputs: list[ResponseOutput], probabilities: np.ndarray) -> np.ndarray:
-    """The FP32 scores exactly as returned (the ledger records what the caller saw)."""
-    for output in outputs:
-        if output.name == PROBABILITY_OUTPUT:
-            return output.data
-    return np.asarray(probabilities, dtype=np.float32)
+def check_requested_outputs(requested: list[RequestedOutput]) -> None:
+    """InvalidInput unless every requested output is one this server produces."""
+    for i, output in enumerate(requested):
+        if output.name not in OUTPUT_NAMES:
+            raise InvalidInput(
+                f"outputs[{i}].name: expected one of {list(OUTPUT_NAMES)}, received {output.name!r}"
+            )
 
 
 class DataPlane:
@@ -311,7 +307,7 @@ class DataPlane:
         """Route (when addressed to the experiment), score, record in the ledger, queue the mirror.
 
         The response names the model that answered; it is returned only once the served rows are
-        committed to the ledger. The mirror copy is scored after the response is sent.
+        durable (see `ExperimentPlane.score`). The mirror copy is scored after it is sent.
         """
         plane = self.experiment
         assert plane is not None
@@ -328,18 +324,11 @@ class DataPlane:
                 model = self.resolve(route.model)
             assert model is not None
             x = decode_features(request)
-            probabilities = await model.batcher.predict(x)
-            outputs = model.outputs(probabilities, request.outputs)
+            if request.outputs is not None:
+                check_requested_outputs(request.outputs)  # before a decision is recorded
             request_id = request.id or new_request_id()
-            await plane.record(
-                request_id,
-                request.parameters,
-                model,
-                x,
-                outputs_scores(outputs, probabilities),
-                route,
-                time.perf_counter() - start,
-            )
+            scored = plane.score(model, x, request_id, request.parameters, route, start)
+            outputs = model.outputs(await scored, request.outputs)
         except InferenceError as exc:
             self._record_failure(name, model, protocol, http_status(exc))
             raise

@@ -7,16 +7,18 @@ before). Transport-agnostic, like the data plane: REST and gRPC pass the request
 lazy view of their headers/metadata.
 
 Per request addressed to the experiment (its name, or the default model's name, no explicit
-version): the router picks the arm (sticky by routing key), the arm's model scores, and every
-scored row becomes a served ledger row (a `fraudgate.ledger.DecisionRow` tuple) that is made
-durable BEFORE the response leaves (an acknowledged decision is never lost): appended to this
-process's decision journal (``ledger.acknowledge: journal``, the default; a child shipper moves it
-into the store, see `fraudgate.ledger.journal`) or ``await``-ed into the store's group commit
-(``acknowledge: commit``). The mirror copy is queued and scored in one ``loop.call_soon`` callback
-that runs after the response has been written (so it never adds to the caller's latency); its
-decisions take the same journal, or the writer's fire-and-forget path.
-The mirror queue is bounded: beyond ``max_pending_mirror_rows`` rows waiting, copies are dropped
-and counted, never the served request.
+version): the router picks the arm (sticky by routing key) and `ExperimentPlane.score` queues the
+request for this loop tick. One callback at the end of the tick (`_flush`) scores every queued
+request with one runtime call per model, records all their decisions as one columnar batch
+(`fraudgate.ledger.DecisionBatch`) and only then lets the requests answer: the batch is durable
+first, an acknowledged decision is never lost. Durable means appended to this process's decision
+journal (``ledger.acknowledge: journal``, the default: one ``os.write`` per tick; a shipper
+process moves it into the store, see `fraudgate.ledger.journal`), or committed by the store's
+group commit (``acknowledge: commit``). The mirror copies of the tick are scored in one more
+callback that runs after the responses have been written (so they never add to the callers'
+latency), and recorded the same way, best effort. The mirror queue is bounded: beyond
+``max_pending_mirror_rows`` rows waiting, copies are dropped and counted, never a served request.
+Everything per request is a tuple and a few list appends; the per-row work is done per tick.
 
 Weights: an admin change is validated, written to the ledger (time, actor), then published to
 the router (effective for the next request). Replicas sharing a ledger pick up each other's
@@ -38,7 +40,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -57,6 +59,9 @@ from fraudgate.protocol.errors import (
     Unauthorized,
     Unavailable,
 )
+
+if TYPE_CHECKING:
+    from fraudgate.ledger.records import DecisionBatch
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +83,13 @@ def _int_weights(weights: Mapping[str, float]) -> dict[str, int]:
     return {name: int(w) if float(w).is_integer() else w for name, w in weights.items()}  # type: ignore[misc]
 
 
-# A queued mirror copy: (mirror model, x, request id, transaction ids, amounts, experiment, arm,
-# routing-key hash) -- a tuple, built once per mirrored request.
-_MirrorJob = tuple[
-    str, np.ndarray, str, list[str], list[float | None], str | None, str | None, str | None
-]
+# A request queued for this tick: (model, x, request id, transaction id(s), amount(s), route,
+# perf_counter at its start, future). A one-row request holds a str transaction id and one amount
+# (the common case: nothing to expand); a multi-row one holds lists of one per row.
+_Queued = tuple[Any, np.ndarray, str, Any, Any, RouteDecision | None, float, asyncio.Future[Any]]
 # Parameters that name per-row ledger values; without any, a one-row request is recorded under
 # its request id with no amount.
 _ROW_PARAMETERS = frozenset({"transaction_ids", "transaction_id", "amounts", "amount"})
-_NO_AMOUNT: list[float | None] = [None]
 
 
 class ExperimentPlane:
@@ -101,6 +104,7 @@ class ExperimentPlane:
         journal: Any = None,  # fraudgate.ledger.journal.Journal | None (acknowledge: journal)
         shipper: Any = None,  # the child `fraudgate ledger ship` process, if we started it
         max_pending_mirror_rows: int = MAX_PENDING_MIRROR_ROWS,
+        max_wait_ms: float = 1.0,
     ) -> None:
         spec = config.experiment_spec
         self.state: ExperimentState | None = None if spec is None else ExperimentState(spec)
@@ -121,12 +125,12 @@ class ExperimentPlane:
 
         self._write_errors = (LedgerWriteError, WriterClosed, JournalWriteError)
         self._resolve: Callable[[str], Any] | None = None
-        self._journal_tick: asyncio.Future[None] | None = None
-        self._journal_pending: list[tuple[Any, ...]] = []
-        self._mirror_jobs: list[_MirrorJob] = []
-        self._mirror_rows = 0
-        self._mirror_scheduled = False
-        self._mirror_tasks: set[asyncio.Task[None]] = set()
+        self._recording = writer is not None or journal is not None
+        self._queued: list[_Queued] = []
+        self._seen = 0  # requests queued at the previous tick
+        self.max_wait_s = max_wait_ms / 1000.0
+        self._mirror_rows = 0  # mirror rows waiting to be scored
+        self._tasks: set[asyncio.Task[None]] = set()  # commits, large batches
         self.mirror_scored = 0
         self.mirror_dropped = 0
         self.mirror_failed = 0
@@ -222,10 +226,10 @@ class ExperimentPlane:
     async def aclose(self) -> None:
         if self._poll_task is not None:
             self._poll_task.cancel()
-        if self._mirror_jobs:
-            self._drain_mirror()
-        if self._mirror_tasks:
-            await asyncio.gather(*self._mirror_tasks, return_exceptions=True)
+        for _ in range(3):  # let a queued tick and its mirror callback run
+            await asyncio.sleep(0)
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.writer is not None:
             await self.writer.aclose()
         if self.journal is not None:
@@ -270,204 +274,202 @@ class ExperimentPlane:
             return {"experiment": None, "routing_key_hash": None}
         return {"experiment": route.experiment, "routing_key_hash": route.key_hash}
 
-    # -- the ledger ---------------------------------------------------------------------------
-    async def record(
+    # -- scoring, the ledger and the mirror ------------------------------------------------
+    def score(
         self,
-        request_id: str,
-        parameters: Mapping[str, Any],
         model: Any,  # DeployedModel
         x: np.ndarray,
-        scores: np.ndarray,
+        request_id: str,
+        parameters: Mapping[str, Any],
         route: RouteDecision | None,
-        latency_s: float,
-    ) -> None:
-        """Record the served rows (durably, before the caller answers) and queue the mirror."""
-        writer, journal = self.writer, self.journal
-        if writer is None and journal is None and (route is None or route.mirror is None):
-            return
-        n = scores.shape[0]
+        started: float,
+    ) -> asyncio.Future[np.ndarray]:
+        """Queue a request for this tick; resolves to its scores once its decisions are durable.
+
+        Raises InvalidInput for bad ledger parameters (transaction ids, amounts) before queuing.
+        """
+        n = x.shape[0]
         if n == 1 and _ROW_PARAMETERS.isdisjoint(parameters):
-            transaction_ids: list[str] = [request_id]  # the common case: nothing to parse
-            amounts: list[float | None] = _NO_AMOUNT
+            transaction: Any = request_id  # the common case: nothing to parse
+            amount: Any = None
         else:
-            transaction_ids = _transaction_ids(parameters, request_id, n)
-            amounts = _amounts(parameters, n)
-        if route is None:
-            experiment = arm = key_hash = None
-        else:
-            experiment, arm, key_hash = route.experiment, route.model, route.key_hash
-        if writer is not None or journal is not None:
+            transaction = _transaction_ids(parameters, request_id, n)
+            amount = _amounts(parameters, n)
             if n == 1:
-                score = float(scores.reshape(-1)[0])
-                rows = [
-                    (
-                        request_id,
-                        transaction_ids[0],
-                        time.time(),
-                        experiment,
-                        arm,
-                        "served",
-                        model.name,
-                        model.version,
-                        score,
-                        model.threshold,
-                        score >= model.cut,
-                        latency_s * 1000.0,
-                        amounts[0],
-                        key_hash,
-                    )
-                ]
-            else:
-                rows = _rows(
-                    request_id,
-                    transaction_ids,
-                    amounts,
-                    scores,
-                    time.time(),
-                    experiment,
-                    arm,
-                    key_hash,
-                    "served",
-                    model,
-                    latency_s,
-                )
-            try:
-                if journal is not None:
-                    await self._journal_rows(rows)
-                else:
-                    await writer.submit_rows(rows)
-            except self._write_errors as exc:
-                raise Unavailable(f"the decision could not be recorded: {exc}") from exc
-        if route is not None and route.mirror is not None:
-            self._enqueue_mirror(
-                (route.mirror, x, request_id, transaction_ids, amounts, experiment, arm, key_hash)
-            )
+                transaction, amount = transaction[0], amount[0]
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        if not self._queued:
+            self._seen = 0
+            loop.call_soon(self._tick, loop, started)
+        self._queued.append((model, x, request_id, transaction, amount, route, started, future))
+        return future
 
-    def _journal_rows(self, rows: list[tuple[Any, ...]]) -> asyncio.Future[None]:
-        """Rows of this loop tick go into ONE journal write at its end; all wait for it.
-
-        One ``os.write`` per tick instead of one per request, and one shared future: a request
-        costs a list extend and a task switch. Its 200 leaves only after the write returned."""
-        tick = self._journal_tick
-        if tick is None:
-            loop = asyncio.get_running_loop()
-            tick = self._journal_tick = loop.create_future()
-            loop.call_soon(self._write_journal_tick)
-        self._journal_pending.extend(rows)
-        return tick
-
-    def _write_journal_tick(self) -> None:
-        tick, rows = self._journal_tick, self._journal_pending
-        self._journal_tick, self._journal_pending = None, []
-        assert tick is not None and self.journal is not None
-        try:
-            self.journal.append(rows)
-        except self._write_errors as exc:
-            tick.set_exception(exc)
-        else:
-            tick.set_result(None)
-
-    # -- mirror (off the response path) -------------------------------------------------------
-    def _enqueue_mirror(self, job: _MirrorJob) -> None:
-        n = job[1].shape[0]
-        if self._mirror_rows + n > self.max_pending_mirror_rows:
-            self.mirror_dropped += n
+    def _tick(self, loop: asyncio.AbstractEventLoop, first: float) -> None:
+        """Flush at the first tick in which no request joined (or after ``max_wait``), like
+        `Batcher`: under load a batch gathers what is already arriving."""
+        if len(self._queued) > self._seen and time.perf_counter() - first < self.max_wait_s:
+            self._seen = len(self._queued)
+            loop.call_soon(self._tick, loop, first)
             return
-        self._mirror_jobs.append(job)
-        self._mirror_rows += n
-        if not self._mirror_scheduled:
-            self._mirror_scheduled = True
-            # Runs after the current task step, which sends the response without yielding.
-            asyncio.get_running_loop().call_soon(self._drain_mirror)
+        self._flush()
 
-    def _drain_mirror(self) -> None:
-        jobs, self._mirror_jobs, self._mirror_rows = self._mirror_jobs, [], 0
-        self._mirror_scheduled = False
-        first = jobs[0][0]
-        if all(job[0] == first for job in jobs):  # the usual case: one mirror model
-            by_model = {first: jobs}
-        else:
-            by_model = {}
-            for job in jobs:
-                by_model.setdefault(job[0], []).append(job)
-        for name, group in by_model.items():
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, []
+        by_model: dict[int, list[_Queued]] = {}
+        for item in queued:
+            by_model.setdefault(id(item[0]), []).append(item)
+        batches: list[DecisionBatch] = []
+        answers: list[tuple[asyncio.Future[Any], np.ndarray]] = []
+        for group in by_model.values():
+            model = group[0][0]
+            x = group[0][1] if len(group) == 1 else np.concatenate([item[1] for item in group])
+            if x.shape[0] > model.batcher.offload_rows:  # a huge batch: off the event loop
+                self._spawn(self._flush_large(model, x, group))
+                continue
+            try:
+                out = model.batcher.call(x)
+            except Exception as exc:  # the runtime failed: every request of the group learns why
+                for item in group:
+                    _settle(item[7], exception=exc)
+                continue
+            self._scored(model, group, out, batches, answers)
+        self._answer(batches, answers)
+
+    async def _flush_large(self, model: Any, x: np.ndarray, group: list[_Queued]) -> None:
+        try:
+            out = await model.batcher.predict(x)
+        except Exception as exc:
+            for item in group:
+                _settle(item[7], exception=exc)
+            return
+        batches: list[DecisionBatch] = []
+        answers: list[tuple[asyncio.Future[Any], np.ndarray]] = []
+        self._scored(model, group, out, batches, answers)
+        self._answer(batches, answers)
+
+    def _scored(
+        self,
+        model: Any,
+        group: list[_Queued],
+        out: np.ndarray,
+        batches: list[DecisionBatch],
+        answers: list[tuple[asyncio.Future[Any], np.ndarray]],
+    ) -> None:
+        """Collect a scored group's decisions and answers; queue its mirror copies."""
+        if self._recording:
+            batches.append(_decision_batch(model, "served", group, out, time.perf_counter()))
+        offset = 0
+        for item in group:
+            n = item[1].shape[0]
+            answers.append((item[7], out[offset : offset + n]))
+            offset += n
+        mirrored = [item for item in group if item[5] is not None and item[5].mirror is not None]
+        if mirrored:
+            self._queue_mirror(mirrored)
+
+    def _answer(
+        self,
+        batches: list[DecisionBatch],
+        answers: list[tuple[asyncio.Future[Any], np.ndarray]],
+    ) -> None:
+        """Make the decisions durable, then resolve the requests' futures (they answer)."""
+        if batches and self.journal is not None:
+            try:
+                self.journal.append(batches)
+            except self._write_errors as exc:
+                _fail(answers, exc)
+                return
+        elif batches and self.writer is not None:
+            self._spawn(self._commit(batches, answers))
+            return
+        for future, scores in answers:
+            _settle(future, scores)
+
+    async def _commit(
+        self,
+        batches: list[DecisionBatch],
+        answers: list[tuple[asyncio.Future[Any], np.ndarray]],
+    ) -> None:
+        from fraudgate.ledger import batch_rows
+
+        try:
+            await self.writer.submit_rows([row for b in batches for row in batch_rows(b)])
+        except self._write_errors as exc:
+            _fail(answers, exc)
+            return
+        for future, scores in answers:
+            _settle(future, scores)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _queue_mirror(self, items: list[_Queued]) -> None:
+        rows = sum(item[1].shape[0] for item in items)
+        if self._mirror_rows + rows > self.max_pending_mirror_rows:
+            self.mirror_dropped += rows
+            return
+        self._mirror_rows += rows
+        # Runs after the requests' own steps, which write their responses without yielding.
+        asyncio.get_running_loop().call_soon(self._score_mirror, items, rows)
+
+    def _score_mirror(self, items: list[_Queued], rows: int) -> None:
+        self._mirror_rows -= rows
+        by_mirror: dict[str, list[_Queued]] = {}
+        for item in items:
+            by_mirror.setdefault(item[5].mirror, []).append(item)  # type: ignore[union-attr]
+        for name, group in by_mirror.items():
             try:
                 assert self._resolve is not None
                 model = self._resolve(name)
             except Exception as exc:  # mirror model unloaded / not ready: drop the copies
-                self.mirror_failed += sum(j[1].shape[0] for j in group)
+                self.mirror_failed += sum(item[1].shape[0] for item in group)
                 log.debug("mirror %s unavailable: %s", name, exc)
                 continue
-            # every pending copy stacked: one runtime call per drain
-            x = group[0][1] if len(group) == 1 else np.concatenate([j[1] for j in group])
+            x = group[0][1] if len(group) == 1 else np.concatenate([item[1] for item in group])
             if x.shape[0] > _SYNC_OFFLOAD_ROWS:
-                coro = self._score_offloaded(model, x, group)
-                task = asyncio.get_running_loop().create_task(coro)
-                self._mirror_tasks.add(task)
-                task.add_done_callback(self._mirror_tasks.discard)
+                self._spawn(self._score_mirror_offloaded(model, x, group))
                 continue
             start = time.perf_counter()
             try:
-                scores = model.runtime.predict(x)
+                out = model.batcher.call(x)
             except Exception as exc:
                 self.mirror_failed += x.shape[0]
                 log.warning("mirror scoring on %s failed: %s", name, exc)
                 continue
-            self._record_mirror(model, group, scores, time.perf_counter() - start)
+            self._record_mirror(model, group, out, time.perf_counter() - start)
 
-    async def _score_offloaded(self, model: Any, x: np.ndarray, group: list[_MirrorJob]) -> None:
+    async def _score_mirror_offloaded(
+        self, model: Any, x: np.ndarray, group: list[_Queued]
+    ) -> None:
         start = time.perf_counter()
         try:
-            scores = await model.batcher.predict(x)
+            out = await model.batcher.predict(x)
         except Exception as exc:
             self.mirror_failed += x.shape[0]
             log.warning("mirror scoring on %s failed: %s", model.name, exc)
             return
-        self._record_mirror(model, group, scores, time.perf_counter() - start)
+        self._record_mirror(model, group, out, time.perf_counter() - start)
 
     def _record_mirror(
-        self, model: Any, group: list[_MirrorJob], scores: np.ndarray, elapsed_s: float
+        self, model: Any, group: list[_Queued], out: np.ndarray, elapsed_s: float
     ) -> None:
-        flat = np.asarray(scores, dtype=np.float32).reshape(-1).tolist()
-        self.mirror_scored += len(flat)
-        writer, journal = self.writer, self.journal
-        if writer is None and journal is None:
+        self.mirror_scored += out.shape[0]
+        if not self._recording:
             return
-        now = time.time()  # one decision time for the whole mirror batch: it was scored at once
-        name, version, threshold, cut = model.name, model.version, model.threshold, model.cut
-        latency_ms = elapsed_s * 1000.0
-        rows = []
-        append = rows.append
-        offset = 0
-        for _, _, request_id, transaction_ids, amounts, experiment, arm, key_hash in group:
-            for transaction_id, amount in zip(transaction_ids, amounts, strict=True):
-                score = flat[offset]
-                offset += 1
-                append(
-                    (
-                        request_id,
-                        transaction_id,
-                        now,
-                        experiment,
-                        arm,
-                        "mirror",
-                        name,
-                        version,
-                        score,
-                        threshold,
-                        score >= cut,
-                        latency_ms,
-                        amount,
-                        key_hash,
-                    )
-                )
+        batch = _decision_batch(model, "mirror", group, out, None, elapsed_s * 1000.0)
         try:
-            if journal is not None:
-                journal.append(rows)
-            elif not writer.record_mirror_rows(rows):
-                self.mirror_dropped += len(rows)
+            if self.journal is not None:
+                self.journal.append([batch])
+            else:
+                from fraudgate.ledger import batch_rows
+
+                if not self.writer.record_mirror_rows(batch_rows(batch)):
+                    self.mirror_dropped += batch["n"]
         except self._write_errors:
-            self.mirror_dropped += len(rows)
+            self.mirror_dropped += batch["n"]
 
     # -- auth ---------------------------------------------------------------------------------
     def check_token(self, authorization: str | None) -> None:
@@ -607,49 +609,87 @@ class ExperimentPlane:
         }
 
 
-# -- ledger rows ------------------------------------------------------------------------------
+# -- decision batches -------------------------------------------------------------------------
 
 
-def _rows(
-    request_id: str,
-    transaction_ids: list[str],
-    amounts: list[float | None],
-    scores: np.ndarray,
-    decided_at: float,
-    experiment: str | None,
-    arm: str | None,
-    key_hash: str | None,
-    role: str,
+def _decision_batch(
     model: Any,  # DeployedModel
-    latency_s: float,
-) -> list[tuple[Any, ...]]:
-    """Ledger rows (`fraudgate.ledger.DecisionRow`, DECISION_FIELDS order), one per scored row.
+    role: str,
+    group: list[_Queued],
+    out: np.ndarray,
+    now: float | None,
+    latency_ms: float = 0.0,
+) -> DecisionBatch:
+    """The decisions of one model's runtime call on ``group``, in columns.
 
-    The decision is the response's: the FP32 score ``>=`` the FP32 threshold.
+    The score is the FP32 score the caller saw and the decision the response's (score >= the
+    FP32 threshold). Latency: per request up to ``now`` (served), else ``latency_ms`` (mirror).
     """
-    name, version, threshold, cut = model.name, model.version, model.threshold, model.cut
-    latency_ms = latency_s * 1000.0
-    return [
-        (
-            request_id,
-            transaction_id,
-            decided_at,
-            experiment,
-            arm,
-            role,
-            name,
-            version,
-            score,
-            threshold,
-            score >= cut,
-            latency_ms,
-            amount,
-            key_hash,
-        )
-        for transaction_id, score, amount in zip(
-            transaction_ids, scores.reshape(-1).tolist(), amounts, strict=True
-        )
-    ]
+    scores = np.asarray(out, dtype=np.float32).reshape(-1)
+    request_ids: list[str] = []
+    transactions: list[str] = []
+    amounts: list[float | None] = []
+    experiments: list[str | None] = []
+    arms: list[str | None] = []
+    keys: list[str | None] = []
+    latencies: list[float] = []
+    for _, _, request_id, transaction, amount, route, started, _ in group:
+        if route is None:
+            experiment = arm = key = None
+        else:
+            experiment, arm, key = route.experiment, route.model, route.key_hash
+        latency = latency_ms if now is None else (now - started) * 1000.0
+        if type(transaction) is str:
+            request_ids.append(request_id)
+            transactions.append(transaction)
+            amounts.append(amount)
+            experiments.append(experiment)
+            arms.append(arm)
+            keys.append(key)
+            latencies.append(latency)
+        else:
+            n = len(transaction)
+            request_ids += [request_id] * n
+            transactions += transaction
+            amounts += amount
+            experiments += [experiment] * n
+            arms += [arm] * n
+            keys += [key] * n
+            latencies += [latency] * n
+    return {
+        "n": scores.shape[0],
+        "request_id": request_ids,
+        "transaction_id": transactions,
+        "decided_at": time.time(),
+        "experiment": experiments,
+        "arm": arms,
+        "role": role,
+        "model_name": model.name,
+        "model_version": model.version,
+        "score": scores.tolist(),
+        "threshold": model.threshold,
+        "is_fraud_decision": (scores >= model.cut).tolist(),
+        "latency_ms": latencies,
+        "amount": amounts,
+        "routing_key_hash": keys,
+    }
+
+
+def _settle(
+    future: asyncio.Future[Any], result: Any = None, exception: BaseException | None = None
+) -> None:
+    if future.done():  # the waiting request was cancelled (client gone)
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result)
+
+
+def _fail(answers: list[tuple[asyncio.Future[Any], np.ndarray]], exc: BaseException) -> None:
+    error = Unavailable(f"the decision could not be recorded: {exc}")
+    for future, _ in answers:
+        _settle(future, exception=error)
 
 
 # -- request parameters -----------------------------------------------------------------------
