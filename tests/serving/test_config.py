@@ -68,6 +68,14 @@ def test_ledger_defaults_next_to_the_config(tmp_path: Path):
     assert config.ledger_enabled
     off = load_config(_write(tmp_path, {"models": [MODEL], "ledger": {"enabled": False}}))
     assert off.ledger_config is not None and not off.ledger_enabled
+    ledger = config.ledger_config
+    assert (ledger.acknowledge, ledger.shipper, ledger.journal_fsync) == ("journal", "child", False)
+    assert ledger.journal_dir == str((tmp_path / "ledger-journal").resolve())
+    custom = {"acknowledge": "commit", "journal_dir": "j", "journal_fsync": True}
+    custom |= {"shipper": "external"}
+    ledger = load_config(_write(tmp_path, {"models": [MODEL], "ledger": custom})).ledger_config
+    assert (ledger.acknowledge, ledger.shipper, ledger.journal_fsync) == ("commit", "external", True)
+    assert ledger.journal_dir == str((tmp_path / "j").resolve())
 
 
 EXPERIMENT = {
@@ -109,6 +117,18 @@ TWO = [MODEL, {"name": "n", "uri": "models:/fraud-detection@challenger"}]
         ({"models": [MODEL], "ledger": {"url": "mysql://x"}}, "ledger.url: expected a sqlite"),
         ({"models": [MODEL], "ledger": {"enabled": "yes"}}, "ledger.enabled: expected true"),
         ({"models": [MODEL], "ledger": {"colour": 1}}, "ledger.colour: unknown key"),
+        (
+            {"models": [MODEL], "ledger": {"acknowledge": "later"}},
+            "ledger.acknowledge: expected one of ['journal', 'commit'], received 'later'",
+        ),
+        (
+            {"models": [MODEL], "ledger": {"shipper": 3}},
+            "ledger.shipper: expected one of ['child', 'external'], received 3",
+        ),
+        (
+            {"models": [MODEL], "ledger": {"journal_fsync": "no"}},
+            "ledger.journal_fsync: expected true or false",
+        ),
         (
             {"models": [MODEL], "ledger": {"weights_poll_s": -1}},
             "ledger.weights_poll_s: expected a number between",

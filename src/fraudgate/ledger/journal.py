@@ -152,6 +152,9 @@ class JournalShipper:
         self.torn_lines = 0  # lines cut by a kill mid-write: never acknowledged
         self.bad_lines = 0  # complete lines that do not parse (corruption): logged
         self._claimed: dict[str, int] = {}  # instance -> our shipper.lock fd
+        # Shipped bytes per segment of the claimed instances: read from the store once per claim
+        # (only the claimant moves them), dropped after any failed write (it may have committed).
+        self._offsets: dict[str, dict[str, int]] = {}
         self._sink = DecisionSink(store)
         self.ledger_id = store.ledger_id()
         self._foreign: set[str] = set()  # instances of other ledgers: left alone
@@ -175,7 +178,11 @@ class JournalShipper:
             ):
                 continue
             if self._ours(directory) and self._claim(directory):
-                shipped += self._ship_instance(directory)
+                try:
+                    shipped += self._ship_instance(directory)
+                except BaseException:
+                    self._offsets.pop(directory.name, None)  # re-read: the commit may have landed
+                    raise
         return shipped
 
     def _ours(self, directory: Path) -> bool:
@@ -224,30 +231,39 @@ class JournalShipper:
     def _ship_instance(self, directory: Path) -> int:
         alive = self._owner_alive(directory)  # first: a segment listed after is sealed if dead
         segments = sorted(directory.glob("*.jsonl"))
-        offsets = self.store.journal_offsets(prefix=f"{directory.name}/")
+        offsets = self._offsets.get(directory.name)
+        if offsets is None:
+            offsets = self.store.journal_offsets(prefix=f"{directory.name}/")
+            self._offsets[directory.name] = offsets
         shipped = 0
         for index, path in enumerate(segments):
             key = f"{directory.name}/{path.name}"
             sealed = not alive or index < len(segments) - 1
-            rows, complete = self._ship_segment(path, key, offsets.get(key, 0), sealed)
-            shipped += rows
-            if sealed and complete:
-                path.unlink()
-                self.store.forget_journal_segment(key)
+            done = offsets.get(key, 0)
+            if path.stat().st_size > done or sealed:
+                rows, done, complete = self._ship_segment(path, key, done, sealed)
+                offsets[key] = done
+                shipped += rows
+                if sealed and complete:
+                    path.unlink()
+                    self.store.forget_journal_segment(key)
+                    del offsets[key]
         if not alive and not any(directory.glob("*.jsonl")):
             os.close(self._claimed.pop(directory.name))
+            self._offsets.pop(directory.name, None)
             shutil.rmtree(directory, ignore_errors=True)
         return shipped
 
-    def _ship_segment(self, path: Path, key: str, done: int, sealed: bool) -> tuple[int, bool]:
-        """Ship ``path`` from byte ``done``; returns (rows shipped, whether it is all shipped)."""
+    def _ship_segment(self, path: Path, key: str, done: int, sealed: bool) -> tuple[int, int, bool]:
+        """Ship ``path`` from byte ``done``; returns (rows shipped, the new offset, whether
+        everything is shipped)."""
         shipped = 0
         with path.open("rb") as file:
             file.seek(done)
             while True:
                 buffer = file.read(self.max_batch_bytes)
                 if not buffer:
-                    return shipped, True
+                    return shipped, done, True
                 end = buffer.rfind(b"\n")
                 while end < 0:  # one line longer than a batch
                     more = file.read(self.max_batch_bytes)
@@ -265,8 +281,8 @@ class JournalShipper:
                             done,
                             len(buffer),
                         )
-                        return shipped, True
-                    return shipped, False
+                        return shipped, done, True
+                    return shipped, done, False
                 complete = buffer[: end + 1]
                 rows = self._parse(complete, key, done)
                 self._sink.write(rows, (key, done + len(complete)))
@@ -305,6 +321,7 @@ class JournalShipper:
         While finishing, a database that stays down for ``give_up_s`` ends the run: the journal
         keeps the rows for the next shipper on this directory."""
         failing_since: float | None = None
+        idle_s = poll_s
         while True:
             finishing = stop.is_set() or (parent_pid is not None and os.getppid() != parent_pid)
             try:
@@ -320,8 +337,11 @@ class JournalShipper:
             failing_since = None
             if finishing and shipped == 0:
                 return
-            if shipped == 0:
-                stop.wait(poll_s)
+            if shipped:
+                idle_s = poll_s
+            else:  # idle: poll less and less often, up to 8x (a quiet shipper costs nothing)
+                stop.wait(idle_s)
+                idle_s = min(idle_s * 2, 8 * poll_s)
 
 
 def run_shipper(

@@ -104,7 +104,6 @@ class ExperimentPlane:
         journal: Any = None,  # fraudgate.ledger.journal.Journal | None (acknowledge: journal)
         shipper: Any = None,  # the child `fraudgate ledger ship` process, if we started it
         max_pending_mirror_rows: int = MAX_PENDING_MIRROR_ROWS,
-        max_wait_ms: float = 1.0,
     ) -> None:
         spec = config.experiment_spec
         self.state: ExperimentState | None = None if spec is None else ExperimentState(spec)
@@ -128,7 +127,8 @@ class ExperimentPlane:
         self._recording = writer is not None or journal is not None
         self._queued: list[_Queued] = []
         self._seen = 0  # requests queued at the previous tick
-        self.max_wait_s = max_wait_ms / 1000.0
+        # a tick's batch waits for stragglers at most as long as the models' own batching would
+        self.max_wait_s = max((m.batching.max_wait_ms for m in config.models), default=1.0) / 1e3
         self._mirror_rows = 0  # mirror rows waiting to be scored
         self._tasks: set[asyncio.Task[None]] = set()  # commits, large batches
         self.mirror_scored = 0
@@ -226,10 +226,11 @@ class ExperimentPlane:
     async def aclose(self) -> None:
         if self._poll_task is not None:
             self._poll_task.cancel()
-        for _ in range(3):  # let a queued tick and its mirror callback run
-            await asyncio.sleep(0)
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        while self._queued or self._mirror_rows or self._tasks:  # let queued work finish
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            else:
+                await asyncio.sleep(0)
         if self.writer is not None:
             await self.writer.aclose()
         if self.journal is not None:
@@ -300,7 +301,7 @@ class ExperimentPlane:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
         if not self._queued:
-            self._seen = 0
+            self._seen = 1  # flushed at the next tick unless more requests join meanwhile
             loop.call_soon(self._tick, loop, started)
         self._queued.append((model, x, request_id, transaction, amount, route, started, future))
         return future
@@ -316,6 +317,14 @@ class ExperimentPlane:
 
     def _flush(self) -> None:
         queued, self._queued = self._queued, []
+        try:
+            self._flush_queued(queued)
+        except Exception as exc:  # a bug: no request may wait forever for its answer
+            log.exception("scoring a batch of %d requests failed", len(queued))
+            for item in queued:
+                _settle(item[7], exception=exc)
+
+    def _flush_queued(self, queued: list[_Queued]) -> None:
         by_model: dict[int, list[_Queued]] = {}
         for item in queued:
             by_model.setdefault(id(item[0]), []).append(item)
