@@ -11,15 +11,18 @@ script builds each body). Scenarios:
 * ``plain``: one model, no experiment, no ledger (what bench/serving.py measures);
 * ``routed+ledger``: the demo's 80/20 experiment, sticky by card, every served decision appended
   to the server's decision journal before the 200 (the default ``acknowledge: journal``), no
-  mirror; ``fraudgate ledger ship`` moves the journal into the SQLite ledger as a sidecar
-  process (``shipper: external``) pinned to the load generator's CPU, as it would run in its own
-  container; its CPU is reported apart;
+  mirror. The shipper (``shipper: external``, as a sidecar with its own CPU would be) runs after
+  the rounds: the serving process is measured alone, and the shipping is measured apart (rows
+  moved per second and per CPU-second, into SQLite);
 * ``routed+mirror+ledger``: the same plus the 100% mirror (the other arm scores every request
   off the response path);
-* ``... (one core)``: the same with the shipper as the server's child on the server's CPU;
+* ``... (sidecar)``: the shipper runs during the rounds, on the load generator's CPU (this
+  machine has no third core for it);
+* ``... (one core)``: the shipper as the server's child on the server's CPU (``shipper: child``,
+  the local default, at nice 10);
 * ``... (commit)``: ``acknowledge: commit``, the 200 waits for the SQLite group commit;
-* ``... (postgresql)``: the journal shipped into PostgreSQL (127.0.0.1:5432, a database created
-  for the run and dropped).
+* ``... (postgresql, sidecar)``: the journal shipped into PostgreSQL during the rounds
+  (127.0.0.1:5432, a database created for the run and dropped).
 
 Targets (reported, not enforced): ``routed+mirror+ledger`` (SQLite) at most 15% below ``plain`` in
 throughput, and the mirror adds at most 1 ms to the served p99 (mirror vs no-mirror). Each
@@ -180,8 +183,8 @@ def start_server(
         server, f"/v2/models/{V1}/ready", args.startup_timeout
     )
     server.extra["config"] = config
-    ledger = config.get("ledger") or {}
-    if ledger.get("acknowledge") == "journal" and ledger.get("shipper") == "external":
+    server.extra["config_path"] = path
+    if "sidecar" in scenario:
         server.extra["sidecar"] = _procs.spawn(
             [*fraudgate_cli(), "ledger", "ship", "--config", str(path)],
             cpu=_procs.LOAD_CPU,
@@ -189,6 +192,40 @@ def start_server(
             cwd=scratch,
         )
     return server
+
+
+def ship_afterwards(server: _procs.Server, scratch: Path) -> dict:
+    """Run `fraudgate ledger ship --once` on a deferred scenario's journal: rows/s, rows/CPU-s."""
+    from fraudgate.ledger import open_ledger
+
+    url = server.extra["config"]["ledger"]["url"]
+    store = open_ledger(url)
+    before = store.count_decisions()
+    store.close()
+    start = time.monotonic()
+    proc = _procs.spawn(
+        [*fraudgate_cli(), "ledger", "ship", "--once", "--nice", "0"]
+        + ["--config", str(server.extra["config_path"])],
+        cpu=_procs.SERVER_CPU,
+        log_path=scratch / "logs" / f"{server.name.replace(' ', '_')}-ship-once.log",
+        cwd=scratch,
+    )
+    cpu = 0.0
+    while proc.poll() is None:
+        cpu = max(cpu, _procs.cpu_seconds(proc.pid))
+        time.sleep(0.05)
+    seconds = time.monotonic() - start
+    store = open_ledger(url)
+    rows = store.count_decisions() - before
+    store.close()
+    return {
+        "shipped_rows": rows,
+        "ship_seconds": seconds,
+        "ship_cpu_s": cpu,
+        "ship_rows_per_s": rows / seconds if seconds else None,
+        "ship_rows_per_cpu_s": rows / cpu if cpu else None,
+        "ship_exit_code": proc.returncode,
+    }
 
 
 def run_cell(server: _procs.Server, script: Path, duration: float) -> dict:
@@ -263,11 +300,16 @@ def summarize(cells: dict[str, dict]) -> dict:
             full["p99_ms_median_of_rounds"] - no_mirror["p99_ms_median_of_rounds"]
         )
         out["mirror_target_met"] = out["mirror_p99_delta_median_ms"] <= MIRROR_P99_TARGET_MS
-    for variant in ("one core", "commit"):
+    if full and full.get("ship_rows_per_cpu_s"):
+        out["shipper_rows_per_cpu_s"] = full["ship_rows_per_cpu_s"]
+        out["shipper_rows_per_s"] = full["ship_rows_per_s"]
+        # the shipper CPU that serving at the measured rate needs (served + mirror rows)
+        out["shipper_cores_needed"] = 2 * full["rps"] / full["ship_rows_per_cpu_s"]
+    for variant in ("sidecar", "one core", "commit"):
         cell = cells.get(f"routed+mirror+ledger ({variant})")
         if plain and cell:
             out[f"{variant.replace(' ', '_')}_throughput_ratio"] = cell["rps"] / plain["rps"]
-    pg = cells.get("routed+mirror+ledger (postgresql)")
+    pg = cells.get("routed+mirror+ledger (postgresql, sidecar)")
     if plain and pg:
         out["postgresql_throughput_ratio"] = pg["rps"] / plain["rps"]
         out["postgresql_p99_delta_vs_plain_ms"] = pg["p99_ms"] - plain["p99_ms"]
@@ -326,6 +368,12 @@ def print_report(report: dict) -> None:
             f"{s['mirror_p99_delta_median_ms']:+.2f} ms by median-of-rounds p99 "
             f"(target <= 1 ms: {verdict})"
         )
+    if "shipper_rows_per_cpu_s" in s:
+        lines.append(
+            f"shipper (after the rounds, SQLite): {s['shipper_rows_per_s']:,.0f} rows/s, "
+            f"{s['shipper_rows_per_cpu_s']:,.0f} rows per CPU-second: serving routed+mirror "
+            f"at the measured rate needs {s['shipper_cores_needed']:.2f} of a core beside it"
+        )
     load = report["machine"]
     lines.append(f"load average at start {load['loadavg_at_start']}, end {load['loadavg_at_end']}")
     table.caption = "\n".join(lines)
@@ -370,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         ("plain", None),
         ("routed+ledger", f"sqlite:///{scratch / 'ledger-nomirror.db'}"),
         ("routed+mirror+ledger", f"sqlite:///{scratch / 'ledger-mirror.db'}"),
+        ("routed+mirror+ledger (sidecar)", f"sqlite:///{scratch / 'ledger-sidecar.db'}"),
         ("routed+mirror+ledger (one core)", f"sqlite:///{scratch / 'ledger-onecore.db'}"),
         ("routed+mirror+ledger (commit)", f"sqlite:///{scratch / 'ledger-commit.db'}"),
     ]
@@ -378,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     wants_pg = not args.only or any(part in "postgresql" for part in args.only)
     pg = None if args.no_postgres or not wants_pg else create_pg_database(args.postgres)
     if pg is not None:
-        scenarios.append(("routed+mirror+ledger (postgresql)", pg[1]))
+        scenarios.append(("routed+mirror+ledger (postgresql, sidecar)", pg[1]))
     cells: dict[str, dict] = {}
     servers: dict[str, _procs.Server] = {}
     rounds: dict[str, list[dict]] = {}
@@ -411,6 +460,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, server in servers.items():
             cells[name] = combine(name, rounds[name], server)
+            ledger = server.extra["config"].get("ledger") or {}
+            deferred = (
+                ledger.get("acknowledge") == "journal" and ledger.get("shipper") == "external"
+            )
+            if deferred and "sidecar" not in server.extra:
+                print(f"shipping the journal of {name} ...", flush=True)
+                cells[name].update(ship_afterwards(server, scratch))
             count_ledger(cells[name], server.extra["config"], answered[name])
     finally:
         if pg is not None:
