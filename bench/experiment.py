@@ -9,6 +9,9 @@ demo's ``[1, 30]`` FP32 request with a different ``card_id`` in every request (t
 script builds each body). Scenarios:
 
 * ``plain``: one model, no experiment, no ledger (what bench/serving.py measures);
+* ``explicit version+ledger``: requests to ``fraud-v1-baseline_1`` bypass the experiment but
+  are recorded like the rest (the ledger path without routing);
+* ``routed 100/0+ledger``: routed, every card to the champion (routing without the split);
 * ``routed+ledger``: the demo's 80/20 experiment, sticky by card, every served decision appended
   to the server's decision journal before the 200 (the default ``acknowledge: journal``), no
   mirror. The shipper (``shipper: external``, as a sidecar with its own CPU would be) runs after
@@ -53,6 +56,7 @@ import _wrk  # noqa: E402
 CONCURRENCY = 32
 V1, V2 = "fraud-v1-baseline", "fraud-v2-candidate"
 INFER_PATH = f"/v2/models/{V1}/infer"
+VERSIONED_PATH = f"/v2/models/{V1}_1/infer"
 THROUGHPUT_TARGET = 0.85
 MIRROR_P99_TARGET_MS = 1.0
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -100,7 +104,8 @@ def model_uris(model: _model.BenchModel) -> tuple[str, str]:
 def config_dict(
     tracking_uri: str, uris: tuple[str, str], scenario: str, ledger_url: str | None
 ) -> dict:
-    """The scenario's config; its name says mirror, "one core" (child shipper), "commit"."""
+    """The scenario's config; its name says mirror, "one core" (child shipper), "commit",
+    "100/0" (every card to the champion)."""
     from fraudgate.config import default_config_dict, demo_experiment_dict
 
     config = default_config_dict(tracking_uri)
@@ -111,6 +116,8 @@ def config_dict(
     experiment = demo_experiment_dict()
     if "mirror" not in scenario:
         experiment["mirror"] = {"percent": 0}
+    if "100/0" in scenario:
+        experiment["candidates"][0]["weight"], experiment["candidates"][1]["weight"] = 100, 0
     config["experiment"] = experiment
     config["ledger"] = {
         "url": ledger_url,
@@ -229,7 +236,8 @@ def ship_afterwards(server: _procs.Server, scratch: Path) -> dict:
 
 
 def run_cell(server: _procs.Server, script: Path, duration: float) -> dict:
-    url = server.base_url + INFER_PATH
+    # explicit version: the request reaches the model directly (recorded, not routed)
+    url = server.base_url + (VERSIONED_PATH if "explicit" in server.name else INFER_PATH)
     sidecar = server.extra.get("sidecar")
     cpu0 = _procs.cpu_seconds(server.proc.pid)
     side0 = _procs.cpu_seconds(sidecar.pid) if sidecar else 0.0
@@ -416,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     script.write_text(lua_script(_model.sample_row()))
     scenarios: list[tuple[str, str | None]] = [
         ("plain", None),
+        ("explicit version+ledger", f"sqlite:///{scratch / 'ledger-explicit.db'}"),
+        ("routed 100/0+ledger", f"sqlite:///{scratch / 'ledger-100.db'}"),
         ("routed+ledger", f"sqlite:///{scratch / 'ledger-nomirror.db'}"),
         ("routed+mirror+ledger", f"sqlite:///{scratch / 'ledger-mirror.db'}"),
         ("routed+mirror+ledger (sidecar)", f"sqlite:///{scratch / 'ledger-sidecar.db'}"),
