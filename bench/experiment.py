@@ -129,6 +129,10 @@ def config_dict(
     return config
 
 
+def slugify(scenario: str) -> str:
+    return scenario.replace(" ", "_").replace("(", "").replace(")", "").replace("/", "-")
+
+
 def fraudgate_cli() -> list[str]:
     exe = Path(sys.executable).parent / "fraudgate"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "fraudgate"]
@@ -173,7 +177,7 @@ def start_server(
 ) -> _procs.Server:
     import yaml
 
-    slug = scenario.replace(" ", "_").replace("(", "").replace(")", "")
+    slug = slugify(scenario)
     http_port, grpc_port = _procs.free_port(), _procs.free_port()
     config["server"].update({"host": "127.0.0.1", "http_port": http_port, "grpc_port": grpc_port})
     path = scratch / f"{slug}.yaml"
@@ -214,7 +218,7 @@ def ship_afterwards(server: _procs.Server, scratch: Path) -> dict:
         [*fraudgate_cli(), "ledger", "ship", "--once", "--nice", "0"]
         + ["--config", str(server.extra["config_path"])],
         cpu=_procs.SERVER_CPU,
-        log_path=scratch / "logs" / f"{server.name.replace(' ', '_')}-ship-once.log",
+        log_path=scratch / "logs" / f"{slugify(server.name)}-ship-once.log",
         cwd=scratch,
     )
     cpu = 0.0
