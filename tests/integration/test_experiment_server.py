@@ -12,7 +12,9 @@ Tests run in file order and share the module's two servers (A and B).
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -121,6 +123,31 @@ def test_every_served_request_is_in_the_ledger_with_a_mirror_from_the_other_mode
         assert mirror is not None, f"no mirror decision for {request_id}"
         assert {served.model_name, mirror.model_name} == {V1, V2}  # the other model, always
         assert mirror.arm == served.arm and mirror.routing_key_hash == served.routing_key_hash
+
+
+def test_metrics_show_weights_mirror_and_ledger_and_pass_promtool(cluster):
+    """After the split test: the experiment's own metrics, linted by Prometheus' promtool."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: `make test` installs it (Debian package prometheus)")
+    exposition = httpx.get(f"{cluster['a'].url}/metrics").text
+    values = {}
+    for line in exposition.splitlines():
+        if line.startswith("fraudgate_") and " " in line:
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    assert values[f'fraudgate_experiment_weight{{experiment="{EXPERIMENT}",model="{V1}"}}'] == 80
+    assert values[f'fraudgate_experiment_weight{{experiment="{EXPERIMENT}",model="{V2}"}}'] == 20
+    served = values['fraudgate_ledger_decisions_total{role="served"}']
+    assert served >= N_SPLIT  # replica a answered the split test (and more)
+    assert values['fraudgate_mirror_rows_total{outcome="scored"}'] == served
+    assert values['fraudgate_ledger_decisions_total{role="mirror"}'] == served
+    assert values['fraudgate_mirror_rows_total{outcome="dropped"}'] == 0
+    assert values["fraudgate_ledger_write_failures_total"] == 0
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=exposition, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result
 
 
 def test_explicit_versions_and_other_models_bypass_the_experiment(cluster, trained_registry):

@@ -74,7 +74,11 @@ def test_ledger_defaults_next_to_the_config(tmp_path: Path):
     custom = {"acknowledge": "commit", "journal_dir": "j", "journal_fsync": True}
     custom |= {"shipper": "external"}
     ledger = load_config(_write(tmp_path, {"models": [MODEL], "ledger": custom})).ledger_config
-    assert (ledger.acknowledge, ledger.shipper, ledger.journal_fsync) == ("commit", "external", True)
+    assert (ledger.acknowledge, ledger.shipper, ledger.journal_fsync) == (
+        "commit",
+        "external",
+        True,
+    )
     assert ledger.journal_dir == str((tmp_path / "j").resolve())
 
 

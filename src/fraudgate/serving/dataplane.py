@@ -182,6 +182,7 @@ class DataPlane:
         self.experiment = experiment
         if experiment is not None:
             experiment.bind(self.resolve)
+            self.metrics.registry.register(experiment)  # its collect(): ledger, mirror, weights
         self.entries: dict[str, RepositoryEntry] = {
             m.name: RepositoryEntry(config=m) for m in config.models
         }

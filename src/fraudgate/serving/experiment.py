@@ -38,7 +38,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,8 @@ from fraudgate.protocol.errors import (
 )
 
 if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
     from fraudgate.ledger.records import DecisionBatch
 
 log = logging.getLogger(__name__)
@@ -133,6 +135,8 @@ class ExperimentPlane:
         self._tasks: set[asyncio.Task[None]] = set()  # commits, large batches
         self.mirror_scored = 0
         self.mirror_dropped = 0
+        self.recorded = {"served": 0, "mirror": 0}  # decisions made durable (or queued: mirror)
+        self.record_failures = 0  # ticks whose decisions could not be recorded (answered 503)
         self.mirror_failed = 0
         self._admin_lock = asyncio.Lock()
         self._poll_task: asyncio.Task[None] | None = None
@@ -387,8 +391,10 @@ class ExperimentPlane:
             try:
                 self.journal.append(batches)
             except self._write_errors as exc:
+                self.record_failures += 1
                 _fail(answers, exc)
                 return
+            self.recorded["served"] += sum(batch["n"] for batch in batches)
         elif batches and self.writer is not None:
             self._spawn(self._commit(batches, answers))
             return
@@ -402,11 +408,14 @@ class ExperimentPlane:
     ) -> None:
         from fraudgate.ledger import batch_rows
 
+        rows = [row for b in batches for row in batch_rows(b)]
         try:
-            await self.writer.submit_rows([row for b in batches for row in batch_rows(b)])
+            await self.writer.submit_rows(rows)
         except self._write_errors as exc:
+            self.record_failures += 1
             _fail(answers, exc)
             return
+        self.recorded["served"] += len(rows)
         for future, scores in answers:
             _settle(future, scores)
 
@@ -477,8 +486,53 @@ class ExperimentPlane:
 
                 if not self.writer.record_mirror_rows(batch_rows(batch)):
                     self.mirror_dropped += batch["n"]
+                    return
         except self._write_errors:
             self.mirror_dropped += batch["n"]
+            return
+        self.recorded["mirror"] += batch["n"]
+
+    # -- metrics (a prometheus_client collector, read at scrape time) ---------------------------
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        if self.state is not None:
+            spec = self.state.spec
+            weights = GaugeMetricFamily(
+                "fraudgate_experiment_weight",
+                "Live traffic weight of each candidate of the experiment.",
+                labels=["experiment", "model"],
+            )
+            for name, weight in spec.weights.items():
+                weights.add_metric([spec.name, name], weight)
+            yield weights
+        mirror = CounterMetricFamily(
+            "fraudgate_mirror_rows",
+            "Mirrored rows: scored in shadow, dropped (queue full or not recordable), failed.",
+            labels=["outcome"],
+        )
+        for outcome, value in (
+            ("scored", self.mirror_scored),
+            ("dropped", self.mirror_dropped),
+            ("failed", self.mirror_failed),
+        ):
+            mirror.add_metric([outcome], value)
+        yield mirror
+        if self._recording:
+            recorded = CounterMetricFamily(
+                "fraudgate_ledger_decisions",
+                "Decisions recorded: served ones durable before their response (journal or "
+                "commit), mirror ones journaled or queued for the commit.",
+                labels=["role"],
+            )
+            for role, value in self.recorded.items():
+                recorded.add_metric([role], value)
+            yield recorded
+            yield CounterMetricFamily(
+                "fraudgate_ledger_write_failures",
+                "Batches of served decisions that could not be recorded (answered 503).",
+                value=self.record_failures,
+            )
 
     # -- auth ---------------------------------------------------------------------------------
     def check_token(self, authorization: str | None) -> None:
