@@ -10,6 +10,12 @@ Names follow Prometheus conventions (``_total`` counters, ``_seconds`` latency):
 * ``fraudgate_decisions_total{model,version,decision}`` (decision = fraud | legit)
 * ``fraudgate_model_ready{model,version}`` (gauge, 1 when serving)
 
+With an experiment or a ledger, `fraudgate.serving.experiment.ExperimentPlane.collect` adds:
+
+* ``fraudgate_experiment_weight{experiment,model}`` (gauge, the live weights)
+* ``fraudgate_mirror_rows_total{outcome}`` (outcome = scored | dropped | failed)
+* ``fraudgate_ledger_decisions_total{role}`` and ``fraudgate_ledger_write_failures_total``
+
 Requests for unknown models are counted under ``model="_unknown"`` to bound label cardinality.
 
 The hot path must not pay for prometheus_client's per-value locks (eight of them per request):
