@@ -2,7 +2,10 @@
 
 ```python
 store = open_ledger("sqlite:////work/.fraudgate/ledger.db")   # or postgresql+psycopg://...
-writer = DecisionWriter(store)
+journal = Journal(journal_dir, store.ledger_id())   # fraudgate.ledger.journal (the default)
+journal.append([rows_batch(rows)])     # durable against a kill on return -> then send the 200
+JournalShipper(store, journal_dir).ship_once()      # what `fraudgate ledger ship` runs
+writer = DecisionWriter(store)         # acknowledge: commit
 await writer.submit(decision)          # resolves once committed -> then send the 200
 await writer.submit_rows([row])        # the same for plain tuples (DECISION_FIELDS order)
 writer.record_mirror(shadow_decision)  # fire-and-forget, flushed on close

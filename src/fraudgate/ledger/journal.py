@@ -109,6 +109,8 @@ class Journal:
     def append(self, batches: Sequence[DecisionBatch]) -> None:
         """Append decision batches (`fraudgate.ledger.records.DecisionBatch`) as one line;
         durable against a kill once this returns."""
+        if self._fd < 0:
+            raise JournalWriteError(f"the decision journal {self.directory} is closed")
         data = orjson.dumps(batches, option=_DUMPS_OPTIONS)
         try:
             written = os.write(self._fd, data)
