@@ -92,6 +92,25 @@ def test_a_torn_last_line_of_a_dead_writer_is_skipped_and_counted(tmp_path: Path
         store.close()
 
 
+def test_a_journal_whose_server_died_while_creating_it_is_removed(tmp_path: Path):
+    store = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    staging = tmp_path / "journal" / ".0123-42-dead"  # never renamed: nothing was acknowledged
+    staging.mkdir(parents=True)
+    (staging / "owner.lock").touch()
+    young = tmp_path / "journal" / ".0124-43-starting"  # a server may be building it right now
+    young.mkdir()
+    os.utime(staging, (time.time() - 120, time.time() - 120))
+    live = Journal(tmp_path / "journal", store.ledger_id())
+    shipper = JournalShipper(store, tmp_path / "journal")
+    try:
+        assert shipper.ship_once() == 0
+        assert not staging.exists() and young.exists() and live.directory.exists()
+    finally:
+        shipper.close()
+        live.close()
+        store.close()
+
+
 def test_a_corrupt_line_is_reported_and_the_rest_shipped(tmp_path: Path, caplog):
     store = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     journal = Journal(tmp_path / "journal", store.ledger_id())

@@ -173,11 +173,11 @@ class JournalShipper:
             return 0
         shipped = 0
         for directory in sorted(self.root.iterdir()):
-            if (
-                directory.name.startswith(".")
-                or directory.name in self._foreign
-                or not directory.is_dir()
-            ):
+            if not directory.is_dir() or directory.name in self._foreign:
+                continue
+            if directory.name.startswith("."):  # a journal being created (see Journal)
+                if self._abandoned_staging(directory):  # its server died before any append
+                    shutil.rmtree(directory, ignore_errors=True)
                 continue
             if self._ours(directory) and self._claim(directory):
                 try:
@@ -186,6 +186,13 @@ class JournalShipper:
                     self._offsets.pop(directory.name, None)  # re-read: the commit may have landed
                     raise
         return shipped
+
+    def _abandoned_staging(self, directory: Path, min_age_s: float = 60.0) -> bool:
+        try:  # a minute old: not one that a starting server is still building
+            old = time.time() - directory.stat().st_mtime > min_age_s
+        except FileNotFoundError:
+            return False
+        return old and not self._owner_alive(directory)
 
     def _ours(self, directory: Path) -> bool:
         try:
