@@ -286,15 +286,11 @@ class DataPlane:
             x = decode_features(request)
             probabilities = await model.batcher.predict(x)
             outputs = model.outputs(probabilities, request.outputs)
-        except InferenceError as exc:
-            self._record_failure(name, model, protocol, http_status(exc))
+        except Exception as exc:
+            code = http_status(exc) if isinstance(exc, InferenceError) else 500
+            self._record_failure(name, model, protocol, code)
             raise
-        except Exception:
-            self._record_failure(name, model, protocol, 500)
-            raise
-        metrics = model.metrics
-        metrics.requests[protocol].inc()
-        metrics.latency[protocol].observe(time.perf_counter() - start)
+        self._record_success(model, protocol, start)
         return request, InferenceResponse(model.name, model.version, outputs, request.id)
 
     async def _infer_experiment(
@@ -330,20 +326,21 @@ class DataPlane:
             request_id = request.id or new_request_id()
             scored = plane.score(model, x, request_id, request.parameters, route, start)
             outputs = model.outputs(await scored, request.outputs)
-        except InferenceError as exc:
-            self._record_failure(name, model, protocol, http_status(exc))
+        except Exception as exc:
+            code = http_status(exc) if isinstance(exc, InferenceError) else 500
+            self._record_failure(name, model, protocol, code)
             raise
-        except Exception:
-            self._record_failure(name, model, protocol, 500)
-            raise
-        metrics = model.metrics
-        metrics.requests[protocol].inc()
-        metrics.latency[protocol].observe(time.perf_counter() - start)
+        self._record_success(model, protocol, start)
         response = InferenceResponse(model.name, model.version, outputs, request_id)
         parameters = plane.response_parameters(route)
         if parameters is not None:
             response.parameters = parameters
         return request, response
+
+    @staticmethod
+    def _record_success(model: DeployedModel, protocol: str, start: float) -> None:
+        model.metrics.requests[protocol].inc()
+        model.metrics.latency[protocol].observe(time.perf_counter() - start)
 
     def _record_failure(
         self, name: str, model: DeployedModel | None, protocol: str, code: int
