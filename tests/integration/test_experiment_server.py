@@ -105,7 +105,7 @@ def test_split_within_binomial_tolerance_and_sticky_on_a_replica(cluster):
 def test_every_served_request_is_in_the_ledger_with_a_mirror_from_the_other_model(cluster):
     results = STATE["split_results"]
     ids = [r.request_id for r in results]
-    # mirror decisions are scored after the response: give them (and the shipper) a moment
+    # the shipper scores the mirror copies from the journal: give it a moment
     decisions = decisions_when_shipped(cluster["ledger"], for_requests(ids), 2 * len(ids))
     by_request: dict[str, dict[str, object]] = {}
     for d in decisions:
@@ -113,6 +113,8 @@ def test_every_served_request_is_in_the_ledger_with_a_mirror_from_the_other_mode
     served_by = {r.request_id: r.model for r in results}
     score_of = {r.request_id: r.body["outputs"][0]["data"][0] for r in results}
     assert set(by_request) == set(ids)
+    served_score = {r.model: score_of[r.request_id] for r in results}
+    assert set(served_score) == {V1, V2}
     for request_id, roles in by_request.items():
         served, mirror = roles["served"], roles.get("mirror")
         assert served.model_name == served_by[request_id] == served.arm
@@ -123,6 +125,10 @@ def test_every_served_request_is_in_the_ledger_with_a_mirror_from_the_other_mode
         assert mirror is not None, f"no mirror decision for {request_id}"
         assert {served.model_name, mirror.model_name} == {V1, V2}  # the other model, always
         assert mirror.arm == served.arm and mirror.routing_key_hash == served.routing_key_hash
+        assert mirror.transaction_id == served.transaction_id
+        # every request sends the same features: a model scores them alike, served or mirror
+        assert mirror.score == pytest.approx(served_score[mirror.model_name], abs=1e-6)
+        assert mirror.is_fraud_decision == (mirror.score >= mirror.threshold)
 
 
 def test_metrics_show_weights_mirror_and_ledger_and_pass_promtool(cluster):
@@ -140,8 +146,9 @@ def test_metrics_show_weights_mirror_and_ledger_and_pass_promtool(cluster):
     assert values[f'fraudgate_experiment_weight{{experiment="{EXPERIMENT}",model="{V2}"}}'] == 20
     served = values['fraudgate_ledger_decisions_total{role="served"}']
     assert served >= N_SPLIT  # replica a answered the split test (and more)
-    assert values['fraudgate_mirror_rows_total{outcome="scored"}'] == served
-    assert values['fraudgate_ledger_decisions_total{role="mirror"}'] == served
+    # the journal takes the copies to the shipper, which scores them (checked in the ledger)
+    assert values['fraudgate_mirror_rows_total{outcome="journaled"}'] == served
+    assert values['fraudgate_mirror_rows_total{outcome="scored"}'] == 0
     assert values['fraudgate_mirror_rows_total{outcome="dropped"}'] == 0
     assert values["fraudgate_ledger_write_failures_total"] == 0
     result = subprocess.run(

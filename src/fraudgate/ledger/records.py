@@ -57,9 +57,9 @@ decision_row: Callable[[Decision], DecisionRow] = operator.attrgetter(*DECISION_
 
 # A batch of decisions in columns, as the server builds them per loop tick and the journal holds
 # them: ``{"n": rows, field: value, ...}`` for every DECISION_FIELDS field, where a value is
-# either a list of n (one per row) or a single value shared by every row (the model, the role,
-# the decision time of the batch). Columns cost the hot path a list append per value instead of a
-# tuple per row.
+# either a list (or tuple) of n, one per row, or a single value shared by every row (the model,
+# the role, the decision time of the batch). Columns cost the hot path a list append per value
+# instead of a tuple per row.
 DecisionBatch = dict[str, Any]
 
 
@@ -73,7 +73,7 @@ def batch_rows(batch: DecisionBatch) -> list[DecisionRow]:
         if name not in batch:
             raise ValueError(f"batch.{name}: missing")
         value = batch[name]
-        if isinstance(value, list):
+        if isinstance(value, list | tuple):
             if len(value) != n:
                 raise ValueError(f"batch.{name}: expected {n} values, received {len(value)}")
             columns.append(value)

@@ -14,9 +14,11 @@ request with one runtime call per model, records all their decisions as one colu
 first, an acknowledged decision is never lost. Durable means appended to this process's decision
 journal (``ledger.acknowledge: journal``, the default: one ``os.write`` per tick; a shipper
 process moves it into the store, see `fraudgate.ledger.journal`), or committed by the store's
-group commit (``acknowledge: commit``). The mirror copies of the tick are scored in one more
-callback that runs after the responses have been written (so they never add to the callers'
-latency), and recorded the same way, best effort. The mirror queue is bounded: beyond
+group commit (``acknowledge: commit``). Mirror copies: with the journal, their features go into
+the journal with the tick's served decisions and the shipper scores them, in its own process
+(`fraudgate.ledger.mirror`); the serving process spends no CPU on them. Otherwise the tick's
+copies are scored in one more callback, queued behind the answered requests (so they never add
+to the callers' latency), and recorded best effort; that queue is bounded: beyond
 ``max_pending_mirror_rows`` rows waiting, copies are dropped and counted, never a served request.
 Everything per request is a tuple and a few list appends; the per-row work is done per tick.
 
@@ -40,6 +42,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,6 +56,7 @@ from fraudgate.experiments import (
     RouteDecision,
     extract_routing_key,
 )
+from fraudgate.ledger.mirror import MIRROR_KEY, mirror_entry, model_spec
 from fraudgate.protocol.errors import (
     InvalidInput,
     ModelNotFound,
@@ -92,6 +96,7 @@ _Queued = tuple[Any, np.ndarray, str, Any, Any, RouteDecision | None, float, asy
 # Parameters that name per-row ledger values; without any, a one-row request is recorded under
 # its request id with no amount.
 _ROW_PARAMETERS = frozenset({"transaction_ids", "transaction_id", "amounts", "amount"})
+_NO_ROUTE = (None, None, None, None, None)  # a request addressed to a model directly
 
 
 class ExperimentPlane:
@@ -134,11 +139,17 @@ class ExperimentPlane:
         self._mirror_rows = 0  # mirror rows waiting to be scored
         self._tasks: set[asyncio.Task[None]] = set()  # commits, large batches
         self.mirror_scored = 0
+        self.mirror_journaled = 0  # copies handed to the shipper (acknowledge: journal)
         self.mirror_dropped = 0
         self.recorded = {"served": 0, "mirror": 0}  # decisions made durable (or queued: mirror)
         self.record_failures = 0  # ticks whose decisions could not be recorded (answered 503)
         self.mirror_failed = 0
         self._admin_lock = asyncio.Lock()
+        self._specs: dict[tuple[str, str], dict[str, Any]] = {}  # mirror models, for the journal
+        from fraudgate.registry import resolve_tracking_uri
+
+        workdir = config.path.parent if config.path is not None else Path.cwd()
+        self._tracking_uri = resolve_tracking_uri(config.registry, workdir)
         self._poll_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -334,6 +345,7 @@ class ExperimentPlane:
             by_model.setdefault(id(item[0]), []).append(item)
         batches: list[DecisionBatch] = []
         answers: list[tuple[asyncio.Future[Any], np.ndarray]] = []
+        mirrored: list[_Queued] = []
         for group in by_model.values():
             model = group[0][0]
             x = group[0][1] if len(group) == 1 else np.concatenate([item[1] for item in group])
@@ -346,8 +358,8 @@ class ExperimentPlane:
                 for item in group:
                     _settle(item[7], exception=exc)
                 continue
-            self._scored(model, group, out, batches, answers)
-        self._answer(batches, answers)
+            self._scored(model, group, x, out, batches, answers, mirrored)
+        self._answer(batches, answers, mirrored)
 
     async def _flush_large(self, model: Any, x: np.ndarray, group: list[_Queued]) -> None:
         try:
@@ -358,35 +370,69 @@ class ExperimentPlane:
             return
         batches: list[DecisionBatch] = []
         answers: list[tuple[asyncio.Future[Any], np.ndarray]] = []
-        self._scored(model, group, out, batches, answers)
-        self._answer(batches, answers)
+        mirrored: list[_Queued] = []
+        self._scored(model, group, x, out, batches, answers, mirrored)
+        self._answer(batches, answers, mirrored)
 
     def _scored(
         self,
         model: Any,
         group: list[_Queued],
+        x: np.ndarray,
         out: np.ndarray,
         batches: list[DecisionBatch],
         answers: list[tuple[asyncio.Future[Any], np.ndarray]],
+        mirrored: list[_Queued],
     ) -> None:
-        """Collect a scored group's decisions and answers; queue its mirror copies."""
-        if self._recording:
-            batches.append(_decision_batch(model, "served", group, out, time.perf_counter()))
+        """Collect a scored group's decisions, answers and mirror copies: the copies go into
+        the journal with the decisions (the shipper scores them), else to ``mirrored``."""
+        copies: dict[str, list[int]] = {}  # mirror model -> rows of the group (journal)
         offset = 0
         for item in group:
             n = item[1].shape[0]
             answers.append((item[7], out[offset : offset + n]))
+            route = item[5]
+            if route is not None and route.mirror is not None:
+                if self.journal is None:
+                    mirrored.append(item)
+                else:
+                    copies.setdefault(route.mirror, []).extend(range(offset, offset + n))
             offset += n
-        mirrored = [item for item in group if item[5] is not None and item[5].mirror is not None]
-        if mirrored:
-            self._queue_mirror(mirrored)
+        if self._recording:
+            batch = _decision_batch(model, "served", group, out, time.perf_counter())
+            if copies:
+                batch[MIRROR_KEY] = self._mirror_entries(copies, x)
+            batches.append(batch)
+
+    def _mirror_entries(self, copies: dict[str, list[int]], x: np.ndarray) -> list[Any]:
+        entries = []
+        for name, rows in copies.items():
+            try:
+                assert self._resolve is not None
+                model = self._resolve(name)
+            except Exception as exc:  # mirror model unloaded / not ready: drop the copies
+                self.mirror_failed += len(rows)
+                log.debug("mirror %s unavailable: %s", name, exc)
+                continue
+            spec = self._specs.get((model.name, model.version))
+            if spec is None:
+                spec = self._specs[(model.name, model.version)] = model_spec(
+                    model, self._tracking_uri
+                )
+            if len(rows) == x.shape[0]:  # every row (a 100% mirror)
+                entries.append(mirror_entry(spec, None, x))
+            else:
+                entries.append(mirror_entry(spec, rows, x[rows]))
+        return entries
 
     def _answer(
         self,
         batches: list[DecisionBatch],
         answers: list[tuple[asyncio.Future[Any], np.ndarray]],
+        mirrored: list[_Queued],
     ) -> None:
-        """Make the decisions durable, then resolve the requests' futures (they answer)."""
+        """Make the decisions durable, then resolve the requests' futures (they answer), then
+        queue the mirror copies (behind the answers)."""
         if batches and self.journal is not None:
             try:
                 self.journal.append(batches)
@@ -394,17 +440,22 @@ class ExperimentPlane:
                 self.record_failures += 1
                 _fail(answers, exc)
                 return
-            self.recorded["served"] += sum(batch["n"] for batch in batches)
+            for batch in batches:
+                self.recorded["served"] += batch["n"]
+                for entry in batch.get(MIRROR_KEY, ()):
+                    self.mirror_journaled += (
+                        batch["n"] if entry["rows"] is None else len(entry["rows"])
+                    )
         elif batches and self.writer is not None:
-            self._spawn(self._commit(batches, answers))
+            self._spawn(self._commit(batches, answers, mirrored))
             return
-        for future, scores in answers:
-            _settle(future, scores)
+        self._settle_all(answers, mirrored)
 
     async def _commit(
         self,
         batches: list[DecisionBatch],
         answers: list[tuple[asyncio.Future[Any], np.ndarray]],
+        mirrored: list[_Queued],
     ) -> None:
         from fraudgate.ledger import batch_rows
 
@@ -416,8 +467,15 @@ class ExperimentPlane:
             _fail(answers, exc)
             return
         self.recorded["served"] += len(rows)
+        self._settle_all(answers, mirrored)
+
+    def _settle_all(
+        self, answers: list[tuple[asyncio.Future[Any], np.ndarray]], mirrored: list[_Queued]
+    ) -> None:
         for future, scores in answers:
             _settle(future, scores)
+        if mirrored:
+            self._queue_mirror(mirrored)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -430,7 +488,8 @@ class ExperimentPlane:
             self.mirror_dropped += rows
             return
         self._mirror_rows += rows
-        # Runs after the requests' own steps, which write their responses without yielding.
+        # Scheduled after the answered requests' wake-ups, whose steps write their responses
+        # without yielding: the copies are scored once the callers have their answers.
         asyncio.get_running_loop().call_soon(self._score_mirror, items, rows)
 
     def _score_mirror(self, items: list[_Queued], rows: int) -> None:
@@ -508,10 +567,12 @@ class ExperimentPlane:
             yield weights
         mirror = CounterMetricFamily(
             "fraudgate_mirror_rows",
-            "Mirrored rows: scored in shadow, dropped (queue full or not recordable), failed.",
+            "Mirrored rows: journaled (for the shipper to score), scored in shadow (by this "
+            "server), dropped (queue full or not recordable), failed.",
             labels=["outcome"],
         )
         for outcome, value in (
+            ("journaled", self.mirror_journaled),
             ("scored", self.mirror_scored),
             ("dropped", self.mirror_dropped),
             ("failed", self.mirror_failed),
@@ -689,36 +750,20 @@ def _decision_batch(
     FP32 threshold). Latency: per request up to ``now`` (served), else ``latency_ms`` (mirror).
     """
     scores = np.asarray(out, dtype=np.float32).reshape(-1)
-    request_ids: list[str] = []
-    transactions: list[str] = []
-    amounts: list[float | None] = []
-    experiments: list[str | None] = []
-    arms: list[str | None] = []
-    keys: list[str | None] = []
-    latencies: list[float] = []
-    for _, _, request_id, transaction, amount, route, started, _ in group:
-        if route is None:
-            experiment = arm = key = None
-        else:
-            experiment, arm, key = route.experiment, route.model, route.key_hash
-        latency = latency_ms if now is None else (now - started) * 1000.0
-        if type(transaction) is str:
-            request_ids.append(request_id)
-            transactions.append(transaction)
-            amounts.append(amount)
-            experiments.append(experiment)
-            arms.append(arm)
-            keys.append(key)
-            latencies.append(latency)
-        else:
-            n = len(transaction)
-            request_ids += [request_id] * n
-            transactions += transaction
-            amounts += amount
-            experiments += [experiment] * n
-            arms += [arm] * n
-            keys += [key] * n
-            latencies += [latency] * n
+    rows: list[Any] = group
+    if scores.shape[0] != len(group):  # multi-row requests: one entry per row
+        rows = [
+            (None, None, request_id, row_transaction, row_amount, route, started, None)
+            for _, _, request_id, transaction, amount, route, started, _ in group
+            for row_transaction, row_amount in _per_row(transaction, amount)
+        ]
+    # columns by transposing (in C): the per-tick cost of recording stays small
+    _, _, request_ids, transactions, amounts, routes, starts, _ = zip(*rows, strict=True)
+    experiments, arms, _, keys, _ = zip(*[route or _NO_ROUTE for route in routes], strict=True)
+    if now is None:
+        latencies = [latency_ms] * len(rows)
+    else:
+        latencies = [(now - started) * 1000.0 for started in starts]
     return {
         "n": scores.shape[0],
         "request_id": request_ids,
@@ -736,6 +781,13 @@ def _decision_batch(
         "amount": amounts,
         "routing_key_hash": keys,
     }
+
+
+def _per_row(transaction: Any, amount: Any) -> Any:
+    """(transaction id, amount) of each row of a queued request."""
+    if type(transaction) is str:
+        return ((transaction, amount),)
+    return zip(transaction, amount, strict=True)
 
 
 def _settle(
@@ -757,18 +809,19 @@ def _fail(answers: list[tuple[asyncio.Future[Any], np.ndarray]], exc: BaseExcept
 
 # -- request parameters -----------------------------------------------------------------------
 
-# Request ids the server generates are time-ordered (like UUIDv7): 12 hex digits of Unix
-# milliseconds, 10 of a per-process random nonce, 10 of a per-process counter -- 32 hex digits,
-# unique across processes and restarts. Ordered keys append at the right edge of the ledger's
-# transaction_id index (a request without a transaction id is recorded under its request id);
-# random ones (uuid4) touch a random B-tree page per row, several times the insert cost.
-_REQUEST_NONCE = os.urandom(5).hex()
+# Request ids the server generates are ordered (like UUIDv7): 12 hex digits of the process's
+# start time in Unix milliseconds, 10 of a per-process random nonce, 10 of a per-process counter
+# -- 32 hex digits, unique across processes and restarts. Ordered keys append at the right edge
+# of the ledger's transaction_id index (a request without a transaction id is recorded under its
+# request id); random ones (uuid4) touch a random B-tree page per row, several times the insert
+# cost. The prefix is fixed per process: only the counter is formatted per request.
+_REQUEST_PREFIX = f"{int(time.time() * 1000):012x}{os.urandom(5).hex()}"
 _request_counter = itertools.count()
 _MASK40 = (1 << 40) - 1
 
 
 def new_request_id() -> str:
-    return f"{int(time.time() * 1000):012x}{_REQUEST_NONCE}{next(_request_counter) & _MASK40:010x}"
+    return f"{_REQUEST_PREFIX}{next(_request_counter) & _MASK40:010x}"
 
 
 def _list_parameter(parameters: Mapping[str, Any], name: str) -> Any:

@@ -13,7 +13,7 @@ Names follow Prometheus conventions (``_total`` counters, ``_seconds`` latency):
 With an experiment or a ledger, `fraudgate.serving.experiment.ExperimentPlane.collect` adds:
 
 * ``fraudgate_experiment_weight{experiment,model}`` (gauge, the live weights)
-* ``fraudgate_mirror_rows_total{outcome}`` (outcome = scored | dropped | failed)
+* ``fraudgate_mirror_rows_total{outcome}`` (outcome = journaled | scored | dropped | failed)
 * ``fraudgate_ledger_decisions_total{role}`` and ``fraudgate_ledger_write_failures_total``
 
 Requests for unknown models are counted under ``model="_unknown"`` to bound label cardinality.

@@ -1,0 +1,156 @@
+"""Mirror copies scored by the shipper, off the serving process (``acknowledge: journal``).
+
+The server does not score its mirror copies itself: it journals the mirrored rows' features with
+the served decisions of the same tick (`mirror_entry`, under the served batch's ``"mirror"`` key:
+one base64 FP32 matrix per mirror model, a few microseconds per tick). The shipper scores them
+(`MirrorScorer`) and inserts the mirror decisions in the same transaction as the served ones, so
+a mirror copy is scored exactly once too. This is how Seldon Core runs a mirror: in its own model
+server, never on the serving path; here it also keeps the serving core's CPU for serving.
+
+An entry names its model completely (the registry, the exact registered version, the runtime kind
+the server used, the threshold and the serving version the server reported), so a shipper needs
+no config and scores exactly what the server would have, even after an alias has moved.
+Failures (a model that cannot be loaded, a malformed entry) drop that entry's mirror decisions
+with an error in the log; the served decisions are always shipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fraudgate.ledger.records import DecisionBatch, DecisionRow, batch_rows
+
+log = logging.getLogger(__name__)
+
+MIRROR_KEY = "mirror"
+RETRY_LOAD_S = 60.0  # a model that failed to load is tried again after this long
+# per-row columns a mirror decision copies from the served decision of the same request
+_COPIED = ("request_id", "transaction_id", "experiment", "arm", "amount", "routing_key_hash")
+
+
+def model_spec(model: Any, tracking_uri: str) -> dict[str, Any]:
+    """What a shipper needs to load and score exactly the model a server deployed.
+
+    ``model``: a `fraudgate.serving.dataplane.DeployedModel`. Its registry version is pinned
+    (``models:/<name>/<version>``), so a moved alias does not change what scores the copies."""
+    loaded = model.model
+    registered = getattr(loaded, "registered_name", "")
+    version = getattr(loaded, "version", "")
+    uri = f"models:/{registered}/{version}" if registered and version else str(loaded.uri)
+    return {
+        "name": model.name,
+        "version": model.version,
+        "uri": uri,
+        "tracking_uri": tracking_uri,
+        "runtime": model.runtime_name,
+        "threshold": model.threshold,
+    }
+
+
+def mirror_entry(spec: dict[str, Any], rows: list[int] | None, x: np.ndarray) -> dict[str, Any]:
+    """A served batch's mirror entry: ``rows`` (indices into the batch; None = every row) are
+    copied to the model ``spec`` describes; ``x`` holds their features."""
+    x = np.ascontiguousarray(x, dtype="<f4")
+    return {
+        "model": spec,
+        "rows": rows,
+        "n_features": int(x.shape[1]),
+        "x": base64.b64encode(x.data).decode("ascii"),
+    }
+
+
+class MirrorScorer:
+    """The shipper's side: loads the mirror models on first use and scores journaled copies."""
+
+    def __init__(self) -> None:
+        self._runtimes: dict[tuple[str, str, str], Any] = {}
+        self._failed: dict[tuple[str, str, str], float] = {}  # key -> when loading failed
+        self._lock = threading.Lock()
+        self.scored = 0
+        self.failed = 0
+
+    def decisions(self, batches: Sequence[DecisionBatch]) -> list[DecisionRow]:
+        """The mirror decisions of served ``batches`` that carry mirror entries."""
+        rows: list[DecisionRow] = []
+        for batch in batches:
+            for entry in batch.get(MIRROR_KEY) or ():
+                try:
+                    rows.extend(self._score(batch, entry))
+                except Exception as exc:  # never blocks shipping the served decisions
+                    n = _entry_rows(batch, entry)
+                    self.failed += n
+                    log.error("mirror: %d copies not scored: %s", n, exc)
+        return rows
+
+    def _score(self, batch: DecisionBatch, entry: dict[str, Any]) -> list[DecisionRow]:
+        spec = entry["model"]
+        n_features = int(entry["n_features"])
+        x = np.frombuffer(base64.b64decode(entry["x"]), dtype="<f4").reshape(-1, n_features)
+        index = entry["rows"]
+        n = batch["n"] if index is None else len(index)
+        if x.shape[0] != n:
+            raise ValueError(f"mirror entry: {x.shape[0]} feature rows for {n} copies")
+        runtime = self._runtime(spec)
+        started = time.perf_counter()
+        scores = np.asarray(runtime.predict(x), dtype=np.float32).reshape(-1)
+        latency_ms = (time.perf_counter() - started) * 1000.0  # the scoring call's
+        mirror: DecisionBatch = {"n": n}
+        for name in _COPIED:
+            value = batch[name]
+            if isinstance(value, list) and index is not None:
+                value = [value[i] for i in index]
+            mirror[name] = value
+        cut = float(np.float32(spec["threshold"]))
+        mirror.update(
+            decided_at=time.time(),
+            role="mirror",
+            model_name=spec["name"],
+            model_version=spec["version"],
+            score=scores.tolist(),
+            threshold=float(spec["threshold"]),
+            is_fraud_decision=(scores >= cut).tolist(),
+            latency_ms=latency_ms,
+        )
+        self.scored += n
+        return batch_rows(mirror)
+
+    def _runtime(self, spec: dict[str, Any]) -> Any:
+        key = (str(spec["tracking_uri"]), str(spec["uri"]), str(spec["runtime"]))
+        runtime = self._runtimes.get(key)
+        if runtime is not None:
+            return runtime
+        with self._lock:
+            failed_at = self._failed.get(key)
+            if failed_at is not None and time.monotonic() - failed_at < RETRY_LOAD_S:
+                raise RuntimeError(f"{key[1]} failed to load less than {RETRY_LOAD_S:.0f} s ago")
+            try:
+                runtime = _load(*key)
+            except Exception:
+                self._failed[key] = time.monotonic()
+                raise
+            self._failed.pop(key, None)
+            self._runtimes[key] = runtime
+            log.info("mirror: scoring copies with %s (%s)", key[1], runtime.name)
+            return runtime
+
+
+def _entry_rows(batch: DecisionBatch, entry: Any) -> int:
+    try:
+        return int(batch["n"]) if entry["rows"] is None else len(entry["rows"])
+    except Exception:
+        return 0
+
+
+def _load(tracking_uri: str, uri: str, runtime: str) -> Any:
+    from fraudgate.registry import Registry
+    from fraudgate.serving.runtimes import KINDS, build_runtime
+
+    kind = runtime if runtime in KINDS else "auto"
+    return build_runtime(Registry(tracking_uri).load(uri), kind=kind)
