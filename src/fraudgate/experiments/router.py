@@ -62,6 +62,9 @@ class RouteDecision(NamedTuple):
         return self.model
 
 
+_new_decision = tuple.__new__
+
+
 def key_hash(salt: str, routing_key: str, *, person: bytes = _ARM_PERSON) -> int:
     """The salted 64-bit hash of a routing key (step 1 of the module docstring)."""
     digest = hashlib.blake2b(
@@ -122,7 +125,10 @@ class RoutingTable:
                 mirror = self.mirror_name
             else:  # shadow with the other arm (the spec guarantees exactly two candidates)
                 mirror = self.names[1] if model == self.names[0] else self.names[0]
-        return RouteDecision(self.experiment, model, mirror, key_hex, self.generation)
+        # tuple.__new__ skips the named tuple's keyword-handling constructor (hot path)
+        return _new_decision(
+            RouteDecision, (self.experiment, model, mirror, key_hex, self.generation)
+        )
 
     def route_key(self, routing_key: str) -> RouteDecision:
         data = routing_key.encode("utf-8")

@@ -759,7 +759,13 @@ def _decision_batch(
         ]
     # columns by transposing (in C): the per-tick cost of recording stays small
     _, _, request_ids, transactions, amounts, routes, starts, _ = zip(*rows, strict=True)
-    experiments, arms, _, keys, _ = zip(*[route or _NO_ROUTE for route in routes], strict=True)
+    experiments: Any
+    arms: Any
+    if None in routes:  # some requests addressed a model directly
+        experiments, arms, _, keys, _ = zip(*[route or _NO_ROUTE for route in routes], strict=True)
+    else:  # one experiment per server, and a group is one served model: one arm
+        experiments, arms = routes[0].experiment, routes[0].model
+        keys = [route.key_hash for route in routes]
     if now is None:
         latencies = [latency_ms] * len(rows)
     else:

@@ -72,6 +72,7 @@ class RestApp:
         self.dataplane = dataplane
         self.max_payload_bytes = max_payload_bytes
         self._openapi: bytes | None = None
+        self._route_headers: dict[tuple[str, str], bytes] = {}
 
     # -- ASGI entry ------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -246,10 +247,19 @@ class RestApp:
                 (b"inference-header-content-length", str(json_length).encode()),
             ]
         if plane is not None:
-            route = f":{response.model_name}_{response.model_version}:"
-            headers.append((b"x-seldon-route", route.encode()))
+            headers.append((b"x-seldon-route", self._route_header(response)))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+    def _route_header(self, response: Any) -> bytes:
+        """Seldon's ``x-seldon-route`` value, ``:fraud-v2-candidate_1:``, built once per model."""
+        key = (response.model_name, response.model_version)
+        value = self._route_headers.get(key)
+        if value is None:
+            value = f":{key[0]}_{key[1]}:".encode()
+            if len(self._route_headers) < 1024:  # names and versions the server deployed
+                self._route_headers[key] = value
+        return value
 
     # -- everything else -------------------------------------------------------------------------
     async def _route(
