@@ -126,6 +126,11 @@ class ExperimentPlane:
         self.max_pending_mirror_rows = max_pending_mirror_rows
         self._token_bytes = None if self.token is None else self.token.encode()
         self._routes: dict[str, bool] = {}
+        routing = spec.routing if spec is not None else None
+        # the request parameter that carries the routing key (a non-empty string: the fast path)
+        self._key_parameter = (
+            routing.key if routing is not None and routing.source == "parameter" else None
+        )
         from fraudgate.ledger import LedgerWriteError, WriterClosed
         from fraudgate.ledger.journal import JournalWriteError
 
@@ -274,13 +279,15 @@ class ExperimentPlane:
     def route(self, parameters: Mapping[str, Any], headers: HeadersFn | None) -> RouteDecision:
         state = self.state
         assert state is not None
-        spec = state.spec
-        try:
-            key = extract_routing_key(spec, parameters)
-            if key is None and headers is not None:
-                key = extract_routing_key(spec, None, headers())
-        except InvalidRoutingKey as exc:
-            raise InvalidInput(str(exc)) from None
+        key = parameters.get(self._key_parameter) if self._key_parameter else None
+        if type(key) is not str or not key:  # not the common case: the general rule
+            spec = state.spec
+            try:
+                key = extract_routing_key(spec, parameters)
+                if key is None and headers is not None:
+                    key = extract_routing_key(spec, None, headers())
+            except InvalidRoutingKey as exc:
+                raise InvalidInput(str(exc)) from None
         return state.route(key)
 
     def response_parameters(self, route: RouteDecision | None) -> dict[str, Any] | None:
@@ -387,17 +394,30 @@ class ExperimentPlane:
         """Collect a scored group's decisions, answers and mirror copies: the copies go into
         the journal with the decisions (the shipper scores them), else to ``mirrored``."""
         copies: dict[str, list[int]] = {}  # mirror model -> rows of the group (journal)
-        offset = 0
-        for item in group:
-            n = item[1].shape[0]
-            answers.append((item[7], out[offset : offset + n]))
-            route = item[5]
-            if route is not None and route.mirror is not None:
-                if self.journal is None:
-                    mirrored.append(item)
-                else:
-                    copies.setdefault(route.mirror, []).extend(range(offset, offset + n))
-            offset += n
+        if out.shape[0] == len(group):  # one row per request (the common case): in C
+            answers.extend(zip([item[7] for item in group], out.reshape(-1, 1), strict=True))
+            mirrors = [None if item[5] is None else item[5].mirror for item in group]
+            if mirrors[0] is not None and mirrors.count(mirrors[0]) == len(mirrors):
+                copies[mirrors[0]] = list(range(len(group)))  # every row to one model
+            else:
+                for row, name in enumerate(mirrors):
+                    if name is not None:
+                        copies.setdefault(name, []).append(row)
+            if self.journal is None:
+                mirrored.extend(group[row] for rows in copies.values() for row in rows)
+                copies = {}
+        else:
+            offset = 0
+            for item in group:
+                n = item[1].shape[0]
+                answers.append((item[7], out[offset : offset + n]))
+                route = item[5]
+                if route is not None and route.mirror is not None:
+                    if self.journal is None:
+                        mirrored.append(item)
+                    else:
+                        copies.setdefault(route.mirror, []).extend(range(offset, offset + n))
+                offset += n
         if self._recording:
             batch = _decision_batch(model, "served", group, out, time.perf_counter())
             if copies:
