@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 from experiment_config import wait_ready, write_config
-from load import assert_acknowledged_are_recorded, load_then_kill
+from load import assert_acknowledged_are_recorded, keyed, load_then_kill, send_many
+from shipped import decisions_when_shipped, for_requests
 
 pytestmark = pytest.mark.slow
 
@@ -79,3 +80,27 @@ def test_commit_mode_loses_nothing_under_sigkill(trained_registry, launch, tmp_p
     assert not (tmp_path / "ledger-journal").exists()  # commit mode keeps no journal
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
     assert assert_acknowledged_are_recorded(results, ledger, timeout_s=0) > 500
+
+
+def test_commit_mode_scores_the_mirror_in_the_server(trained_registry, launch, tmp_path):
+    """Without a journal there is no shipper to score the copies: the server scores them after
+    answering, and each lands in the ledger from the other model, with that model's score."""
+    config = write_config(
+        tmp_path / "fraudgate.yaml", trained_registry.tracking_uri, acknowledge="commit"
+    )
+    server = launch(config)
+    results = asyncio.run(send_many(server.url, keyed("commit-mirror", 400)))
+    assert all(r.status == 200 for r in results)
+    server.stop()  # SIGTERM: the queued mirror decisions are flushed
+    decisions = decisions_when_shipped(
+        f"sqlite:///{tmp_path / 'ledger.db'}", for_requests([r.request_id for r in results]), 800
+    )
+    served = {d.request_id: d for d in decisions if d.role == "served"}
+    mirror = {d.request_id: d for d in decisions if d.role == "mirror"}
+    assert set(served) == set(mirror) == {r.request_id for r in results}
+    # every request sends the same features: a model scores them alike, served or mirror
+    score_of = {d.model_name: d.score for d in served.values()}
+    assert len(score_of) == 2
+    for request_id, copy in mirror.items():
+        assert copy.model_name != served[request_id].model_name
+        assert copy.score == pytest.approx(score_of[copy.model_name], abs=1e-6)

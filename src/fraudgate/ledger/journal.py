@@ -10,7 +10,9 @@ them. A power loss can, unless ``journal_fsync`` (an fdatasync per append) or
 Shipping: `JournalShipper` (``fraudgate ledger ship``; `fraudgate serve` runs it as a child
 process, or a sidecar runs it) moves complete lines into the ledger store in large batches and
 records the byte offset it reached in ``journal_offsets`` in the same transaction, so every line
-is inserted exactly once, whatever is killed when.
+is inserted exactly once, whatever is killed when. A served batch may carry the features of its
+mirror copies: the shipper scores them and inserts the mirror decisions in the same transaction
+(`fraudgate.ledger.mirror`).
 
 Layout: ``<journal_dir>/<instance>/<segment>.jsonl``; an instance is one server process. Its
 directory holds ``ledger-id`` (the identity of the ledger it belongs to: a shipper only moves
