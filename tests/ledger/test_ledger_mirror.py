@@ -90,7 +90,7 @@ def test_a_copy_that_cannot_be_scored_never_holds_back_the_served_decisions(
     shipper = JournalShipper(store, tmp_path / "journal")
     try:
         assert shipper.ship_once() == 8  # the served decisions, nothing else
-        assert shipper._mirror.failed == 8 and shipper.bad_lines == 0
+        assert shipper.mirror.failed == 8 and shipper.bad_lines == 0
     finally:
         shipper.close()
         journal.close()

@@ -74,5 +74,6 @@ def ship(
     if once:
         console.print(
             f"shipped {shipper.shipped_rows} decisions from {directory} "
-            f"({shipper.torn_lines} torn and {shipper.bad_lines} corrupt lines skipped)"
+            f"({shipper.mirror.scored} mirror copies scored, {shipper.mirror.failed} not; "
+            f"{shipper.torn_lines} torn and {shipper.bad_lines} corrupt lines skipped)"
         )

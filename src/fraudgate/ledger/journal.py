@@ -163,7 +163,7 @@ class JournalShipper:
         self._sink = DecisionSink(store)
         self.ledger_id = store.ledger_id()
         self._foreign: set[str] = set()  # instances of other ledgers: left alone
-        self._mirror = MirrorScorer()  # scores the mirror copies servers journaled
+        self.mirror = MirrorScorer()  # scores the mirror copies servers journaled
 
     def close(self) -> None:
         self._sink.close()
@@ -313,7 +313,7 @@ class JournalShipper:
                     raise ValueError("expected a list of decision batches")
                 parsed = [row for batch in batches for row in batch_rows(batch)]
                 if any(isinstance(batch, dict) and MIRROR_KEY in batch for batch in batches):
-                    parsed += self._mirror.decisions(batches)
+                    parsed += self.mirror.decisions(batches)
             except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
                 self.bad_lines += 1
                 log.error("journal %s near byte %d: skipping a corrupt line: %s", key, offset, exc)
