@@ -134,6 +134,14 @@ class FraudgateConfig:
         """The configured registry, else ``MLFLOW_TRACKING_URI`` (None when neither is set)."""
         return self.registry or os.environ.get("MLFLOW_TRACKING_URI") or None
 
+    def resolved_tracking_uri(self) -> str:
+        """Where models load from: `tracking_uri`, else the embedded SQLite store next to the
+        config file (the working directory without one)."""
+        from fraudgate.registry import resolve_tracking_uri
+
+        workdir = self.path.parent if self.path is not None else Path.cwd()
+        return resolve_tracking_uri(self.registry, workdir)
+
     def model(self, name: str) -> ModelConfig:
         for model in self.models:
             if model.name == name:

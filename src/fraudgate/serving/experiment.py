@@ -42,7 +42,6 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -151,10 +150,7 @@ class ExperimentPlane:
         self.mirror_failed = 0
         self._admin_lock = asyncio.Lock()
         self._specs: dict[tuple[str, str], dict[str, Any]] = {}  # mirror models, for the journal
-        from fraudgate.registry import resolve_tracking_uri
-
-        workdir = config.path.parent if config.path is not None else Path.cwd()
-        self._tracking_uri = resolve_tracking_uri(config.registry, workdir)
+        self._tracking_uri = config.resolved_tracking_uri()  # named in journaled mirror copies
         self._poll_task: asyncio.Task[None] | None = None
 
     @classmethod

@@ -36,15 +36,13 @@ def registry_loader(config: FraudgateConfig) -> ModelLoader:
     state: dict[str, Any] = {}
 
     def load(model: ModelConfig) -> LoadedRuntime:
-        from fraudgate.registry import Registry, resolve_tracking_uri
+        from fraudgate.registry import Registry
         from fraudgate.serving.runtimes import build_runtime
 
         with lock:  # MLflow is not built for concurrent loads; loads are rare
             registry = state.get("registry")
             if registry is None:
-                workdir = config.path.parent if config.path is not None else Path.cwd()
-                uri = resolve_tracking_uri(config.registry, workdir)
-                registry = state["registry"] = Registry(uri)
+                registry = state["registry"] = Registry(config.resolved_tracking_uri())
             loaded = registry.load(model.uri)
             runtime = build_runtime(loaded, kind=model.runtime)
         return LoadedRuntime(loaded, runtime)
