@@ -92,6 +92,45 @@ def test_hash_is_pinned() -> None:
     assert decision.model == (A if (int(expected, 16) * 100) >> 64 < 80 else B)
 
 
+@pytest.mark.parametrize(
+    ("weights", "mirror"),
+    [
+        ((80, 20), {"percent": 100}),
+        ((80, 20), {"percent": 37}),
+        ((1, 9), {"name": "fraud-v3-experimental", "percent": 5}),
+        ((50, 30, 20), None),
+        ((3, 0, 1), None),
+        ((0, 5), {"percent": 0}),
+        ((7, 2**31 - 1), {"percent": 99}),
+    ],
+)
+def test_keyed_fast_path_is_the_documented_formula(weights, mirror) -> None:
+    """route_key decides with precomputed bounds on the hash; it must agree with steps 2-4 as
+    written (decide) for every key, and at the hashes either side of every bound."""
+    import hashlib
+
+    table = RoutingTable.from_spec(make_spec(weights, mirror))
+    salt = table.salt.encode()
+    for key in KEYS[:3000]:
+        data = key.encode()
+        h_arm = int.from_bytes(
+            hashlib.blake2b(data, digest_size=8, key=salt, person=b"fraudgate.arm").digest(), "big"
+        )
+        h_mirror = int.from_bytes(
+            hashlib.blake2b(data, digest_size=8, key=salt, person=b"fraudgate.mirror").digest(),
+            "big",
+        )
+        assert table.route_key(key) == table.decide(h_arm, h_mirror, f"{h_arm:016x}")
+    total = sum(weights)
+    for cumulative in table.cumulative:  # the exact edges of the weight line
+        edge = -(-(cumulative << 64) // total)
+        for h in (edge - 1, edge, edge + 1):
+            if 0 <= h < 2**64:
+                point = (h * total) >> 64
+                expected = next(i for i, c in enumerate(table.cumulative) if c > point)
+                assert table.decide(h, 2**64 - 1, None).model == table.names[expected]
+
+
 _CHILD = """
 import json, sys
 from fraudgate.experiments import ExperimentSpec, ExperimentState

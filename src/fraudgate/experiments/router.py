@@ -35,7 +35,6 @@ from fraudgate.experiments.spec import ROUTING_HEADER, ExperimentSpec, split_ver
 
 _ARM_PERSON = b"fraudgate.arm"
 _MIRROR_PERSON = b"fraudgate.mirror"
-_LAST = (1 << 64) - 1  # the largest 64-bit hash
 
 
 class InvalidRoutingKey(ValueError):
@@ -84,16 +83,27 @@ class RoutingTable:
     mirror_percent: int  # 0 when there is no mirror
     mirror_name: str | None  # None with mirror_percent > 0 means "the other arm"
     generation: int
-    # step 1's keyed BLAKE2b states, built once per table and .copy()-ed per request (a keyed
-    # constructor costs ~twice a copy); same digests as key_hash()
+    # Precomputed for route_key, the keyed hot path (same results as decide):
+    # step 1's keyed BLAKE2b states, .copy()-ed per request (a keyed constructor costs ~twice a
+    # copy); steps 2-3 as bounds on the hash itself: (h * total) >> 64 < cumulative[i] exactly
+    # when h < ceil(cumulative[i] * 2**64 / total), so the arm is bisect_right(bounds, h); step 4
+    # likewise (h_mirror < mirror bound), with each arm's mirror model looked up.
     _arm_hasher: Any = field(init=False, repr=False, compare=False)
     _mirror_hasher: Any = field(init=False, repr=False, compare=False)
+    _arm_bounds: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _mirror_bound: int = field(init=False, repr=False, compare=False)
+    _mirror_of: tuple[str | None, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         salt = self.salt.encode("utf-8")
         for attr, person in (("_arm_hasher", _ARM_PERSON), ("_mirror_hasher", _MIRROR_PERSON)):
             hasher = hashlib.blake2b(digest_size=8, key=salt, person=person)
             object.__setattr__(self, attr, hasher)
+        total = self.total
+        bounds = tuple(-(-(c << 64) // total) for c in self.cumulative)
+        object.__setattr__(self, "_arm_bounds", bounds)
+        object.__setattr__(self, "_mirror_bound", -(-(self.mirror_percent << 64) // 100))
+        object.__setattr__(self, "_mirror_of", tuple(self._mirror_for(m) for m in self.names))
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec, generation: int = 0) -> RoutingTable:
@@ -116,15 +126,20 @@ class RoutingTable:
     def total(self) -> int:
         return self.cumulative[-1]
 
+    def _mirror_for(self, model: str) -> str | None:
+        """The model that shadows requests served by ``model`` (when they are mirrored)."""
+        if self.mirror_percent == 0:
+            return None
+        if self.mirror_name is not None:
+            return self.mirror_name
+        # shadow with the other arm (the spec guarantees exactly two candidates)
+        return self.names[1] if model == self.names[0] else self.names[0]
+
     def decide(self, h_arm: int, h_mirror: int, key_hex: str | None) -> RouteDecision:
+        """Steps 2-4 of the module docstring, spelled out (route_key computes the same)."""
         point = (h_arm * self.total) >> 64
         model = self.names[bisect_right(self.cumulative, point)]
-        mirror = None
-        if (h_mirror * 100) >> 64 < self.mirror_percent:
-            if self.mirror_name is not None:
-                mirror = self.mirror_name
-            else:  # shadow with the other arm (the spec guarantees exactly two candidates)
-                mirror = self.names[1] if model == self.names[0] else self.names[0]
+        mirror = self._mirror_for(model) if (h_mirror * 100) >> 64 < self.mirror_percent else None
         # tuple.__new__ skips the named tuple's keyword-handling constructor (hot path)
         return _new_decision(
             RouteDecision, (self.experiment, model, mirror, key_hex, self.generation)
@@ -135,35 +150,35 @@ class RoutingTable:
         arm = self._arm_hasher.copy()
         arm.update(data)
         digest = arm.digest()
-        h_arm = int.from_bytes(digest, "big")
-        if self.mirror_percent in (0, 100):  # every key is (not) mirrored: no hash decides it
-            h_mirror = 0 if self.mirror_percent else _LAST
-        else:
-            mirror = self._mirror_hasher.copy()
-            mirror.update(data)
-            h_mirror = int.from_bytes(mirror.digest(), "big")
-        return self.decide(h_arm, h_mirror, digest.hex())
+        index = bisect_right(self._arm_bounds, int.from_bytes(digest, "big"))
+        mirror = self._mirror_of[index]
+        if mirror is not None and self.mirror_percent != 100:  # a hash decides: partial mirror
+            hasher = self._mirror_hasher.copy()
+            hasher.update(data)
+            if int.from_bytes(hasher.digest(), "big") >= self._mirror_bound:
+                mirror = None
+        return _new_decision(
+            RouteDecision,
+            (self.experiment, self.names[index], mirror, digest.hex(), self.generation),
+        )
 
 
 class Router:
     """Routes requests with one spec: keyed requests by hash, keyless by a seeded generator."""
 
     def __init__(self, spec: ExperimentSpec) -> None:
-        self._table = RoutingTable.from_spec(spec)
+        # the current table: read it once per decision, which then uses one consistent snapshot
+        self.table = RoutingTable.from_spec(spec)
         self._rng = random.Random(spec.seed)
         self._rng_lock = threading.Lock()
-
-    @property
-    def table(self) -> RoutingTable:
-        return self._table
 
     def publish(self, table: RoutingTable) -> None:
         """Make ``table`` current. One reference assignment: a concurrent :meth:`route` uses the
         old table or the new one, never a mix. Callers serialise writers (ExperimentState)."""
-        self._table = table
+        self.table = table
 
     def route(self, routing_key: str | None) -> RouteDecision:
-        table = self._table  # read once: the whole decision uses one consistent snapshot
+        table = self.table
         if routing_key is not None:
             return table.route_key(routing_key)
         with self._rng_lock:

@@ -42,8 +42,8 @@ class ExperimentState:
     """Holds the current spec; routes requests; changes weights live."""
 
     def __init__(self, spec: ExperimentSpec) -> None:
-        self._router = Router(spec)
-        self._snapshot = _Snapshot(spec, self._router.table)
+        self.router = Router(spec)
+        self._snapshot = _Snapshot(spec, self.router.table)
         self._write_lock = threading.Lock()
         self._history: list[WeightChange] = []
 
@@ -66,7 +66,7 @@ class ExperimentState:
 
     def route(self, routing_key: str | None) -> RouteDecision:
         """Assign one request (see :mod:`fraudgate.experiments.router` for the exact rule)."""
-        return self._router.route(routing_key)
+        return self.router.route(routing_key)
 
     def should_route(self, requested_name: str, explicit_version: bool) -> bool:
         return should_route(self.spec, requested_name, explicit_version)
@@ -85,7 +85,7 @@ class ExperimentState:
             generation = self._snapshot.table.generation + 1
             table = RoutingTable.from_spec(new_spec, generation)
             # Publish: the router's table first (what route() reads), then the spec view.
-            self._router.publish(table)
+            self.router.publish(table)
             self._snapshot = _Snapshot(new_spec, table)
             change = WeightChange(
                 at=datetime.now(UTC),

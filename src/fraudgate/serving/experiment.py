@@ -125,6 +125,7 @@ class ExperimentPlane:
         self.max_pending_mirror_rows = max_pending_mirror_rows
         self._token_bytes = None if self.token is None else self.token.encode()
         self._routes: dict[str, bool] = {}
+        self._router = self.state.router if self.state is not None else None
         routing = spec.routing if spec is not None else None
         # the request parameter that carries the routing key (a non-empty string: the fast path)
         self._key_parameter = (
@@ -276,14 +277,15 @@ class ExperimentPlane:
         state = self.state
         assert state is not None
         key = parameters.get(self._key_parameter) if self._key_parameter else None
-        if type(key) is not str or not key:  # not the common case: the general rule
-            spec = state.spec
-            try:
-                key = extract_routing_key(spec, parameters)
-                if key is None and headers is not None:
-                    key = extract_routing_key(spec, None, headers())
-            except InvalidRoutingKey as exc:
-                raise InvalidInput(str(exc)) from None
+        if type(key) is str and key:  # the common case: straight to the current table
+            return self._router.table.route_key(key)  # type: ignore[union-attr]
+        spec = state.spec  # the general rule
+        try:
+            key = extract_routing_key(spec, parameters)
+            if key is None and headers is not None:
+                key = extract_routing_key(spec, None, headers())
+        except InvalidRoutingKey as exc:
+            raise InvalidInput(str(exc)) from None
         return state.route(key)
 
     def response_parameters(self, route: RouteDecision | None) -> dict[str, Any] | None:
@@ -343,14 +345,17 @@ class ExperimentPlane:
                 _settle(item[7], exception=exc)
 
     def _flush_queued(self, queued: list[_Queued]) -> None:
-        by_model: dict[int, list[_Queued]] = {}
+        by_model: dict[Any, list[_Queued]] = {}  # DeployedModel (hashed by identity) -> group
         for item in queued:
-            by_model.setdefault(id(item[0]), []).append(item)
+            group = by_model.get(item[0])
+            if group is None:
+                by_model[item[0]] = [item]
+            else:
+                group.append(item)
         batches: list[DecisionBatch] = []
         answers: list[tuple[asyncio.Future[Any], np.ndarray]] = []
         mirrored: list[_Queued] = []
-        for group in by_model.values():
-            model = group[0][0]
+        for model, group in by_model.items():
             x = group[0][1] if len(group) == 1 else np.concatenate([item[1] for item in group])
             if x.shape[0] > model.batcher.offload_rows:  # a huge batch: off the event loop
                 self._spawn(self._flush_large(model, x, group))
@@ -489,7 +494,8 @@ class ExperimentPlane:
         self, answers: list[tuple[asyncio.Future[Any], np.ndarray]], mirrored: list[_Queued]
     ) -> None:
         for future, scores in answers:
-            _settle(future, scores)
+            if not future.done():  # else the waiting request was cancelled (client gone)
+                future.set_result(scores)
         if mirrored:
             self._queue_mirror(mirrored)
 
@@ -832,18 +838,18 @@ def _fail(answers: list[tuple[asyncio.Future[Any], np.ndarray]], exc: BaseExcept
 # -- request parameters -----------------------------------------------------------------------
 
 # Request ids the server generates are ordered (like UUIDv7): 12 hex digits of the process's
-# start time in Unix milliseconds, 10 of a per-process random nonce, 10 of a per-process counter
-# -- 32 hex digits, unique across processes and restarts. Ordered keys append at the right edge
-# of the ledger's transaction_id index (a request without a transaction id is recorded under its
-# request id); random ones (uuid4) touch a random B-tree page per row, several times the insert
-# cost. The prefix is fixed per process: only the counter is formatted per request.
+# start time in Unix milliseconds, 10 of a per-process random nonce, then a per-process counter
+# in 10 decimal digits (from 10**9; cheaper to format than hex) -- 32 hex digits, unique across
+# processes and restarts. Ordered keys append at the right edge of the ledger's transaction_id
+# index (a request without a transaction id is recorded under its request id); random ones
+# (uuid4) touch a random B-tree page per row, several times the insert cost. After 9e9 requests
+# the counter grows an 11th digit: the ids stay unique, only no longer ordered.
 _REQUEST_PREFIX = f"{int(time.time() * 1000):012x}{os.urandom(5).hex()}"
-_request_counter = itertools.count()
-_MASK40 = (1 << 40) - 1
+_request_counter = itertools.count(10**9)
 
 
 def new_request_id() -> str:
-    return f"{_REQUEST_PREFIX}{next(_request_counter) & _MASK40:010x}"
+    return _REQUEST_PREFIX + str(next(_request_counter))
 
 
 def _list_parameter(parameters: Mapping[str, Any], name: str) -> Any:
