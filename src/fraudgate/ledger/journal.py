@@ -42,7 +42,7 @@ from pathlib import Path
 
 import orjson
 
-from fraudgate.ledger.mirror import MIRROR_KEY, MirrorScorer
+from fraudgate.ledger.mirror import MirrorScorer
 from fraudgate.ledger.records import DecisionBatch, DecisionRow, batch_rows
 from fraudgate.ledger.store import DecisionSink, LedgerStore
 
@@ -312,8 +312,7 @@ class JournalShipper:
                 if not isinstance(batches, list):
                     raise ValueError("expected a list of decision batches")
                 parsed = [row for batch in batches for row in batch_rows(batch)]
-                if any(isinstance(batch, dict) and MIRROR_KEY in batch for batch in batches):
-                    parsed += self.mirror.decisions(batches)
+                parsed += self.mirror.decisions(batches)  # batch_rows checked they are dicts
             except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
                 self.bad_lines += 1
                 log.error("journal %s near byte %d: skipping a corrupt line: %s", key, offset, exc)

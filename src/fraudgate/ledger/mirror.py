@@ -84,7 +84,7 @@ class MirrorScorer:
                 try:
                     rows.extend(self._score(batch, entry))
                 except Exception as exc:  # never blocks shipping the served decisions
-                    n = _entry_rows(batch, entry)
+                    n = entry_rows(batch, entry)
                     self.failed += n
                     log.error("mirror: %d copies not scored: %s", n, exc)
         return rows
@@ -141,7 +141,8 @@ class MirrorScorer:
             return runtime
 
 
-def _entry_rows(batch: DecisionBatch, entry: Any) -> int:
+def entry_rows(batch: DecisionBatch, entry: Any) -> int:
+    """How many copies a mirror entry of ``batch`` holds (0 when it is malformed)."""
     try:
         return int(batch["n"]) if entry["rows"] is None else len(entry["rows"])
     except Exception:

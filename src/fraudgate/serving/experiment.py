@@ -55,7 +55,7 @@ from fraudgate.experiments import (
     RouteDecision,
     extract_routing_key,
 )
-from fraudgate.ledger.mirror import MIRROR_KEY, mirror_entry, model_spec
+from fraudgate.ledger.mirror import MIRROR_KEY, entry_rows, mirror_entry, model_spec
 from fraudgate.protocol.errors import (
     InvalidInput,
     ModelNotFound,
@@ -464,9 +464,7 @@ class ExperimentPlane:
             for batch in batches:
                 self.recorded["served"] += batch["n"]
                 for entry in batch.get(MIRROR_KEY, ()):
-                    self.mirror_journaled += (
-                        batch["n"] if entry["rows"] is None else len(entry["rows"])
-                    )
+                    self.mirror_journaled += entry_rows(batch, entry)
         elif batches and self.writer is not None:
             self._spawn(self._commit(batches, answers, mirrored))
             return
