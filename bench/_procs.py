@@ -180,3 +180,24 @@ def cpu_seconds(pid: int) -> float:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / tick
+
+
+def _cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def wait_quiet(max_s: float = 60.0, window_s: float = 0.5, busy_below: float = 0.1) -> float:
+    """Wait until the machine is nearly idle (below ``busy_below`` of all CPUs over a window),
+    at most ``max_s``; returns the seconds waited. A shipper still catching up on the previous
+    cell's backlog, or a model being compiled, must not run during the next measurement."""
+    start = time.monotonic()
+    while True:
+        busy0, total0 = _cpu_jiffies()
+        time.sleep(window_s)
+        busy1, total1 = _cpu_jiffies()
+        waited = time.monotonic() - start
+        if total1 == total0 or (busy1 - busy0) / (total1 - total0) < busy_below or waited > max_s:
+            return waited

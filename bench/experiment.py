@@ -463,7 +463,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="transactions: real, varied rows (default); single: one row, a new card each time",
     )
     parser.add_argument(
-        "--only", action="append", help="run only scenarios whose name contains this (repeatable)"
+        "--only",
+        action="append",
+        help="run only this scenario, or those whose name contains this (repeatable)",
     )
     return parser.parse_args(argv)
 
@@ -494,8 +496,13 @@ def main(argv: list[str] | None = None) -> int:
         ("routed+mirror+ledger (one core)", f"sqlite:///{scratch / 'ledger-onecore.db'}"),
         ("routed+mirror+ledger (commit)", f"sqlite:///{scratch / 'ledger-commit.db'}"),
     ]
-    if args.only:
-        scenarios = [s for s in scenarios if any(part in s[0] for part in args.only)]
+    if args.only:  # a part that names a scenario exactly selects it alone
+        names = {name for name, _ in scenarios}
+        scenarios = [
+            s
+            for s in scenarios
+            if any(s[0] == part or (part not in names and part in s[0]) for part in args.only)
+        ]
     wants_pg = not args.only or any(part in "postgresql" for part in args.only)
     pg = None if args.no_postgres or not wants_pg else create_pg_database(args.postgres)
     if pg is not None:
@@ -516,7 +523,11 @@ def main(argv: list[str] | None = None) -> int:
             answered[name] = warm["requests"] - warm["error_total"]
         for i in range(args.rounds):
             for name, server in servers.items():
+                # a shipper still busy with the previous cell's backlog would steal CPU from
+                # this one (wrk's or the server's): start each cell on a quiet machine
+                quiet_wait = _procs.wait_quiet()
                 cell = run_cell(server, script, args.duration)
+                cell["quiet_wait_s"] = quiet_wait
                 answered[name] += cell["requests"] - cell["error_total"]
                 rounds.setdefault(name, []).append(cell)
                 print(
@@ -556,7 +567,8 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             "duration_s": args.duration,
             "rounds": args.rounds,
-            "method": "all servers started, then interleaved rounds; median round reported",
+            "method": "all servers started, then interleaved rounds, each cell started once "
+            "the machine is idle (shippers caught up); median round reported",
             "warmup_s": args.warmup,
             "concurrency": CONCURRENCY,
             "server_cpu": _procs.SERVER_CPU,

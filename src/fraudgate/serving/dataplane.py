@@ -83,8 +83,7 @@ class DeployedModel:
         self.runtime_name = str(getattr(loaded.runtime, "name", type(loaded.runtime).__name__))
         threshold = config.threshold if config.threshold is not None else loaded.model.threshold
         self.threshold = float(threshold)
-        self._threshold32 = np.float32(self.threshold)
-        self.cut = float(self._threshold32)  # a row is flagged iff its FP32 score >= cut
+        self.threshold32 = np.float32(self.threshold)  # a row is flagged iff its FP32 score >= it
         self.metrics: ModelMetrics = metrics.for_model(self.name, self.version)
         self.batcher = Batcher(
             self._predict,
@@ -122,12 +121,21 @@ class DeployedModel:
             },
         }
 
+    def decide(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The FP32 scores ([n, 1]) the response carries and their decisions at the threshold."""
+        scores = probabilities.astype(np.float32, copy=False).reshape(-1, 1)
+        return scores, scores >= self.threshold32
+
     def outputs(
         self, probabilities: np.ndarray, requested: list[RequestedOutput] | None
     ) -> list[ResponseOutput]:
-        n = probabilities.shape[0]
-        scores = probabilities.astype(np.float32, copy=False).reshape(n, 1)
-        decisions = scores >= self._threshold32
+        return self.outputs_of(*self.decide(probabilities), requested)
+
+    def outputs_of(
+        self, scores: np.ndarray, decisions: np.ndarray, requested: list[RequestedOutput] | None
+    ) -> list[ResponseOutput]:
+        """The response outputs of `decide`'s scores and decisions (or rows of them)."""
+        n = scores.shape[0]
         observe_scores(self.metrics, scores.reshape(-1), decisions)
         if requested is None:
             return [
@@ -325,7 +333,7 @@ class DataPlane:
                 check_requested_outputs(request.outputs)  # before a decision is recorded
             request_id = request.id or new_request_id()
             scored = plane.score(model, x, request_id, request.parameters, route, start)
-            outputs = model.outputs(await scored, request.outputs)
+            outputs = model.outputs_of(*await scored, request.outputs)
         except Exception as exc:
             code = http_status(exc) if isinstance(exc, InferenceError) else 500
             self._record_failure(name, model, protocol, code)

@@ -96,6 +96,10 @@ _Queued = tuple[Any, np.ndarray, str, Any, Any, RouteDecision | None, float, asy
 # its request id with no amount.
 _ROW_PARAMETERS = frozenset({"transaction_ids", "transaction_id", "amounts", "amount"})
 _NO_ROUTE = (None, None, None, None, None)  # a request addressed to a model directly
+# What a queued request's future resolves to: its rows of `DeployedModel.decide` (FP32 scores
+# and decisions), computed once per tick for the ledger and the responses alike.
+_Scored = tuple[np.ndarray, np.ndarray]
+_Answer = tuple[asyncio.Future[Any], _Scored]
 
 
 class ExperimentPlane:
@@ -304,8 +308,9 @@ class ExperimentPlane:
         parameters: Mapping[str, Any],
         route: RouteDecision | None,
         started: float,
-    ) -> asyncio.Future[np.ndarray]:
-        """Queue a request for this tick; resolves to its scores once its decisions are durable.
+    ) -> asyncio.Future[_Scored]:
+        """Queue a request for this tick; resolves to its (scores, decisions) once they are
+        durable.
 
         Raises InvalidInput for bad ledger parameters (transaction ids, amounts) before queuing.
         """
@@ -319,7 +324,7 @@ class ExperimentPlane:
             if n == 1:
                 transaction, amount = transaction[0], amount[0]
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[np.ndarray] = loop.create_future()
+        future: asyncio.Future[_Scored] = loop.create_future()
         if not self._queued:
             self._seen = 1  # flushed at the next tick unless more requests join meanwhile
             loop.call_soon(self._tick, loop, started)
@@ -353,7 +358,7 @@ class ExperimentPlane:
             else:
                 group.append(item)
         batches: list[DecisionBatch] = []
-        answers: list[tuple[asyncio.Future[Any], np.ndarray]] = []
+        answers: list[_Answer] = []
         mirrored: list[_Queued] = []
         for model, group in by_model.items():
             x = group[0][1] if len(group) == 1 else np.concatenate([item[1] for item in group])
@@ -377,7 +382,7 @@ class ExperimentPlane:
                 _settle(item[7], exception=exc)
             return
         batches: list[DecisionBatch] = []
-        answers: list[tuple[asyncio.Future[Any], np.ndarray]] = []
+        answers: list[_Answer] = []
         mirrored: list[_Queued] = []
         self._scored(model, group, x, out, batches, answers, mirrored)
         self._answer(batches, answers, mirrored)
@@ -389,14 +394,16 @@ class ExperimentPlane:
         x: np.ndarray,
         out: np.ndarray,
         batches: list[DecisionBatch],
-        answers: list[tuple[asyncio.Future[Any], np.ndarray]],
+        answers: list[_Answer],
         mirrored: list[_Queued],
     ) -> None:
         """Collect a scored group's decisions, answers and mirror copies: the copies go into
         the journal with the decisions (the shipper scores them), else to ``mirrored``."""
         copies: dict[str, list[int]] = {}  # mirror model -> rows of the group (journal)
+        scores, decisions = model.decide(out)
         if out.shape[0] == len(group):  # one row per request (the common case): in C
-            answers.extend(zip([item[7] for item in group], out.reshape(-1, 1), strict=True))
+            rows = zip(scores, decisions, strict=True)
+            answers.extend(zip([item[7] for item in group], rows, strict=True))
             mirrors = [None if item[5] is None else item[5].mirror for item in group]
             if mirrors[0] is not None and mirrors.count(mirrors[0]) == len(mirrors):
                 copies[mirrors[0]] = list(range(len(group)))  # every row to one model
@@ -411,7 +418,9 @@ class ExperimentPlane:
             offset = 0
             for item in group:
                 n = item[1].shape[0]
-                answers.append((item[7], out[offset : offset + n]))
+                answers.append(
+                    (item[7], (scores[offset : offset + n], decisions[offset : offset + n]))
+                )
                 route = item[5]
                 if route is not None and route.mirror is not None:
                     if self.journal is None:
@@ -420,7 +429,7 @@ class ExperimentPlane:
                         copies.setdefault(route.mirror, []).extend(range(offset, offset + n))
                 offset += n
         if self._recording:
-            batch = _decision_batch(model, "served", group, out, time.perf_counter())
+            batch = _decision_batch(model, "served", group, scores, decisions, time.perf_counter())
             if copies:
                 batch[MIRROR_KEY] = self._mirror_entries(copies, x)
             batches.append(batch)
@@ -449,7 +458,7 @@ class ExperimentPlane:
     def _answer(
         self,
         batches: list[DecisionBatch],
-        answers: list[tuple[asyncio.Future[Any], np.ndarray]],
+        answers: list[_Answer],
         mirrored: list[_Queued],
     ) -> None:
         """Make the decisions durable, then resolve the requests' futures (they answer), then
@@ -473,7 +482,7 @@ class ExperimentPlane:
     async def _commit(
         self,
         batches: list[DecisionBatch],
-        answers: list[tuple[asyncio.Future[Any], np.ndarray]],
+        answers: list[_Answer],
         mirrored: list[_Queued],
     ) -> None:
         from fraudgate.ledger import batch_rows
@@ -488,12 +497,10 @@ class ExperimentPlane:
         self.recorded["served"] += len(rows)
         self._settle_all(answers, mirrored)
 
-    def _settle_all(
-        self, answers: list[tuple[asyncio.Future[Any], np.ndarray]], mirrored: list[_Queued]
-    ) -> None:
-        for future, scores in answers:
+    def _settle_all(self, answers: list[_Answer], mirrored: list[_Queued]) -> None:
+        for future, scored in answers:
             if not future.done():  # else the waiting request was cancelled (client gone)
-                future.set_result(scores)
+                future.set_result(scored)
         if mirrored:
             self._queue_mirror(mirrored)
 
@@ -556,7 +563,8 @@ class ExperimentPlane:
         self.mirror_scored += out.shape[0]
         if not self._recording:
             return
-        batch = _decision_batch(model, "mirror", group, out, None, elapsed_s * 1000.0)
+        scores, decisions = model.decide(out)
+        batch = _decision_batch(model, "mirror", group, scores, decisions, None, elapsed_s * 1000.0)
         try:
             if self.journal is not None:
                 self.journal.append([batch])
@@ -760,16 +768,16 @@ def _decision_batch(
     model: Any,  # DeployedModel
     role: str,
     group: list[_Queued],
-    out: np.ndarray,
+    scores: np.ndarray,
+    decisions: np.ndarray,
     now: float | None,
     latency_ms: float = 0.0,
 ) -> DecisionBatch:
     """The decisions of one model's runtime call on ``group``, in columns.
 
-    The score is the FP32 score the caller saw and the decision the response's (score >= the
-    FP32 threshold). Latency: per request up to ``now`` (served), else ``latency_ms`` (mirror).
+    ``scores`` and ``decisions``: `DeployedModel.decide`'s, the FP32 scores and the decisions the
+    responses carry. Latency: per request up to ``now`` (served), else ``latency_ms`` (mirror).
     """
-    scores = np.asarray(out, dtype=np.float32).reshape(-1)
     rows: list[Any] = group
     if scores.shape[0] != len(group):  # multi-row requests: one entry per row
         rows = [
@@ -800,9 +808,9 @@ def _decision_batch(
         "role": role,
         "model_name": model.name,
         "model_version": model.version,
-        "score": scores.tolist(),
+        "score": scores.reshape(-1).tolist(),
         "threshold": model.threshold,
-        "is_fraud_decision": (scores >= model.cut).tolist(),
+        "is_fraud_decision": decisions.reshape(-1).tolist(),
         "latency_ms": latencies,
         "amount": amounts,
         "routing_key_hash": keys,
@@ -827,7 +835,7 @@ def _settle(
         future.set_result(result)
 
 
-def _fail(answers: list[tuple[asyncio.Future[Any], np.ndarray]], exc: BaseException) -> None:
+def _fail(answers: list[_Answer], exc: BaseException) -> None:
     error = Unavailable(f"the decision could not be recorded: {exc}")
     for future, _ in answers:
         _settle(future, exception=error)

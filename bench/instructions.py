@@ -1,0 +1,279 @@
+"""Instructions per request of the REST infer path, in-process, under valgrind's callgrind.
+
+    .venv/bin/python bench/instructions.py [--workdir .fraudgate/demo] [--requests 2600]
+                                           [--per-tick 13] [--scenario plain ...]
+
+Wall-clock figures on a shared 2-core VM move by 10-20% from one round to the next; instruction
+counts do not (the same binary, inputs and environment give the same count). This drives the
+server's own ASGI app (`fraudgate.serving.rest.RestApp` over the data plane, the experiment plane
+and the journal, exactly as `fraudgate serve` builds them, minus uvicorn's HTTP parsing) with
+``--per-tick`` concurrent requests per event-loop tick (what wrk's c=32 gives the server on this
+machine), cycling through the demo's real transactions, and counts the instructions of the
+measured requests only: the harness runs under ``valgrind --tool=callgrind --instr-atstart=no``
+and switches instrumentation on after start-up and a warm-up (``callgrind_control -i on``), with
+Python's garbage collector frozen so a collection does not land in one scenario and not another.
+
+Scenarios are bench/experiment.py's (``plain``, ``routed+ledger``, ``routed+mirror+ledger``, ...).
+It prints instructions per request for each and the ratio plain / scenario, which is the
+throughput ratio the server would reach if every instruction cost the same. It is a steering
+tool: the figures of record are bench/experiment.py's. No shipper runs (journal only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import gc
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import _model  # noqa: E402
+import experiment  # noqa: E402
+
+DEFAULT_SCENARIOS = ("plain", "routed+ledger", "routed+mirror+ledger")
+
+
+def _bodies(workdir: Path, n: int) -> list[bytes]:
+    rows, cards = experiment.transactions(workdir, n)
+    return [experiment._body(row, card).encode() for row, card in zip(rows, cards, strict=True)]
+
+
+async def _drive(app, path: str, bodies: list[bytes], requests: int, per_tick: int) -> int:
+    """Send ``requests`` requests (a multiple of ``per_tick``), ``per_tick`` at a time; returns
+    how many answered 200."""
+    ok = 0
+    sent = 0
+
+    async def one(body: bytes) -> int:
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": path,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+        status = 0
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await app(scope, receive, send)
+        return status
+
+    while sent < requests:
+        batch = [bodies[(sent + i) % len(bodies)] for i in range(per_tick)]
+        sent += per_tick
+        statuses = await asyncio.gather(*(one(body) for body in batch))
+        ok += sum(status == 200 for status in statuses)
+    return ok
+
+
+async def _run_scenario(args: argparse.Namespace) -> None:
+    """Inside valgrind: build the app, warm up, then count the measured requests."""
+    import yaml
+
+    from fraudgate.config import load_config
+    from fraudgate.serving.dataplane import DataPlane
+    from fraudgate.serving.experiment import ExperimentPlane
+    from fraudgate.serving.metrics import ServerMetrics
+    from fraudgate.serving.rest import RestApp
+    from fraudgate.serving.server import registry_loader
+
+    scratch = Path(args.scratch)
+    model = _model.prepare(args.workdir, scratch)
+    uris = experiment.model_uris(model)
+    ledger_url = None if args.scenario == "plain" else f"sqlite:///{scratch / 'ledger.db'}"
+    config_dict = experiment.config_dict(model.tracking_uri, uris, args.scenario, ledger_url)
+    if ledger_url is not None:
+        config_dict["ledger"]["journal_dir"] = str(scratch / "journal")
+        config_dict["ledger"]["shipper"] = "external"
+    path = scratch / "config.yaml"
+    path.write_text(yaml.safe_dump(config_dict, sort_keys=False))
+    config = load_config(path)
+    plane = ExperimentPlane.from_config(config)
+    dataplane = DataPlane(config, registry_loader(config), ServerMetrics(), plane)
+    errors = await dataplane.start()
+    if errors:
+        raise SystemExit(f"models failed to load: {errors}")
+    if plane is not None:
+        plane.start()
+    app = RestApp(dataplane, config.server.max_payload_bytes)
+    route = experiment.VERSIONED_PATH if "explicit" in args.scenario else experiment.INFER_PATH
+    bodies = _bodies(args.workdir, args.pool)
+    await _drive(app, route, bodies, args.warmup, args.per_tick)
+    callgrind = ctypes.CDLL(args.toggle)
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    callgrind.fg_start()
+    ok = await _drive(app, route, bodies, args.requests, args.per_tick)
+    callgrind.fg_stop()
+    Path(args.result).write_text(json.dumps({"ok": ok}))
+    if plane is not None:
+        await plane.aclose()
+    dataplane.close()
+
+
+# callgrind's client requests (valgrind/callgrind.h), callable from Python through ctypes
+_TOGGLE_C = """
+#include <valgrind/callgrind.h>
+void fg_start(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; }
+void fg_stop(void) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT("measured"); }
+"""
+
+
+def _build_toggle(scratch: Path) -> Path:
+    source, library = scratch / "toggle.c", scratch / "toggle.so"
+    source.write_text(_TOGGLE_C)
+    subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    return library
+
+
+def _total_instructions(out_dir: Path) -> int:
+    """Sum of the 'totals:' lines of every callgrind dump of the run (the measured one)."""
+    total = 0
+    for dump in out_dir.glob("callgrind.out*"):
+        for line in dump.read_text(errors="replace").splitlines():
+            match = re.match(r"^totals:\s+(\d+)", line)
+            if match:
+                total += int(match.group(1))
+                break
+    return total
+
+
+def measure(scenario: str, args: argparse.Namespace) -> dict:
+    scratch = Path(tempfile.mkdtemp(prefix="fraudgate-instr-"))
+    result = scratch / "result.json"
+    out = scratch / "callgrind"
+    out.mkdir()
+    toggle = _build_toggle(scratch)
+    argv = [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out}/callgrind.out.%p",
+        sys.executable,
+        __file__,
+        "--inside",
+        "--scenario",
+        scenario,
+        "--scratch",
+        str(scratch),
+        "--result",
+        str(result),
+        "--workdir",
+        str(args.workdir),
+        "--requests",
+        str(args.requests),
+        "--per-tick",
+        str(args.per_tick),
+        "--warmup",
+        str(args.warmup),
+        "--pool",
+        str(args.pool),
+        "--toggle",
+        str(toggle),
+    ]
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if proc.returncode != 0 or not result.exists():
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"{scenario}: the measured run failed (exit {proc.returncode})")
+    ok = json.loads(result.read_text())["ok"]
+    if ok != args.requests:
+        raise SystemExit(f"{scenario}: {args.requests - ok} of {args.requests} requests failed")
+    instructions = _total_instructions(out)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "scenario": scenario,
+        "requests": args.requests,
+        "answered": ok,
+        "instructions": instructions,
+        "per_request": instructions / args.requests,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".fraudgate" / "demo")
+    parser.add_argument("--requests", type=int, default=2600, help="measured requests")
+    parser.add_argument("--warmup", type=int, default=1300, help="requests before measuring")
+    parser.add_argument("--per-tick", type=int, default=13, help="concurrent requests per tick")
+    parser.add_argument("--pool", type=int, default=4000, help="distinct real transactions")
+    parser.add_argument(
+        "--scenario", action="append", help="repeatable; default: " + ", ".join(DEFAULT_SCENARIOS)
+    )
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "instructions.json")
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--toggle", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.requests -= args.requests % args.per_tick  # whole ticks only
+    args.warmup -= args.warmup % args.per_tick
+    if args.inside:
+        args.scenario = args.scenario[0]
+        asyncio.run(_run_scenario(args))
+        return 0
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt-get install valgrind)")
+        return 1
+    scenarios = args.scenario or list(DEFAULT_SCENARIOS)
+    if "plain" not in scenarios:
+        scenarios.insert(0, "plain")
+    cells = {}
+    for scenario in scenarios:
+        print(f"counting {scenario} ...", flush=True)
+        cells[scenario] = measure(scenario, args)
+        print(f"  {cells[scenario]['per_request']:,.0f} instructions per request", flush=True)
+    plain = cells["plain"]["per_request"]
+    for cell in cells.values():
+        cell["plain_over_scenario"] = plain / cell["per_request"]
+        cell["extra_per_request"] = cell["per_request"] - plain
+    report = {
+        "benchmark": "instructions",
+        "settings": {
+            "requests": args.requests,
+            "warmup": args.warmup,
+            "per_tick": args.per_tick,
+            "pool": args.pool,
+            "method": "in-process RestApp, callgrind instruction counts of the measured requests",
+        },
+        "cells": cells,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    for name, cell in cells.items():
+        print(
+            f"{name:32s} {cell['per_request']:>10,.0f} instr/request  "
+            f"extra {cell['extra_per_request']:>+9,.0f}  "
+            f"plain/this {cell['plain_over_scenario']:.1%}"
+        )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
