@@ -189,7 +189,7 @@ def _cpu_jiffies() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def wait_quiet(max_s: float = 60.0, window_s: float = 0.5, busy_below: float = 0.1) -> float:
+def wait_quiet(max_s: float = 60.0, window_s: float = 0.25, busy_below: float = 0.1) -> float:
     """Wait until the machine is nearly idle (below ``busy_below`` of all CPUs over a window),
     at most ``max_s``; returns the seconds waited. A shipper still catching up on the previous
     cell's backlog, or a model being compiled, must not run during the next measurement."""

@@ -337,6 +337,21 @@ def count_ledger(cell: dict, config: dict, answered: int) -> None:
     cell["ledger_answered_requests"] = answered
 
 
+def paired_median_test(ratios: list[float], target: float) -> dict:
+    """A distribution-free 95% interval for the median per-round ratio (order statistics), and
+    the one-sided p-value of "the median ratio is at most ``target``" (a sign test)."""
+    from scipy import stats
+
+    if len(ratios) < 6:  # too few rounds for an interval to mean anything
+        return {}
+    test = stats.quantile_test(ratios, q=target, p=0.5, alternative="greater")
+    interval = stats.quantile_test(ratios, q=target, p=0.5).confidence_interval(0.95)
+    return {
+        "throughput_ratio_paired_ci95": [float(interval.low), float(interval.high)],
+        "throughput_ratio_paired_p_at_most_target": float(test.pvalue),
+    }
+
+
 def summarize(cells: dict[str, dict]) -> dict:
     plain = cells.get("plain")
     full = cells.get("routed+mirror+ledger")
@@ -348,9 +363,9 @@ def summarize(cells: dict[str, dict]) -> dict:
         out["p99_delta_vs_plain_ms"] = full["p99_ms"] - plain["p99_ms"]
         out["throughput_target_met"] = out["throughput_ratio"] >= THROUGHPUT_TARGET
         # round by round (the scenarios of a round run back to back): steadier on a noisy machine
-        out["throughput_ratio_paired_median"] = statistics.median(
-            f / p for f, p in zip(full["rps_of_rounds"], plain["rps_of_rounds"], strict=True)
-        )
+        paired = [f / p for f, p in zip(full["rps_of_rounds"], plain["rps_of_rounds"], strict=True)]
+        out["throughput_ratio_paired_median"] = statistics.median(paired)
+        out.update(paired_median_test(paired, THROUGHPUT_TARGET))
     if plain and no_mirror:
         out["routing_ledger_throughput_ratio"] = no_mirror["rps"] / plain["rps"]
     if full and no_mirror:
@@ -422,6 +437,13 @@ def print_report(report: dict) -> None:
             f"plain (target <= 15%: {verdict}); median of the per-round ratios "
             f"{100 * s['throughput_ratio_paired_median']:.1f}% of plain"
         )
+        if "throughput_ratio_paired_ci95" in s:
+            low, high = s["throughput_ratio_paired_ci95"]
+            lines.append(
+                f"  95% interval of that median {100 * low:.1f}%..{100 * high:.1f}%; sign test of "
+                f"median <= {THROUGHPUT_TARGET:.0%}: p = "
+                f"{s['throughput_ratio_paired_p_at_most_target']:.2g}"
+            )
     if "mirror_p99_delta_ms" in s:
         verdict = "met" if s["mirror_target_met"] else "MISSED"
         lines.append(

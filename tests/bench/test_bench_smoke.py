@@ -77,3 +77,19 @@ def test_targets_follow_the_issue():
     assert targets["throughput_ratio_c32"]["met"] and targets["p99_ms_c32"]["met"]
     assert targets["p50_ratio_c1"]["value"] == pytest.approx(0.25)
     assert targets["p50_ratio_c1"]["met"]
+
+
+def test_experiment_paired_median_test_is_a_sign_test():
+    import experiment
+    from scipy import stats
+
+    ratios = [0.91, 0.88, 0.84, 0.87, 0.86, 0.90, 0.83, 0.89, 0.92, 0.86, 0.88, 0.81]
+    out = experiment.paired_median_test(ratios, 0.85)
+    above = sum(r > 0.85 for r in ratios)  # 9 of 12, none equal to the target
+    assert out["throughput_ratio_paired_p_at_most_target"] == pytest.approx(
+        stats.binom.sf(above - 1, len(ratios), 0.5)
+    )
+    low, high = out["throughput_ratio_paired_ci95"]
+    ordered = sorted(ratios)
+    assert low in ordered and high in ordered and low <= sorted(ratios)[6] <= high
+    assert experiment.paired_median_test(ratios[:5], 0.85) == {}
