@@ -34,9 +34,14 @@ the experiment adds relative to serving. Scenarios:
 * ``... (postgresql, sidecar)``: the journal shipped into PostgreSQL during the rounds
   (127.0.0.1:5432, a database created for the run and dropped).
 
+Every cell starts once the machine is idle (`_procs.wait_quiet`), so no shipper still working
+off a previous cell's backlog runs during it.
+
 Targets (reported, not enforced): ``routed+mirror+ledger`` (SQLite) at most 15% below ``plain`` in
-throughput, and the mirror adds at most 1 ms to the served p99 (mirror vs no-mirror). Each
-scenario's ledger is checked afterwards: one served decision per answered request.
+throughput, and the mirror adds at most 1 ms to the served p99 (mirror vs no-mirror). The
+summary adds the median of the per-round ratios with a distribution-free 95% interval and a sign
+test against the 85% target. Each scenario's ledger is checked afterwards: one served decision
+per answered request.
 Prints a table and writes bench/results/experiment.json.
 """
 

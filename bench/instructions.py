@@ -39,6 +39,7 @@ ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import _model  # noqa: E402
+import _wrk  # noqa: E402
 import experiment  # noqa: E402
 
 DEFAULT_SCENARIOS = ("plain", "routed+ledger", "routed+mirror+ledger")
@@ -117,19 +118,57 @@ async def _run_scenario(args: argparse.Namespace) -> None:
         plane.start()
     app = RestApp(dataplane, config.server.max_payload_bytes)
     route = experiment.VERSIONED_PATH if "explicit" in args.scenario else experiment.INFER_PATH
-    bodies = _bodies(args.workdir, args.pool)
-    await _drive(app, route, bodies, args.warmup, args.per_tick)
     callgrind = ctypes.CDLL(args.toggle)
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    callgrind.fg_start()
-    ok = await _drive(app, route, bodies, args.requests, args.per_tick)
-    callgrind.fg_stop()
-    Path(args.result).write_text(json.dumps({"ok": ok}))
+    if args.transport == "http":
+        result = await _count_over_http(app, route, args, scratch, callgrind)
+    else:
+        bodies = _bodies(args.workdir, args.pool)
+        await _drive(app, route, bodies, args.warmup, args.per_tick)
+        _settle_gc()
+        callgrind.fg_start()
+        ok = await _drive(app, route, bodies, args.requests, args.per_tick)
+        callgrind.fg_stop()
+        result = {"sent": args.requests, "ok": ok}
+    Path(args.result).write_text(json.dumps(result))
     if plane is not None:
         await plane.aclose()
     dataplane.close()
+
+
+def _settle_gc() -> None:
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+
+
+async def _count_over_http(app, route: str, args: argparse.Namespace, scratch: Path, callgrind):
+    """uvicorn (as `fraudgate serve` configures it) in this process, wrk outside valgrind:
+    counts the instructions of the requests wrk sends in ``--seconds``."""
+    from fraudgate.serving.process import free_port
+    from fraudgate.serving.server import http_server
+
+    port = free_port()
+    server = http_server(app, "127.0.0.1", port, app.max_payload_bytes)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    script = scratch / "post.lua"
+    script.write_text(experiment.pool_script(*experiment.transactions(args.workdir, args.pool)))
+    url = f"http://127.0.0.1:{port}{route}"
+
+    def load(seconds: float):  # in a thread: the event loop serves meanwhile
+        return _wrk.run(
+            url, script, connections=args.connections, threads=1, duration_s=seconds, timeout_s=30
+        )
+
+    await asyncio.to_thread(load, args.warmup_seconds)
+    _settle_gc()
+    callgrind.fg_start()
+    measured = await asyncio.to_thread(load, args.seconds)
+    callgrind.fg_stop()
+    server.should_exit = True
+    await task
+    return {"sent": measured.requests, "ok": measured.requests - measured.error_total}
 
 
 # callgrind's client requests (valgrind/callgrind.h), callable from Python through ctypes
@@ -191,32 +230,49 @@ def measure(scenario: str, args: argparse.Namespace) -> dict:
         str(args.pool),
         "--toggle",
         str(toggle),
+        "--transport",
+        args.transport,
+        "--connections",
+        str(args.connections),
+        "--seconds",
+        str(args.seconds),
+        "--warmup-seconds",
+        str(args.warmup_seconds),
     ]
     env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
     if proc.returncode != 0 or not result.exists():
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"{scenario}: the measured run failed (exit {proc.returncode})")
-    ok = json.loads(result.read_text())["ok"]
-    if ok != args.requests:
-        raise SystemExit(f"{scenario}: {args.requests - ok} of {args.requests} requests failed")
+    counted = json.loads(result.read_text())
+    sent, ok = counted["sent"], counted["ok"]
+    if ok != sent or not sent:
+        raise SystemExit(f"{scenario}: {sent - ok} of {sent} requests failed")
     instructions = _total_instructions(out)
     shutil.rmtree(scratch, ignore_errors=True)
     return {
         "scenario": scenario,
-        "requests": args.requests,
-        "answered": ok,
+        "requests": sent,
         "instructions": instructions,
-        "per_request": instructions / args.requests,
+        "per_request": instructions / sent,
     }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=ROOT / ".fraudgate" / "demo")
-    parser.add_argument("--requests", type=int, default=2600, help="measured requests")
-    parser.add_argument("--warmup", type=int, default=1300, help="requests before measuring")
-    parser.add_argument("--per-tick", type=int, default=13, help="concurrent requests per tick")
+    parser.add_argument(
+        "--transport",
+        choices=("http", "asgi"),
+        default="http",
+        help="http: uvicorn + wrk (default); asgi: the app called directly, no HTTP parsing",
+    )
+    parser.add_argument("--connections", type=int, default=13, help="http: wrk connections")
+    parser.add_argument("--seconds", type=float, default=10, help="http: measured seconds")
+    parser.add_argument("--warmup-seconds", type=float, default=3, help="http: warm-up seconds")
+    parser.add_argument("--requests", type=int, default=2600, help="asgi: measured requests")
+    parser.add_argument("--warmup", type=int, default=1300, help="asgi: requests before")
+    parser.add_argument("--per-tick", type=int, default=13, help="asgi: requests per tick")
     parser.add_argument("--pool", type=int, default=4000, help="distinct real transactions")
     parser.add_argument(
         "--scenario", action="append", help="repeatable; default: " + ", ".join(DEFAULT_SCENARIOS)
@@ -255,11 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "instructions",
         "settings": {
-            "requests": args.requests,
-            "warmup": args.warmup,
-            "per_tick": args.per_tick,
+            "transport": args.transport,
+            "connections": args.connections if args.transport == "http" else None,
+            "seconds": args.seconds if args.transport == "http" else None,
+            "requests": args.requests if args.transport == "asgi" else None,
+            "per_tick": args.per_tick if args.transport == "asgi" else None,
             "pool": args.pool,
-            "method": "in-process RestApp, callgrind instruction counts of the measured requests",
+            "method": "callgrind instruction counts of the measured requests only, GC frozen",
         },
         "cells": cells,
     }

@@ -76,8 +76,6 @@ async def start_servers(
     grpc_port: int,
     loader: ModelLoader | None = None,
 ) -> RunningServer:
-    import uvicorn
-
     from fraudgate.protocol.errors import InferenceError
     from fraudgate.serving.experiment import ExperimentPlane
     from fraudgate.serving.grpc_server import create_grpc_server
@@ -89,23 +87,7 @@ async def start_servers(
         raise StartupError(exc.message) from exc
     dataplane = DataPlane(config, loader or registry_loader(config), ServerMetrics(), plane)
     max_payload = config.server.max_payload_bytes
-    app = RestApp(dataplane, max_payload)
-    uv_config = uvicorn.Config(
-        app,
-        host=host,
-        port=http_port,
-        http="httptools",
-        loop="none",
-        lifespan="off",
-        access_log=False,
-        log_level="warning",
-        server_header=False,
-        date_header=False,
-        h11_max_incomplete_event_size=max_payload,
-        timeout_keep_alive=30,
-        backlog=4096,
-    )
-    http = uvicorn.Server(uv_config)
+    http = http_server(RestApp(dataplane, max_payload), host, http_port, max_payload)
     grpc_server, bound_grpc = create_grpc_server(dataplane, host, grpc_port, max_payload)
     await grpc_server.start()
     http_task = asyncio.create_task(http.serve())
@@ -119,6 +101,29 @@ async def start_servers(
         for sock in server.sockets:
             bound_http = sock.getsockname()[1]
     return RunningServer(dataplane, http, grpc_server, bound_http, bound_grpc, http_task)
+
+
+def http_server(app: Any, host: str, port: int, max_payload: int) -> Any:
+    """The uvicorn server for the REST app (httptools, the running loop, no access log)."""
+    import uvicorn
+
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            http="httptools",
+            loop="none",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            server_header=False,
+            date_header=False,
+            h11_max_incomplete_event_size=max_payload,
+            timeout_keep_alive=30,
+            backlog=4096,
+        )
+    )
 
 
 def _startup_table(running: RunningServer, host: str) -> Any:
