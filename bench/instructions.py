@@ -1,22 +1,23 @@
-"""Instructions per request of the REST infer path, in-process, under valgrind's callgrind.
+"""Instructions per request of the REST infer path, under valgrind's callgrind.
 
-    .venv/bin/python bench/instructions.py [--workdir .fraudgate/demo] [--requests 2600]
-                                           [--per-tick 13] [--scenario plain ...]
+    .venv/bin/python bench/instructions.py [--transport http|asgi] [--scenario plain ...]
+                                           [--connections 13] [--seconds 10]
 
-Wall-clock figures on a shared 2-core VM move by 10-20% from one round to the next; instruction
-counts do not (the same binary, inputs and environment give the same count). This drives the
-server's own ASGI app (`fraudgate.serving.rest.RestApp` over the data plane, the experiment plane
-and the journal, exactly as `fraudgate serve` builds them, minus uvicorn's HTTP parsing) with
-``--per-tick`` concurrent requests per event-loop tick (what wrk's c=32 gives the server on this
-machine), cycling through the demo's real transactions, and counts the instructions of the
-measured requests only: the harness runs under ``valgrind --tool=callgrind --instr-atstart=no``
-and switches instrumentation on after start-up and a warm-up (``callgrind_control -i on``), with
-Python's garbage collector frozen so a collection does not land in one scenario and not another.
+Wall-clock throughput on a shared 2-core VM moves by tens of percent from one second to the
+next; instruction counts do not (the same code, inputs and environment give the same count).
+One process per scenario builds the server as `fraudgate serve` does (config, experiment plane,
+journal, data plane, `RestApp`; with ``--transport http``, the default, also uvicorn through
+`fraudgate.serving.server.http_server`) and runs under ``valgrind --tool=callgrind
+--instr-atstart=no``. After start-up and a warm-up, with Python's garbage collector frozen, it
+switches instrumentation on through callgrind's client requests (a three-line C shim compiled
+with ``cc``), serves the measured requests, and switches it off: only they are counted.
 
-Scenarios are bench/experiment.py's (``plain``, ``routed+ledger``, ``routed+mirror+ledger``, ...).
-It prints instructions per request for each and the ratio plain / scenario, which is the
-throughput ratio the server would reach if every instruction cost the same. It is a steering
-tool: the figures of record are bench/experiment.py's. No shipper runs (journal only).
+``http``: wrk, outside valgrind, sends the 4,000 real transactions of bench/experiment.py's
+payload over ``--connections`` connections for ``--seconds``. ``asgi``: the app is called
+directly (no HTTP parsing), ``--per-tick`` requests at a time. No shipper runs (the journal is
+only appended). Scenarios are bench/experiment.py's. The ratio plain / scenario is the
+throughput ratio the server would reach if every instruction cost the same: a model to steer by,
+not a measurement (a cache miss costs no instruction). Writes bench/results/instructions.json.
 """
 
 from __future__ import annotations
