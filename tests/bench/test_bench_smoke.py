@@ -93,3 +93,13 @@ def test_experiment_paired_median_test_is_a_sign_test():
     ordered = sorted(ratios)
     assert low in ordered and high in ordered and low <= sorted(ratios)[6] <= high
     assert experiment.paired_median_test(ratios[:5], 0.85) == {}
+
+
+def test_instructions_reads_the_totals_of_every_dump(tmp_path):
+    import instructions
+
+    # callgrind writes a dump at the client request and another at exit; the first line that
+    # counts is "totals:" ("summary:" is 0 after the counters were zeroed)
+    (tmp_path / "callgrind.out.7").write_text("events: Ir\nsummary: 0\ntotals: 0\n")
+    (tmp_path / "callgrind.out.7.1").write_text("events: Ir\nsummary: 0\ntotals: 1234567\n")
+    assert instructions._total_instructions(tmp_path) == 1234567
