@@ -7,8 +7,9 @@ Wall-clock throughput on a shared 2-core VM moves by tens of percent from one se
 next; instruction counts do not (the same code, inputs and environment give the same count).
 One process per scenario builds the server as `fraudgate serve` does (config, experiment plane,
 journal, data plane, `RestApp`; with ``--transport http``, the default, also uvicorn through
-`fraudgate.serving.server.http_server`) and runs under ``valgrind --tool=callgrind
---instr-atstart=no``. After start-up and a warm-up, with Python's garbage collector frozen, it
+`fraudgate.serving.server.http_server`), without the gRPC server (its poller thread would add
+counts unrelated to REST), and runs under ``valgrind --tool=callgrind --instr-atstart=no``.
+After start-up and a warm-up, with Python's garbage collector frozen, it
 switches instrumentation on through callgrind's client requests (a three-line C shim compiled
 with ``cc``), serves the measured requests, and switches it off: only they are counted.
 
@@ -143,8 +144,8 @@ def _settle_gc() -> None:
 
 
 async def _count_over_http(app, route: str, args: argparse.Namespace, scratch: Path, callgrind):
-    """uvicorn (as `fraudgate serve` configures it) in this process, wrk outside valgrind:
-    counts the instructions of the requests wrk sends in ``--seconds``."""
+    """uvicorn (`fraudgate serve`'s configuration, `http_server`) in this process, wrk outside
+    valgrind: counts the instructions of the requests wrk sends in ``--seconds``."""
     from fraudgate.serving.process import free_port
     from fraudgate.serving.server import http_server
 
