@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -94,13 +95,15 @@ async def send_many(
     model: str = "fraud-v1-baseline",
     concurrency: int = 32,
     stop: asyncio.Event | None = None,
+    results: list[Result] | None = None,
 ) -> list[Result]:
     """POST each (request_id, key, body) to ``/v2/models/{model}/infer``; failures -> status 0.
 
     A request counts as answered (status 200) only once its whole response body has arrived.
+    ``results``: a list to append to as answers arrive (so a caller can watch them).
     """
     source: Iterator[tuple[str, str | None, bytes]] = iter(requests)
-    results: list[Result] = []
+    results = [] if results is None else results
     path = f"/v2/models/{model}/infer"
     host, _, port = url.removeprefix("http://").partition(":")
 
@@ -123,6 +126,9 @@ async def send_many(
                     result.model = data["model_name"]
                     result.route = headers.get("x-seldon-route")
                     result.body = data
+                elif content:
+                    with contextlib.suppress(orjson.JSONDecodeError):
+                        result.body = orjson.loads(content)  # {"error": ...}
                 results.append(result)
         finally:
             conn.close()
