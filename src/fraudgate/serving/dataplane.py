@@ -41,6 +41,7 @@ from fraudgate.protocol.types import (
     RequestedOutput,
     ResponseOutput,
 )
+from fraudgate.serving.auth import AdminAuth
 from fraudgate.serving.batching import Batcher
 from fraudgate.serving.experiment import ExperimentPlane, HeadersFn, new_request_id
 from fraudgate.serving.metrics import UNKNOWN_MODEL, ModelMetrics, ServerMetrics, observe_scores
@@ -188,7 +189,10 @@ class DataPlane:
         self.metrics = metrics or ServerMetrics()
         # routing, ledger, mirror and admin; None (no experiment/ledger configured): plain serving
         self.experiment = experiment
+        # the admin token, one object for every transport and for the experiment plane
+        self.auth = AdminAuth.from_config(config.auth)
         if experiment is not None:
+            experiment.auth = self.auth
             experiment.bind(self.resolve)
             self.metrics.registry.register(experiment)  # its collect(): ledger, mirror, weights
         self.entries: dict[str, RepositoryEntry] = {
