@@ -45,6 +45,7 @@ from fraudgate.serving.auth import AdminAuth
 from fraudgate.serving.batching import Batcher
 from fraudgate.serving.experiment import ExperimentPlane, HeadersFn, new_request_id
 from fraudgate.serving.metrics import UNKNOWN_MODEL, ModelMetrics, ServerMetrics, observe_scores
+from fraudgate.serving.repository import load_parameters, unload_parameters
 
 log = logging.getLogger(__name__)
 
@@ -374,6 +375,18 @@ class DataPlane:
         self._record_failure(name, None, protocol, code)
 
     # -- model repository ---------------------------------------------------------------------
+    async def load_model(self, name: str, parameters: Any) -> DeployedModel:
+        """A repository load request from either transport, with its raw ``parameters``."""
+        request = load_parameters(parameters)
+        return await self.load(
+            name, uri=request.uri, threshold=request.threshold, runtime=request.runtime
+        )
+
+    async def unload_model(self, name: str, parameters: Any) -> None:
+        """A repository unload request from either transport, with its raw ``parameters``."""
+        unload_parameters(parameters)
+        await self.unload(name)
+
     def repository_index(self, ready_only: bool = False) -> list[dict[str, Any]]:
         items = []
         for name, entry in self.entries.items():

@@ -12,7 +12,6 @@ import grpc
 
 from fraudgate.protocol.errors import (
     InferenceError,
-    InvalidInput,
     grpc_code_name,
     http_status,
 )
@@ -120,20 +119,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.RepositoryModelLoadResponse:
         params = {k: _repository_parameter(v) for k, v in request.parameters.items()}
         try:
-            threshold = params.get("threshold")
-            if isinstance(threshold, str):
-                try:
-                    threshold = float(threshold)
-                except ValueError:
-                    raise InvalidInput(
-                        f"parameters.threshold: expected a number, received {threshold!r}"
-                    ) from None
-            await self.dataplane.load(
-                request.model_name,
-                uri=params.get("uri") or None,
-                threshold=threshold,
-                runtime=params.get("runtime") or None,
-            )
+            await self.dataplane.load_model(request.model_name, params)
         except InferenceError as exc:
             await _abort(context, exc)
         return pb.RepositoryModelLoadResponse()
@@ -142,7 +128,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: Any, context: Any
     ) -> pb.RepositoryModelUnloadResponse:
         try:
-            await self.dataplane.unload(request.model_name)
+            params = {k: _repository_parameter(v) for k, v in request.parameters.items()}
+            await self.dataplane.unload_model(request.model_name, params)
         except InferenceError as exc:
             await _abort(context, exc)
         return pb.RepositoryModelUnloadResponse()
