@@ -5,6 +5,8 @@ Validation is by hand so errors name the field, the expected value and the recei
 
     registry: sqlite:////abs/path/mlflow.db     # optional; MLFLOW_TRACKING_URI otherwise
     server: {host: 127.0.0.1, http_port: 8080, grpc_port: 8081, max_payload_bytes: 4194304}
+      # model_management: admin (default; repository load/unload need the auth token and are
+      #   refused when none is configured) | off (refused always)
     models:
       - name: fraud-v1-baseline
         uri: models:/fraud-detection@champion
@@ -47,6 +49,8 @@ DEFAULT_GRPC_PORT = 8081
 DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_WAIT_MS = 1.0
+MODEL_MANAGEMENT = ("admin", "off")
+DEFAULT_MODEL_MANAGEMENT = "admin"
 
 DEFAULT_WEIGHTS_POLL_S = 1.0
 ADMIN_TOKEN_ENV = "FRAUDGATE_ADMIN_TOKEN"
@@ -82,6 +86,8 @@ class ServerConfig:
     http_port: int = DEFAULT_HTTP_PORT
     grpc_port: int = DEFAULT_GRPC_PORT
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    # repository load/unload: "admin" (needs the auth token; refused without one) or "off"
+    model_management: str = DEFAULT_MODEL_MANAGEMENT
 
 
 @dataclass(frozen=True)
@@ -265,7 +271,11 @@ def _server(value: Any) -> ServerConfig:
     if value is None:
         return ServerConfig()
     data = _mapping(value, "server")
-    _no_unknown(data, ("host", "http_port", "grpc_port", "max_payload_bytes"), "server")
+    _no_unknown(
+        data,
+        ("host", "http_port", "grpc_port", "max_payload_bytes", "model_management"),
+        "server",
+    )
     server = ServerConfig(
         host=_str(data.get("host", DEFAULT_HOST), "server.host"),
         http_port=_port(data.get("http_port", DEFAULT_HTTP_PORT), "server.http_port"),
@@ -274,6 +284,11 @@ def _server(value: Any) -> ServerConfig:
             data.get("max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES),
             "server.max_payload_bytes",
             minimum=1024,
+        ),
+        model_management=_choice(
+            data.get("model_management", DEFAULT_MODEL_MANAGEMENT),
+            "server.model_management",
+            MODEL_MANAGEMENT,
         ),
     )
     if server.http_port and server.http_port == server.grpc_port:

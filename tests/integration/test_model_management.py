@@ -7,12 +7,16 @@ configured and a corrupt model at start-up. Tests run in file order and share th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import httpx
 import orjson
 import pytest
-from experiment_config import TOKEN, V2, write_config
+import yaml
+from experiment_config import TOKEN, V1, V2, write_config
 
+from fraudgate.config import write_default_config
 from fraudgate.protocol.grpc_gen import inference_pb2 as pb
 from fraudgate.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
 
@@ -20,6 +24,7 @@ pytestmark = pytest.mark.slow
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 GRPC_AUTH = (("authorization", f"Bearer {TOKEN}"),)
+WRONG = {"authorization": "Bearer not-the-token-at-all"}
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +86,157 @@ def test_grpc_load_refuses_thresholds_rest_refuses(http, stub):
 
 def _plain(value: pb.ModelRepositoryParameter):
     return getattr(value, value.WhichOneof("parameter_choice"))
+
+
+# -- finding 1: a load from a path the caller chooses runs code in the server -----------------
+
+
+@pytest.fixture(scope="module")
+def evil_model(served, trained_registry) -> tuple[Path, Path]:
+    """A copy of the champion's model directory whose code writes a file when it is loaded."""
+    import mlflow.artifacts
+
+    from fraudgate.registry import Registry
+
+    registry = Registry(trained_registry.tracking_uri)
+    directory = Path(served["root"]) / "evil-model"
+    mlflow.artifacts.download_artifacts(
+        artifact_uri="models:/fraud-detection@champion",
+        tracking_uri=registry.tracking_uri,
+        dst_path=str(directory),
+    )
+    marker = Path(served["root"]) / "pwned.txt"
+    code = directory / "mlflow_model.py"
+    code.write_text(f"open({str(marker)!r}, 'w').write('pwned')\n" + code.read_text())
+    return directory, marker
+
+
+def _grpc_code(call, *args, **kwargs) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as err:
+        call(*args, timeout=60, **kwargs)
+    return err.value.code(), err.value.details()
+
+
+def _load_request(name: str, **parameters) -> pb.RepositoryModelLoadRequest:
+    values = {}
+    for key, value in parameters.items():
+        if isinstance(value, str):
+            values[key] = pb.ModelRepositoryParameter(string_param=value)
+        else:
+            values[key] = pb.ModelRepositoryParameter(int64_param=value)
+    return pb.RepositoryModelLoadRequest(model_name=name, parameters=values)
+
+
+def test_a_load_from_a_path_never_runs_its_code(http, stub, evil_model):
+    directory, marker = evil_model
+    uris = [
+        str(directory),
+        directory.as_uri(),
+        f"runs:/0123456789abcdef/{directory.name}",
+        "http://127.0.0.1:9/model",
+        "https://example.invalid/model",
+        "s3://bucket/model",
+        "models://profile@databricks/fraud-detection/1",
+        "models:/fraud-detection@champion/../../etc",
+        "x" * 100_000,
+    ]
+    for uri in uris:
+        body = {"parameters": {"uri": uri}}
+        response = http.post("/v2/repository/models/evil/load", json=body)
+        assert response.status_code == 401, (uri[:80], response.text)
+        assert response.headers["www-authenticate"] == "Bearer"
+        response = http.post("/v2/repository/models/evil/load", json=body, headers=WRONG)
+        assert response.status_code == 401, response.text
+        response = http.post("/v2/repository/models/evil/load", json=body, headers=AUTH)
+        assert response.status_code == 400, (uri[:80], response.text)
+        error = response.json()["error"]
+        assert error.startswith("parameters.uri: expected a model of the configured registry")
+        assert "models:/<registered-name>@<alias>" in error
+        assert repr(uri)[:100] in error and len(error) < 600  # a bounded quote
+        code, _ = _grpc_code(stub.RepositoryModelLoad, _load_request("evil", uri=uri))
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+        code, details = _grpc_code(
+            stub.RepositoryModelLoad, _load_request("evil", uri=uri), metadata=GRPC_AUTH
+        )
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "parameters.uri" in details
+    assert not marker.exists()
+    names = {m["name"] for m in http.post("/v2/repository/index").json()}
+    assert "evil" not in names
+
+
+# -- finding 2: fraud detection switched off without a token ----------------------------------
+
+
+def test_a_threshold_reload_needs_the_token(http, stub):
+    before = _parameters(http, V1)
+    body = {"parameters": {"threshold": 1.0}}
+    for headers in ({}, WRONG, {"authorization": f"Basic {TOKEN}"}):
+        response = http.post(f"/v2/repository/models/{V1}/load", json=body, headers=headers)
+        assert response.status_code == 401, response.text
+        assert "Authorization" in response.json()["error"]
+    for metadata in ((), (("authorization", "Bearer wrong-token-wrong"),)):
+        request = pb.RepositoryModelLoadRequest(
+            model_name=V1, parameters={"threshold": pb.ModelRepositoryParameter(string_param="1")}
+        )
+        code, _ = _grpc_code(stub.RepositoryModelLoad, request, metadata=metadata)
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+    assert _parameters(http, V1) == before
+
+
+def test_an_unload_needs_the_token_and_the_model_keeps_serving(http, stub, trained_registry):
+    for headers in ({}, WRONG):
+        response = http.post(f"/v2/repository/models/{V1}/unload", headers=headers)
+        assert response.status_code == 401, response.text
+    code, _ = _grpc_code(stub.RepositoryModelUnload, pb.RepositoryModelUnloadRequest(model_name=V1))
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+    assert http.get(f"/v2/models/{V1}/ready").status_code == 200
+    row = [float(v) for v in trained_registry.sample[0]]
+    infer = {
+        "inputs": [{"name": "fraud_features", "shape": [1, 30], "datatype": "FP32", "data": row}]
+    }
+    version = _parameters(http, V1)["version"]
+    response = http.post(f"/v2/models/{V1}/versions/{version}/infer", json=infer)
+    assert response.status_code == 200, response.text
+
+
+def test_no_token_configured_refuses_model_management(server):
+    """The plain session server has no auth section: management is refused, not open."""
+    with httpx.Client(base_url=server.url, timeout=60.0) as client:
+        for action in ("load", "unload"):
+            response = client.post(f"/v2/repository/models/{V1}/{action}")
+            assert response.status_code == 403, response.text
+            error = response.json()["error"]
+            assert "auth.token" in error and "auth.token_env" in error, error
+        assert client.get(f"/v2/models/{V1}/ready").status_code == 200
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        code, details = _grpc_code(stub.RepositoryModelLoad, _load_request(V1))
+        assert code == grpc.StatusCode.PERMISSION_DENIED and "auth.token" in details
+
+
+def test_model_management_off_refuses_even_with_the_token(
+    trained_registry, module_launch, tmp_path_factory
+):
+    root = tmp_path_factory.mktemp("management-off")
+    path = write_default_config(
+        root / "fraudgate.yaml", trained_registry.tracking_uri, experiment=False
+    )
+    data = yaml.safe_load(path.read_text())
+    data["server"]["model_management"] = "off"
+    data["auth"] = {"token": TOKEN}
+    path.write_text(yaml.safe_dump(data))
+    server = module_launch(path)
+    with httpx.Client(base_url=server.url, timeout=60.0) as client:
+        for action in ("load", "unload"):
+            response = client.post(f"/v2/repository/models/{V1}/{action}", headers=AUTH)
+            assert response.status_code == 403, response.text
+            assert "server.model_management: off" in response.json()["error"]
+        assert client.post("/v2/repository/index").status_code == 200  # still readable
+        assert client.get(f"/v2/models/{V1}/ready").status_code == 200
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        code, details = _grpc_code(stub.RepositoryModelLoad, _load_request(V1), metadata=GRPC_AUTH)
+        assert code == grpc.StatusCode.PERMISSION_DENIED and "model_management" in details
+        request = pb.RepositoryModelUnloadRequest(model_name=V1)
+        code, _ = _grpc_code(stub.RepositoryModelUnload, request, metadata=GRPC_AUTH)
+        assert code == grpc.StatusCode.PERMISSION_DENIED

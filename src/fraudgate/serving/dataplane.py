@@ -28,6 +28,7 @@ from fraudgate.config import BatchingConfig, FraudgateConfig, ModelConfig
 from fraudgate.data.contract import FEATURE_VERSION, INPUT_NAME, N_FEATURES
 from fraudgate.protocol.codecs import decode_features
 from fraudgate.protocol.errors import (
+    Forbidden,
     InferenceError,
     InvalidInput,
     LoadFailed,
@@ -192,6 +193,7 @@ class DataPlane:
         self.experiment = experiment
         # the admin token, one object for every transport and for the experiment plane
         self.auth = AdminAuth.from_config(config.auth)
+        self.auth_inference = config.auth.inference  # inference needs the token too
         if experiment is not None:
             experiment.auth = self.auth
             experiment.bind(self.resolve)
@@ -375,15 +377,33 @@ class DataPlane:
         self._record_failure(name, None, protocol, code)
 
     # -- model repository ---------------------------------------------------------------------
-    async def load_model(self, name: str, parameters: Any) -> DeployedModel:
+    def authorize_management(self, authorization: str | None) -> None:
+        """Forbidden when model management is off or no token is configured, else the token.
+
+        A load runs the model's code in this process and replaces what scores the traffic; an
+        unload stops a model serving: both are admin actions on every transport.
+        """
+        if self.config.server.model_management == "off":
+            raise Forbidden(
+                "model management is switched off (server.model_management: off): models load "
+                "from the config at start-up only; set server.model_management: admin to allow "
+                "authenticated repository load/unload"
+            )
+        self.auth.require(authorization, "model management (repository load/unload)")
+
+    async def load_model(
+        self, name: str, parameters: Any, authorization: str | None
+    ) -> DeployedModel:
         """A repository load request from either transport, with its raw ``parameters``."""
+        self.authorize_management(authorization)
         request = load_parameters(parameters)
         return await self.load(
             name, uri=request.uri, threshold=request.threshold, runtime=request.runtime
         )
 
-    async def unload_model(self, name: str, parameters: Any) -> None:
+    async def unload_model(self, name: str, parameters: Any, authorization: str | None) -> None:
         """A repository unload request from either transport, with its raw ``parameters``."""
+        self.authorize_management(authorization)
         unload_parameters(parameters)
         await self.unload(name)
 
@@ -416,7 +436,8 @@ class DataPlane:
             if not uri:
                 raise ModelNotFound(
                     f"model {name!r}: not in the config; expected one of {sorted(self.entries)}, "
-                    "or pass parameters.uri (an MLflow model URI) to load a new model"
+                    "or pass parameters.uri (models:/<registered-name>@<alias> or "
+                    "models:/<registered-name>/<version>) to load a new model"
                 )
             entry = RepositoryEntry(config=ModelConfig(name=name, uri=uri))
             self.entries[name] = entry

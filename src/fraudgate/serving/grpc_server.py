@@ -84,8 +84,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             headers = None
             if plane is not None:
                 headers = lambda: _metadata(context)  # noqa: E731
-                if plane.auth_inference:
-                    plane.check_token(_metadata(context).get("authorization"))
+            if self.dataplane.auth_inference:
+                self.dataplane.auth.check(_metadata(context).get("authorization"))
             _, response = await self.dataplane.infer(
                 request.model_name,
                 request.model_version or None,
@@ -117,9 +117,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def RepositoryModelLoad(
         self, request: Any, context: Any
     ) -> pb.RepositoryModelLoadResponse:
-        params = {k: _repository_parameter(v) for k, v in request.parameters.items()}
         try:
-            await self.dataplane.load_model(request.model_name, params)
+            params = {k: _repository_parameter(v) for k, v in request.parameters.items()}
+            authorization = _metadata(context).get("authorization")
+            await self.dataplane.load_model(request.model_name, params, authorization)
         except InferenceError as exc:
             await _abort(context, exc)
         return pb.RepositoryModelLoadResponse()
@@ -129,7 +130,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.RepositoryModelUnloadResponse:
         try:
             params = {k: _repository_parameter(v) for k, v in request.parameters.items()}
-            await self.dataplane.unload_model(request.model_name, params)
+            authorization = _metadata(context).get("authorization")
+            await self.dataplane.unload_model(request.model_name, params, authorization)
         except InferenceError as exc:
             await _abort(context, exc)
         return pb.RepositoryModelUnloadResponse()

@@ -24,7 +24,8 @@ from fraudgate.protocol.limits import check_actor, preview
 
 ADMIN_API_ACTOR = "admin-api"  # the actor of a load/unload that names none
 LOAD_PARAMETERS = ("uri", "threshold", "runtime", "actor")
-UNLOAD_PARAMETERS = ("actor",)
+# Triton's unload_dependents (tritonclient sends it): accepted, nothing here has dependents
+UNLOAD_PARAMETERS = ("actor", "unload_dependents")
 # a registered model name (MLflow's are free text; fraudgate's are like config model names), then
 # an alias (letters, digits, '_' and '-') or a version number
 _REGISTRY_URI = re.compile(
@@ -111,8 +112,10 @@ def load_parameters(parameters: Any) -> LoadParameters:
     """Validate a load request's raw ``parameters`` (None: load the config's model as it is)."""
     data = _mapping(parameters, LOAD_PARAMETERS)
     uri = data.get("uri")
-    if uri is not None and (not isinstance(uri, str) or not uri):
-        raise InvalidInput(f"parameters.uri: expected an MLflow model URI, received {preview(uri)}")
+    if uri is not None:
+        problem = registry_uri_problem(uri)
+        if problem is not None:
+            raise InvalidInput(f"parameters.uri: {problem}")
     return LoadParameters(
         uri=uri,
         threshold=_threshold(data.get("threshold")),
@@ -123,4 +126,10 @@ def load_parameters(parameters: Any) -> LoadParameters:
 
 def unload_parameters(parameters: Any) -> str:
     """Validate an unload request's raw ``parameters``; returns the actor."""
-    return _actor(_mapping(parameters, UNLOAD_PARAMETERS))
+    data = _mapping(parameters, UNLOAD_PARAMETERS)
+    dependents = data.get("unload_dependents")
+    if dependents is not None and not isinstance(dependents, bool):
+        raise InvalidInput(
+            f"parameters.unload_dependents: expected true or false, received {preview(dependents)}"
+        )
+    return _actor(data)

@@ -209,8 +209,8 @@ class RestApp:
         name = rest
         try:
             name, version = _split_model_path(rest)
-            if plane is not None and plane.auth_inference:
-                plane.check_token(_header(scope, b"authorization"))
+            if dataplane.auth_inference:
+                dataplane.auth.check(_header(scope, b"authorization"))
             body, header_length = await self._body(scope, receive)
             request, response = await dataplane.infer(
                 name,
@@ -309,11 +309,13 @@ class RestApp:
             if action not in ("load", "unload") or not name or "/" in name:
                 raise _RouteNotFound(f"path: no route for {path!r}")
             _allow(method, "POST")
+            authorization = _header(scope, b"authorization")
+            dp.authorize_management(authorization)  # before reading what the caller sent
             parameters = (await self._json_body(scope, receive)).get("parameters")
             if action == "unload":
-                await dp.unload_model(name, parameters)
+                await dp.unload_model(name, parameters, authorization)
                 return 200, orjson.dumps({"name": name, "state": "UNAVAILABLE"}), _JSON
-            deployed = await dp.load_model(name, parameters)
+            deployed = await dp.load_model(name, parameters, authorization)
             body = {"name": name, "version": deployed.version, "state": "READY"}
             return 200, orjson.dumps(body), _JSON
         if path == "/feedback":

@@ -153,6 +153,14 @@ def _startup_table(running: RunningServer, host: str) -> Any:
         f"metrics http://{shown}:{running.http_port}/metrics  "
         f"OpenAPI http://{shown}:{running.http_port}/openapi.json"
     )
+    dataplane = running.dataplane
+    if dataplane.config.server.model_management == "off":
+        management = "off (server.model_management)"
+    elif dataplane.auth.configured:
+        management = "bearer token"
+    else:
+        management = "refused (no auth token configured)"
+    table.caption += f"\nmodel management /v2/repository/models/<name>/load|unload: {management}"
     plane = running.dataplane.experiment
     if plane is not None:
         lines = []
