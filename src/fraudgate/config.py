@@ -7,6 +7,7 @@ Validation is by hand so errors name the field, the expected value and the recei
     server: {host: 127.0.0.1, http_port: 8080, grpc_port: 8081, max_payload_bytes: 4194304}
       # model_management: admin (default; repository load/unload need the auth token and are
       #   refused when none is configured) | off (refused always)
+      # max_extra_models: 8 (names outside the config a load may add; unloaded ones make room)
     models:
       - name: fraud-v1-baseline
         uri: models:/fraud-detection@champion
@@ -51,6 +52,7 @@ DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_WAIT_MS = 1.0
 MODEL_MANAGEMENT = ("admin", "off")
 DEFAULT_MODEL_MANAGEMENT = "admin"
+DEFAULT_MAX_EXTRA_MODELS = 8
 
 DEFAULT_WEIGHTS_POLL_S = 1.0
 ADMIN_TOKEN_ENV = "FRAUDGATE_ADMIN_TOKEN"
@@ -58,7 +60,7 @@ ADMIN_TOKEN_ENV = "FRAUDGATE_ADMIN_TOKEN"
 # Sections other rooms own: kept verbatim as well (``experiment``/``ledger``) after validation.
 RAW_SECTIONS = ("experiment", "ledger")
 _TOP_LEVEL = ("registry", "server", "models", *RAW_SECTIONS, "auth")
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class ConfigError(ValueError):
@@ -88,6 +90,8 @@ class ServerConfig:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     # repository load/unload: "admin" (needs the auth token; refused without one) or "off"
     model_management: str = DEFAULT_MODEL_MANAGEMENT
+    # names outside the config the repository holds at most (loaded by name + parameters.uri)
+    max_extra_models: int = DEFAULT_MAX_EXTRA_MODELS
 
 
 @dataclass(frozen=True)
@@ -245,7 +249,7 @@ def _model(value: Any, where: str) -> ModelConfig:
         if required not in data:
             raise ConfigError(f"{where}.{required}: required, received nothing")
     name = _str(data["name"], f"{where}.name")
-    if not _MODEL_NAME.match(name):
+    if not MODEL_NAME.match(name):
         raise ConfigError(
             f"{where}.name: expected letters, digits, '.', '_' or '-' (at most 128, starting "
             f"with a letter or digit), received {name!r}"
@@ -273,7 +277,14 @@ def _server(value: Any) -> ServerConfig:
     data = _mapping(value, "server")
     _no_unknown(
         data,
-        ("host", "http_port", "grpc_port", "max_payload_bytes", "model_management"),
+        (
+            "host",
+            "http_port",
+            "grpc_port",
+            "max_payload_bytes",
+            "model_management",
+            "max_extra_models",
+        ),
         "server",
     )
     server = ServerConfig(
@@ -289,6 +300,12 @@ def _server(value: Any) -> ServerConfig:
             data.get("model_management", DEFAULT_MODEL_MANAGEMENT),
             "server.model_management",
             MODEL_MANAGEMENT,
+        ),
+        max_extra_models=_int(
+            data.get("max_extra_models", DEFAULT_MAX_EXTRA_MODELS),
+            "server.max_extra_models",
+            minimum=0,
+            maximum=1024,
         ),
     )
     if server.http_port and server.http_port == server.grpc_port:

@@ -24,6 +24,8 @@ pytestmark = pytest.mark.slow
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 GRPC_AUTH = (("authorization", f"Bearer {TOKEN}"),)
+MAX_EXTRA = 2  # server.max_extra_models of the module's server
+CHALLENGER = "models:/fraud-detection@challenger"
 WRONG = {"authorization": "Bearer not-the-token-at-all"}
 
 
@@ -31,6 +33,9 @@ WRONG = {"authorization": "Bearer not-the-token-at-all"}
 def served(trained_registry, module_launch, tmp_path_factory):
     root = tmp_path_factory.mktemp("management")
     config = write_config(root / "fraudgate.yaml", trained_registry.tracking_uri)
+    data = yaml.safe_load(config.read_text())
+    data["server"]["max_extra_models"] = MAX_EXTRA
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
     server = module_launch(config)
     return {"server": server, "root": root, "ledger": f"sqlite:///{root / 'ledger.db'}"}
 
@@ -240,3 +245,53 @@ def test_model_management_off_refuses_even_with_the_token(
         request = pb.RepositoryModelUnloadRequest(model_name=V1)
         code, _ = _grpc_code(stub.RepositoryModelUnload, request, metadata=GRPC_AUTH)
         assert code == grpc.StatusCode.PERMISSION_DENIED
+
+
+# -- finding 10a: failed loads of new names left permanent FAILED entries ---------------------
+
+
+def _index(http) -> dict[str, str]:
+    response = http.post("/v2/repository/index")
+    assert response.status_code == 200, response.text
+    return {m["name"]: m["state"] for m in response.json()}
+
+
+def test_failed_loads_of_new_names_leave_no_entry(http, stub):
+    before = _index(http)
+    for i in range(150):
+        body = {"parameters": {"uri": f"models:/no-such-model-{i}@champion"}}
+        response = http.post(f"/v2/repository/models/ghost-{i}/load", json=body, headers=AUTH)
+        assert response.status_code == 400 and "no-such-model" in response.text, response.text
+    for i in range(50):
+        request = _load_request(f"grpc-ghost-{i}", uri=f"models:/no-such-model-{i}/1")
+        code, _ = _grpc_code(stub.RepositoryModelLoad, request, metadata=GRPC_AUTH)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert _index(http) == before
+
+
+def test_names_outside_the_config_are_bounded(http):
+    def load(name: str) -> httpx.Response:
+        body = {"parameters": {"uri": CHALLENGER}}
+        return http.post(f"/v2/repository/models/{name}/load", json=body, headers=AUTH)
+
+    for i in range(MAX_EXTRA):
+        response = load(f"extra-{i}")
+        assert response.status_code == 200, response.text
+    response = load("one-too-many")
+    assert response.status_code == 400, response.text
+    assert f"server.max_extra_models: {MAX_EXTRA}" in response.json()["error"]
+    response = http.post("/v2/repository/models/extra-0/unload", headers=AUTH)
+    assert response.status_code == 200, response.text
+    response = load("one-too-many")  # the unloaded name makes room
+    assert response.status_code == 200, response.text
+    index = _index(http)
+    assert "extra-0" not in index and index["one-too-many"] == "READY"
+    assert len(index) == 2 + MAX_EXTRA
+    response = load("bad name/with/" + "x" * 300)
+    assert response.status_code == 404  # not a model path at all
+    response = load("bad name!" + "x" * 300)
+    assert response.status_code == 400 and "model name" in response.json()["error"]
+    assert len(response.json()["error"]) < 600
+    for i in range(1, MAX_EXTRA):  # leave the repository as the config has it
+        assert http.post(f"/v2/repository/models/extra-{i}/unload", headers=AUTH).status_code == 200
+    assert http.post("/v2/repository/models/one-too-many/unload", headers=AUTH).status_code == 200

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 import fraudgate
-from fraudgate.config import BatchingConfig, FraudgateConfig, ModelConfig
+from fraudgate.config import MODEL_NAME, BatchingConfig, FraudgateConfig, ModelConfig
 from fraudgate.data.contract import FEATURE_VERSION, INPUT_NAME, N_FEATURES
 from fraudgate.protocol.codecs import decode_features
 from fraudgate.protocol.errors import (
@@ -36,6 +36,7 @@ from fraudgate.protocol.errors import (
     NotReady,
     http_status,
 )
+from fraudgate.protocol.limits import preview
 from fraudgate.protocol.types import (
     InferenceRequest,
     InferenceResponse,
@@ -169,6 +170,15 @@ class RepositoryEntry:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def check_new_model_name(name: str) -> None:
+    """InvalidInput unless a name outside the config follows the config's model-name rule."""
+    if not MODEL_NAME.fullmatch(name):
+        raise InvalidInput(
+            "model name: expected letters, digits, '.', '_' or '-' (at most 128, starting with "
+            f"a letter or digit) for a model outside the config, received {preview(name)}"
+        )
+
+
 def check_requested_outputs(requested: list[RequestedOutput]) -> None:
     """InvalidInput unless every requested output is one this server produces."""
     for i, output in enumerate(requested):
@@ -201,6 +211,7 @@ class DataPlane:
         self.entries: dict[str, RepositoryEntry] = {
             m.name: RepositoryEntry(config=m) for m in config.models
         }
+        self._configured = frozenset(self.entries)  # names of the config (never dropped)
         self.started = False
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -439,6 +450,8 @@ class DataPlane:
                     "or pass parameters.uri (models:/<registered-name>@<alias> or "
                     "models:/<registered-name>/<version>) to load a new model"
                 )
+            check_new_model_name(name)
+            self._make_room(name)
             entry = RepositoryEntry(config=ModelConfig(name=name, uri=uri))
             self.entries[name] = entry
         overrides: dict[str, Any] = {}
@@ -459,6 +472,9 @@ class DataPlane:
                 batching=current.batching or BatchingConfig(),
             )
         async with entry.lock:
+            if self.entries.get(name) is not entry:  # a failed load of this new name dropped it
+                self._make_room(name)
+                self.entries[name] = entry
             if entry.deployed is None:
                 entry.state, entry.reason = LOADING, ""
             began = time.perf_counter()
@@ -469,6 +485,8 @@ class DataPlane:
                 reason = f"{type(exc).__name__}: {exc}"
                 if entry.deployed is None:
                     entry.state, entry.reason = FAILED, reason
+                    if name not in self._configured and self.entries.get(name) is entry:
+                        del self.entries[name]  # a failed new name leaves no entry behind
                 log.error("loading %s from %s failed: %s", name, config.uri, reason)
                 raise LoadFailed(
                     f"model {name!r}: loading {config.uri!r} failed: {reason}"
@@ -492,6 +510,23 @@ class DataPlane:
                 time.perf_counter() - began,
             )
             return deployed
+
+    def _make_room(self, name: str) -> None:
+        """Bound the names outside the config: drop an unloaded one, or refuse ``name``."""
+        limit = self.config.server.max_extra_models
+        extra = [n for n in self.entries if n not in self._configured]
+        if len(extra) < limit:
+            return
+        for other in extra:
+            entry = self.entries[other]
+            if entry.deployed is None and not entry.lock.locked():
+                del self.entries[other]  # unloaded: nothing serves under it
+                return
+        raise LoadFailed(
+            f"model {name!r}: the repository already holds {len(extra)} models outside the "
+            f"config (server.max_extra_models: {limit}), all loaded: unload one of "
+            f"{sorted(extra)} first, or add {name!r} to the config's models"
+        )
 
     async def unload(self, name: str) -> None:
         entry = self.entries.get(name)
