@@ -295,3 +295,40 @@ def test_names_outside_the_config_are_bounded(http):
     for i in range(1, MAX_EXTRA):  # leave the repository as the config has it
         assert http.post(f"/v2/repository/models/extra-{i}/unload", headers=AUTH).status_code == 200
     assert http.post("/v2/repository/models/one-too-many/unload", headers=AUTH).status_code == 200
+
+
+# -- audit: loads, threshold changes and unloads are admin actions in the ledger --------------
+
+
+def test_admin_actions_are_recorded_in_the_ledger(http, stub, served):
+    from fraudgate.ledger import open_ledger
+
+    before = _parameters(http, V1)
+    body = {"parameters": {"threshold": 0.6, "actor": "alice"}}
+    response = http.post(f"/v2/repository/models/{V1}/load", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    request = pb.RepositoryModelUnloadRequest(
+        model_name=V2, parameters={"actor": pb.ModelRepositoryParameter(string_param="bob")}
+    )
+    stub.RepositoryModelUnload(request, metadata=GRPC_AUTH, timeout=60)
+    stub.RepositoryModelLoad(_load_request(V2), metadata=GRPC_AUTH, timeout=60)
+    body = {"parameters": {"actor": "x" * 101}}  # past protocol.limits.MAX_ACTOR_CHARS
+    response = http.post(f"/v2/repository/models/{V1}/load", json=body, headers=AUTH)
+    assert response.status_code == 400 and "parameters.actor" in response.text
+
+    with open_ledger(served["ledger"]) as store:
+        actions = store.admin_actions()
+    rows = [(a.action, a.model, a.actor) for a in actions]
+    assert rows[-3:] == [("load", V1, "alice"), ("unload", V2, "bob"), ("load", V2, "admin-api")]
+    alice = actions[-3]
+    assert alice.detail["threshold"] == {"old": before["threshold"], "new": 0.6}
+    assert alice.detail["version"] == {
+        "old": before["version"],
+        "new": str(int(before["version"]) + 1),
+    }
+    assert alice.detail["uri"] == "models:/fraud-detection@champion"
+    assert actions[-2].detail["version"] is not None
+    # the earlier ones too: the gRPC threshold change and the extra names' loads and unloads
+    assert ("load", V2, "admin-api") in rows[:-3]
+    assert ("load", "extra-0", "admin-api") in rows and ("unload", "extra-0", "admin-api") in rows
+    assert all(a.at > 0 for a in actions) and len(rows) == len(set(map(id, actions)))

@@ -34,6 +34,7 @@ from fraudgate.protocol.errors import (
     LoadFailed,
     ModelNotFound,
     NotReady,
+    Unavailable,
     http_status,
 )
 from fraudgate.protocol.limits import preview
@@ -409,14 +410,17 @@ class DataPlane:
         self.authorize_management(authorization)
         request = load_parameters(parameters)
         return await self.load(
-            name, uri=request.uri, threshold=request.threshold, runtime=request.runtime
+            name,
+            uri=request.uri,
+            threshold=request.threshold,
+            runtime=request.runtime,
+            actor=request.actor,
         )
 
     async def unload_model(self, name: str, parameters: Any, authorization: str | None) -> None:
         """A repository unload request from either transport, with its raw ``parameters``."""
         self.authorize_management(authorization)
-        unload_parameters(parameters)
-        await self.unload(name)
+        await self.unload(name, actor=unload_parameters(parameters))
 
     def repository_index(self, ready_only: bool = False) -> list[dict[str, Any]]:
         items = []
@@ -436,11 +440,14 @@ class DataPlane:
         uri: str | None = None,
         threshold: float | None = None,
         runtime: str | None = None,
+        actor: str | None = None,
     ) -> DeployedModel:
         """(Re)load `name`; a new deployment gets the next serving version.
 
         A name from the config needs no arguments; a new name needs ``uri``. While a reload
         runs, the previous version keeps serving; if it fails, the previous version stays.
+        With an ``actor`` (a repository request, not the start-up) the load is an audited admin
+        action: recorded in the ledger before it serves, refused (503) if it cannot be.
         """
         entry = self.entries.get(name)
         if entry is None:
@@ -492,6 +499,27 @@ class DataPlane:
                     f"model {name!r}: loading {config.uri!r} failed: {reason}"
                 ) from exc
             previous = entry.deployed
+            if actor is not None:
+                detail = {
+                    "uri": config.uri,
+                    "runtime": deployed.runtime_name,
+                    "mlflow_version": deployed.metadata["parameters"]["mlflow_model_version"],
+                    "threshold": {
+                        "old": None if previous is None else previous.threshold,
+                        "new": deployed.threshold,
+                    },
+                    "version": {
+                        "old": None if previous is None else previous.version,
+                        "new": deployed.version,
+                    },
+                }
+                try:
+                    await self._audit("load", name, actor, detail)
+                except Unavailable:
+                    deployed.close()
+                    if previous is None and entry.state == LOADING:
+                        entry.state = UNAVAILABLE
+                    raise
             entry.config = config
             entry.version += 1
             entry.deployed = deployed
@@ -528,7 +556,23 @@ class DataPlane:
             f"{sorted(extra)} first, or add {name!r} to the config's models"
         )
 
-    async def unload(self, name: str) -> None:
+    async def _audit(self, action: str, name: str, actor: str, detail: dict[str, Any]) -> None:
+        """Record an admin action in the ledger (logged only without one); Unavailable if not."""
+        log.info("admin action %s of %s by %s: %s", action, name, actor, detail)
+        store = self.experiment.store if self.experiment is not None else None
+        if store is None:
+            return
+        try:
+            await asyncio.to_thread(store.record_admin_action, action, name, actor, detail)
+        except Exception as exc:
+            log.error("recording the %s of %s failed: %s", action, name, exc)
+            raise Unavailable(
+                f"model {name!r}: the {action} could not be recorded in the ledger, so it was "
+                f"not done (retry later): {type(exc).__name__}: {str(exc)[:300]}"
+            ) from exc
+
+    async def unload(self, name: str, actor: str | None = None) -> None:
+        """Stop serving `name`; with an ``actor``, an admin action audited first (see `load`)."""
         entry = self.entries.get(name)
         if entry is None:
             raise ModelNotFound(
@@ -536,6 +580,13 @@ class DataPlane:
             )
         async with entry.lock:
             previous = entry.deployed
+            if actor is not None:
+                detail = {
+                    "uri": entry.config.uri,
+                    "version": None if previous is None else previous.version,
+                    "threshold": None if previous is None else previous.threshold,
+                }
+                await self._audit("unload", name, actor, detail)
             entry.deployed = None
             entry.state, entry.reason = UNAVAILABLE, "unloaded"
             if previous is not None:
