@@ -332,3 +332,73 @@ def test_admin_actions_are_recorded_in_the_ledger(http, stub, served):
     assert ("load", V2, "admin-api") in rows[:-3]
     assert ("load", "extra-0", "admin-api") in rows and ("unload", "extra-0", "admin-api") in rows
     assert all(a.at > 0 for a in actions) and len(rows) == len(set(map(id, actions)))
+
+
+# -- finding 4: a corrupt model file killed the process ---------------------------------------
+
+CORRUPT_ALIAS = "corrupt-model-test"
+
+
+@pytest.fixture(scope="module")
+def corrupt_uri(trained_registry) -> str:
+    """A new version of fraud-detection whose LightGBM file is truncated (LightGBM crashes)."""
+    from fraudgate.registry import Registry
+
+    root = Path(trained_registry.root)
+    before = set(root.rglob("booster.txt"))
+    Registry(trained_registry.tracking_uri).register(
+        trained_registry.champion,
+        serving_name="fraud-corrupt",
+        alias=CORRUPT_ALIAS,
+        threshold=0.5,
+        params={},
+        metrics={},
+    )
+    (booster,) = set(root.rglob("booster.txt")) - before
+    text = booster.read_text()
+    booster.write_text(text[: len(text) // 2])  # cut mid-tree: SIGSEGV in LightGBM's parser
+    return f"models:/fraud-detection@{CORRUPT_ALIAS}"
+
+
+def _assert_corrupt_message(text: str) -> None:
+    assert "booster.txt" in text and "the model file is corrupt?" in text, text[-3000:]
+    assert "SIGSEGV" in text or "SIGABRT" in text, text[-3000:]
+
+
+def test_a_corrupt_model_in_a_load_request_fails_and_the_server_stays_up(
+    http, served, corrupt_uri, trained_registry
+):
+    before = _parameters(http, V2)
+    body = {"parameters": {"uri": corrupt_uri}}
+    response = http.post(f"/v2/repository/models/{V2}/load", json=body, headers=AUTH)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error.startswith(f"model {V2!r}: loading {corrupt_uri!r} failed")
+    _assert_corrupt_message(error)
+    assert served["server"].proc.poll() is None
+    assert _parameters(http, V2) == before  # the previous version keeps serving
+    row = [float(v) for v in trained_registry.sample[0]]
+    infer = {
+        "inputs": [{"name": "fraud_features", "shape": [1, 30], "datatype": "FP32", "data": row}]
+    }
+    response = http.post(f"/v2/models/{V2}/versions/{before['version']}/infer", json=infer)
+    assert response.status_code == 200, response.text
+    assert http.get("/v2/health/ready").status_code == 200
+
+
+def test_a_corrupt_model_at_start_up_exits_with_a_message(
+    trained_registry, corrupt_uri, module_launch, tmp_path_factory
+):
+    root = tmp_path_factory.mktemp("corrupt-start")
+    path = write_default_config(
+        root / "fraudgate.yaml", trained_registry.tracking_uri, experiment=False
+    )
+    data = yaml.safe_load(path.read_text())
+    data["models"][1]["uri"] = corrupt_uri
+    path.write_text(yaml.safe_dump(data))
+    server = module_launch(path, wait=False)
+    code = server.proc.wait(timeout=240)
+    log = server.log()
+    assert code == 2, (code, log[-3000:])  # not 134/139: no signal killed it
+    assert "fraudgate serve: model loading failed" in log and V2 in log, log[-3000:]
+    _assert_corrupt_message(log)
