@@ -26,7 +26,8 @@ Validation is by hand so errors name the field, the expected value and the recei
       url: sqlite:////abs/dir/ledger.db   # default: ledger.db next to the config file
       enabled: true
       weights_poll_s: 1.0          # how often to pick up weight changes other replicas made
-    auth:                          # bearer token for /feedback and /admin (inference stays open)
+    auth:                          # bearer token for /feedback, /admin and model management
+                                   # (repository load/unload; refused without a token)
       token_env: FRAUDGATE_ADMIN_TOKEN    # or token: "..." (not both)
       inference: false             # true: inference needs the token too
 
@@ -112,7 +113,8 @@ class LedgerConfig:
 
 @dataclass(frozen=True)
 class AuthConfig:
-    """Bearer-token auth. ``token`` None: feedback/admin endpoints are open (not recommended)."""
+    """Bearer-token auth. ``token`` None: feedback/admin endpoints are open (not recommended)
+    and model management (repository load/unload) is refused."""
 
     token: str | None = None
     token_env: str | None = None
@@ -565,7 +567,8 @@ _DEMO_HEADER = """\
 #   request in shadow (mirror percent 100, no name); explicit versions (fraud-v1-baseline_1,
 #   /versions/1) bypass the experiment
 # ledger: every decision is recorded here; labels arrive through POST /feedback
-# auth.token: the bearer token for /feedback and /admin (`fraudgate experiment set --token ...`)
+# auth.token: the bearer token for /feedback, /admin and model management (repository
+#   load/unload; `fraudgate experiment set --token ...`)
 """
 
 

@@ -402,3 +402,22 @@ def test_a_corrupt_model_at_start_up_exits_with_a_message(
     assert code == 2, (code, log[-3000:])  # not 134/139: no signal killed it
     assert "fraudgate serve: model loading failed" in log and V2 in log, log[-3000:]
     _assert_corrupt_message(log)
+
+
+def test_an_action_the_ledger_cannot_record_is_refused(http, served):
+    """Last: the ledger loses its admin_actions table; a reload is a 503 and nothing changes."""
+    import sqlalchemy as sa
+
+    before = _parameters(http, V1)
+    engine = sa.create_engine(served["ledger"])
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE admin_actions"))
+    engine.dispose()
+    body = {"parameters": {"threshold": 1.0}}
+    response = http.post(f"/v2/repository/models/{V1}/load", json=body, headers=AUTH)
+    assert response.status_code == 503, response.text
+    assert "could not be recorded in the ledger" in response.json()["error"]
+    response = http.post(f"/v2/repository/models/{V1}/unload", headers=AUTH)
+    assert response.status_code == 503, response.text
+    assert _parameters(http, V1) == before
+    assert http.get(f"/v2/models/{V1}/ready").status_code == 200

@@ -10,6 +10,13 @@ time the repository (re)loads it; it is not the MLflow version (both demo models
 one registered model), which is reported in the metadata ``parameters`` instead. The
 Seldon Core v2 style suffixed name ``fraud-v1-baseline_1`` and ``/versions/1`` resolve to the same
 model as long as 1 is the version being served.
+
+Model management (repository load/unload) is an admin action on every transport: it needs the
+admin token (`fraudgate.serving.auth`), is refused when none is configured or when
+``server.model_management: off``, loads only models of the configured registry
+(`fraudgate.serving.repository`), and is recorded in the ledger before it takes effect. Names
+outside the config are bounded by ``server.max_extra_models``; a failed load of one leaves no
+entry. The index stays readable without a token.
 """
 
 from __future__ import annotations
@@ -517,8 +524,10 @@ class DataPlane:
                     await self._audit("load", name, actor, detail)
                 except Unavailable:
                     deployed.close()
-                    if previous is None and entry.state == LOADING:
-                        entry.state = UNAVAILABLE
+                    if previous is None:  # as if the load had failed
+                        entry.state, entry.reason = UNAVAILABLE, "the load could not be recorded"
+                        if name not in self._configured and self.entries.get(name) is entry:
+                            del self.entries[name]
                     raise
             entry.config = config
             entry.version += 1
