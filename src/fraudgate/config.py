@@ -5,6 +5,9 @@ Validation is by hand so errors name the field, the expected value and the recei
 
     registry: sqlite:////abs/path/mlflow.db     # optional; MLFLOW_TRACKING_URI otherwise
     server: {host: 127.0.0.1, http_port: 8080, grpc_port: 8081, max_payload_bytes: 4194304}
+      # model_management: admin (default; repository load/unload need the auth token and are
+      #   refused when none is configured) | off (refused always)
+      # max_extra_models: 8 (names outside the config a load may add; unloaded ones make room)
     models:
       - name: fraud-v1-baseline
         uri: models:/fraud-detection@champion
@@ -23,7 +26,8 @@ Validation is by hand so errors name the field, the expected value and the recei
       url: sqlite:////abs/dir/ledger.db   # default: ledger.db next to the config file
       enabled: true
       weights_poll_s: 1.0          # how often to pick up weight changes other replicas made
-    auth:                          # bearer token for /feedback and /admin (inference stays open)
+    auth:                          # bearer token for /feedback, /admin and model management
+                                   # (repository load/unload; refused without a token)
       token_env: FRAUDGATE_ADMIN_TOKEN    # or token: "..." (not both)
       inference: false             # true: inference needs the token too
 
@@ -47,6 +51,9 @@ DEFAULT_GRPC_PORT = 8081
 DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_WAIT_MS = 1.0
+MODEL_MANAGEMENT = ("admin", "off")
+DEFAULT_MODEL_MANAGEMENT = "admin"
+DEFAULT_MAX_EXTRA_MODELS = 8
 
 DEFAULT_WEIGHTS_POLL_S = 1.0
 ADMIN_TOKEN_ENV = "FRAUDGATE_ADMIN_TOKEN"
@@ -54,7 +61,7 @@ ADMIN_TOKEN_ENV = "FRAUDGATE_ADMIN_TOKEN"
 # Sections other rooms own: kept verbatim as well (``experiment``/``ledger``) after validation.
 RAW_SECTIONS = ("experiment", "ledger")
 _TOP_LEVEL = ("registry", "server", "models", *RAW_SECTIONS, "auth")
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class ConfigError(ValueError):
@@ -82,6 +89,10 @@ class ServerConfig:
     http_port: int = DEFAULT_HTTP_PORT
     grpc_port: int = DEFAULT_GRPC_PORT
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    # repository load/unload: "admin" (needs the auth token; refused without one) or "off"
+    model_management: str = DEFAULT_MODEL_MANAGEMENT
+    # names outside the config the repository holds at most (loaded by name + parameters.uri)
+    max_extra_models: int = DEFAULT_MAX_EXTRA_MODELS
 
 
 @dataclass(frozen=True)
@@ -102,7 +113,8 @@ class LedgerConfig:
 
 @dataclass(frozen=True)
 class AuthConfig:
-    """Bearer-token auth. ``token`` None: feedback/admin endpoints are open (not recommended)."""
+    """Bearer-token auth. ``token`` None: feedback/admin endpoints are open (not recommended)
+    and model management (repository load/unload) is refused."""
 
     token: str | None = None
     token_env: str | None = None
@@ -239,7 +251,7 @@ def _model(value: Any, where: str) -> ModelConfig:
         if required not in data:
             raise ConfigError(f"{where}.{required}: required, received nothing")
     name = _str(data["name"], f"{where}.name")
-    if not _MODEL_NAME.match(name):
+    if not MODEL_NAME.match(name):
         raise ConfigError(
             f"{where}.name: expected letters, digits, '.', '_' or '-' (at most 128, starting "
             f"with a letter or digit), received {name!r}"
@@ -265,7 +277,18 @@ def _server(value: Any) -> ServerConfig:
     if value is None:
         return ServerConfig()
     data = _mapping(value, "server")
-    _no_unknown(data, ("host", "http_port", "grpc_port", "max_payload_bytes"), "server")
+    _no_unknown(
+        data,
+        (
+            "host",
+            "http_port",
+            "grpc_port",
+            "max_payload_bytes",
+            "model_management",
+            "max_extra_models",
+        ),
+        "server",
+    )
     server = ServerConfig(
         host=_str(data.get("host", DEFAULT_HOST), "server.host"),
         http_port=_port(data.get("http_port", DEFAULT_HTTP_PORT), "server.http_port"),
@@ -274,6 +297,17 @@ def _server(value: Any) -> ServerConfig:
             data.get("max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES),
             "server.max_payload_bytes",
             minimum=1024,
+        ),
+        model_management=_choice(
+            data.get("model_management", DEFAULT_MODEL_MANAGEMENT),
+            "server.model_management",
+            MODEL_MANAGEMENT,
+        ),
+        max_extra_models=_int(
+            data.get("max_extra_models", DEFAULT_MAX_EXTRA_MODELS),
+            "server.max_extra_models",
+            minimum=0,
+            maximum=1024,
         ),
     )
     if server.http_port and server.http_port == server.grpc_port:
@@ -533,7 +567,8 @@ _DEMO_HEADER = """\
 #   request in shadow (mirror percent 100, no name); explicit versions (fraud-v1-baseline_1,
 #   /versions/1) bypass the experiment
 # ledger: every decision is recorded here; labels arrive through POST /feedback
-# auth.token: the bearer token for /feedback and /admin (`fraudgate experiment set --token ...`)
+# auth.token: the bearer token for /feedback, /admin and model management (repository
+#   load/unload; `fraudgate experiment set --token ...`)
 """
 
 

@@ -11,6 +11,7 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,8 +182,13 @@ class Registry:
                 "Run `fraudgate train` (or `fraudgate demo`) first, or pass --registry."
             ) from exc
 
-    def load(self, model_uri: str) -> LoadedModel:
-        """Load the native booster and the MLflow pyfunc model from one local copy."""
+    def load(self, model_uri: str, check: Callable[[Path], None] | None = None) -> LoadedModel:
+        """Load the native booster and the MLflow pyfunc model from one local copy.
+
+        ``check(booster_file)`` runs on the downloaded LightGBM file before anything parses it
+        in this process (the server validates it in a child process: a corrupt file can crash
+        LightGBM); its exception becomes the RegistryError.
+        """
         import lightgbm
         import mlflow.artifacts
         import mlflow.pyfunc
@@ -193,6 +199,8 @@ class Registry:
             local_path = mlflow.artifacts.download_artifacts(
                 artifact_uri=model_uri, tracking_uri=self.tracking_uri
             )
+            if check is not None:
+                check(Path(local_path) / "artifacts" / BOOSTER_FILE)
             pyfunc = mlflow.pyfunc.load_model(local_path)
             booster = lightgbm.Booster(
                 model_file=str(Path(local_path) / "artifacts" / BOOSTER_FILE)

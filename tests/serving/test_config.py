@@ -38,6 +38,7 @@ def test_minimal_config(tmp_path: Path):
     assert config.models[0].threshold is None and config.server.host == "127.0.0.1"
     assert config.experiment_spec is None and config.ledger_config is None
     assert not config.ledger_enabled and not config.auth.enabled
+    assert config.server.model_management == "admin" and config.server.max_extra_models == 8
 
 
 def test_demo_config_has_experiment_ledger_and_token(tmp_path: Path, monkeypatch):
@@ -161,6 +162,14 @@ TWO = [MODEL, {"name": "n", "uri": "models:/fraud-detection@challenger"}]
         ),
         ({"models": [MODEL], "auth": {"inference": True}}, "auth.inference: true needs"),
         ({"models": [MODEL], "auth": {"user": "x"}}, "auth.user: unknown key"),
+        (
+            {"models": [MODEL], "server": {"model_management": "open"}},
+            "server.model_management: expected one of ['admin', 'off'], received 'open'",
+        ),
+        (
+            {"models": [MODEL], "server": {"max_extra_models": -1}},
+            "server.max_extra_models: expected an integer between 0 and 1024, received -1",
+        ),
         ([1, 2], "config: expected a mapping"),
     ],
 )

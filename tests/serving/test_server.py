@@ -559,17 +559,26 @@ def test_openapi_document_is_valid_and_covers_every_route(http):
 # -- model repository (its own server: it changes versions) -------------------------------------
 
 
+ADMIN_TOKEN = "repository-test-token"
+ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
 @pytest.fixture
 def private_server(trained_registry, launch, tmp_path):
+    import yaml
+
     config = write_default_config(
         tmp_path / "fraudgate.yaml", trained_registry.tracking_uri, experiment=False
     )
+    data = yaml.safe_load(config.read_text())
+    data["auth"] = {"token": ADMIN_TOKEN}  # model management needs the admin token
+    config.write_text(yaml.safe_dump(data))
     return launch(config)
 
 
 def test_repository_index_load_unload(private_server, trained_registry):
     server = private_server
-    http = httpx.Client(base_url=server.http_url, timeout=30.0)
+    http = httpx.Client(base_url=server.http_url, timeout=30.0, headers=ADMIN)
     index = http.post("/v2/repository/index").json()
     assert {(m["name"], m["state"], m.get("version")) for m in index} == {
         (V1, "READY", "1"),
@@ -578,6 +587,8 @@ def test_repository_index_load_unload(private_server, trained_registry):
 
     # a new name from an MLflow URI, through tritonclient.http's repository API
     triton = thttp.InferenceServerClient(f"127.0.0.1:{server.http_port}")
+    anonymous = httpx.post(f"{server.http_url}/v2/repository/models/{V2}/unload", timeout=30)
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
     extra = "fraud-v3-extra"
     response = http.post(
         f"/v2/repository/models/{extra}/load",
@@ -590,7 +601,7 @@ def test_repository_index_load_unload(private_server, trained_registry):
     assert triton.is_model_ready(extra)
     meta = triton.get_model_metadata(extra)
     assert meta["parameters"]["threshold"] == 0.9
-    triton.unload_model(extra)
+    triton.unload_model(extra, headers=ADMIN)
     assert not triton.is_model_ready(extra)
     response = infer(http, extra, seed_payload(ROW))
     assert response.status_code == 503 and "not ready" in response.json()["error"]
@@ -602,7 +613,7 @@ def test_repository_index_load_unload(private_server, trained_registry):
 
     # reloading a served name deploys the next serving version; old version numbers stop resolving
     client = tgrpc.InferenceServerClient(server.grpc_address)
-    client.load_model(V2)
+    client.load_model(V2, headers=ADMIN)
     assert client.get_model_metadata(V2).versions == ["2"]
     row = trained_registry.sample[1]
     response = infer(http, f"{V2}_2", seed_payload(row))
@@ -611,10 +622,10 @@ def test_repository_index_load_unload(private_server, trained_registry):
     assert abs(response.json()["outputs"][0]["data"][0] - want) <= 1e-6
     assert infer(http, f"{V2}_1", seed_payload(row)).status_code == 404
     assert http.get(f"/v2/models/{V2}/versions/1").status_code == 404
-    client.unload_model(V2)
+    client.unload_model(V2, headers=ADMIN)
     assert not client.is_model_ready(V2)
     assert http.get("/v2/health/ready").status_code == 200  # V1 still serves
-    client.load_model(V2)
+    client.load_model(V2, headers=ADMIN)
     assert client.is_model_ready(V2, "3")
     grpc_index = {m.name: m.state for m in client.get_model_repository_index().models}
     assert grpc_index[V2] == "READY"

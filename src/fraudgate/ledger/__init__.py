@@ -18,6 +18,7 @@ outcomes = store.labelled_outcomes(experiment="fraud-detection-ab-test")  # coun
 from fraudgate.ledger.feedback import LabelFileError, parse_labels_file, validate_label_rows
 from fraudgate.ledger.records import (
     DECISION_FIELDS,
+    AdminAction,
     ConfusionCounts,
     Decision,
     DecisionBatch,
@@ -40,6 +41,7 @@ __all__ = [
     "DECISION_FIELDS",
     "LATEST_VERSION",
     "MIGRATIONS",
+    "AdminAction",
     "ConfusionCounts",
     "Decision",
     "DecisionBatch",

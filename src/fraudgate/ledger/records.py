@@ -137,6 +137,21 @@ class WeightChange:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminAction:
+    """One audited model-management action: a load (reload, threshold change) or an unload.
+
+    ``detail`` says what changed, e.g. ``{"uri": ..., "threshold": {"old": .., "new": ..},
+    "version": {"old": .., "new": ..}, "mlflow_version": ..}``.
+    """
+
+    at: float
+    actor: str
+    action: str  # "load" | "unload"
+    model: str
+    detail: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True, slots=True)
 class ModelOutcome:
     """Confusion counts of one (model_name, model_version, role)."""
 

@@ -89,6 +89,19 @@ weight_changes = sa.Table(
     sa.Column("changed_at", sa.Double, nullable=False),
 )
 
+# Model-management actions (repository load, reload with a new threshold, unload), audited like
+# weight changes: recorded before the change takes effect, so nothing changes unrecorded.
+admin_actions = sa.Table(
+    "admin_actions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False, index=True),
+    sa.Column("detail_json", sa.Text, nullable=False),
+)
+
 # How far `fraudgate ledger ship` has moved each decision-journal segment into ``decisions``:
 # updated in the same transaction as the rows it moved, so a segment is shipped exactly once.
 journal_offsets = sa.Table(
@@ -164,6 +177,10 @@ def _create_journal_tables(conn: sa.Connection) -> None:
     conn.execute(sa.insert(ledger_meta).values(key=LEDGER_ID_KEY, value=uuid.uuid4().hex))
 
 
+def _create_admin_actions(conn: sa.Connection) -> None:
+    admin_actions.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions, labels, label_audit, weight_changes", _create_tables),
     Migration(2, "indexes for analysis joins", _create_analysis_indexes),
@@ -171,6 +188,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         4, "journal_offsets and the ledger's identity (journal shipping)", _create_journal_tables
     ),
+    Migration(5, "admin_actions (model-management audit)", _create_admin_actions),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -34,6 +34,7 @@ from sqlalchemy import event
 
 from fraudgate.ledger.records import (
     DECISION_FIELDS,
+    AdminAction,
     ConfusionCounts,
     Decision,
     DecisionRow,
@@ -47,6 +48,7 @@ from fraudgate.ledger.records import (
 from fraudgate.ledger.schema import (
     LATEST_VERSION,
     LEDGER_ID_KEY,
+    admin_actions,
     decisions,
     journal_offsets,
     label_audit,
@@ -610,6 +612,54 @@ class LedgerStore:
                 at=float(row.changed_at),
             )
             for row in rows
+        ]
+
+    # -- model-management audit -------------------------------------------------------------
+
+    def record_admin_action(
+        self,
+        action: str,
+        model: str,
+        actor: str,
+        detail: dict[str, Any],
+        at: float | datetime | None = None,
+    ) -> AdminAction:
+        """Record a repository load/unload (durable when this returns)."""
+        from fraudgate.protocol.limits import check_actor, check_text
+
+        check_actor(actor)
+        check_text(action, "action", 32)
+        check_text(model, "model", 200)
+        when = time.time() if at is None else _epoch(at)
+        assert when is not None
+        with self._write() as conn:
+            conn.execute(
+                sa.insert(admin_actions).values(
+                    at=when,
+                    actor=actor,
+                    action=action,
+                    model=model,
+                    detail_json=json.dumps(detail, sort_keys=True),
+                )
+            )
+        return AdminAction(at=when, actor=actor, action=action, model=model, detail=dict(detail))
+
+    def admin_actions(self, model: str | None = None, limit: int = 1000) -> list[AdminAction]:
+        """The latest ``limit`` admin actions (of ``model``), oldest first."""
+        query = sa.select(admin_actions).order_by(admin_actions.c.id.desc()).limit(limit)
+        if model is not None:
+            query = query.where(admin_actions.c.model == model)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            AdminAction(
+                at=float(row.at),
+                actor=row.actor,
+                action=row.action,
+                model=row.model,
+                detail=json.loads(row.detail_json),
+            )
+            for row in reversed(rows)
         ]
 
 

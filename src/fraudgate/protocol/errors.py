@@ -39,6 +39,10 @@ class Unauthorized(InferenceError):
     """A missing or wrong bearer token on an authenticated endpoint."""
 
 
+class Forbidden(InferenceError):
+    """The server refuses the call whoever asks (e.g. model management switched off)."""
+
+
 class Unavailable(InferenceError):
     """A dependency is down or not configured (e.g. the decision ledger); retry later."""
 
@@ -53,6 +57,7 @@ STATUS_TABLE: dict[type[InferenceError], tuple[int, str]] = {
     NotReady: (503, "UNAVAILABLE"),
     Unavailable: (503, "UNAVAILABLE"),
     Unauthorized: (401, "UNAUTHENTICATED"),
+    Forbidden: (403, "PERMISSION_DENIED"),
 }
 INTERNAL = (500, "INTERNAL")
 

@@ -10,6 +10,13 @@ time the repository (re)loads it; it is not the MLflow version (both demo models
 one registered model), which is reported in the metadata ``parameters`` instead. The
 Seldon Core v2 style suffixed name ``fraud-v1-baseline_1`` and ``/versions/1`` resolve to the same
 model as long as 1 is the version being served.
+
+Model management (repository load/unload) is an admin action on every transport: it needs the
+admin token (`fraudgate.serving.auth`), is refused when none is configured or when
+``server.model_management: off``, loads only models of the configured registry
+(`fraudgate.serving.repository`), and is recorded in the ledger before it takes effect. Names
+outside the config are bounded by ``server.max_extra_models``; a failed load of one leaves no
+entry. The index stays readable without a token.
 """
 
 from __future__ import annotations
@@ -24,26 +31,31 @@ from typing import Any
 import numpy as np
 
 import fraudgate
-from fraudgate.config import BatchingConfig, FraudgateConfig, ModelConfig
+from fraudgate.config import MODEL_NAME, BatchingConfig, FraudgateConfig, ModelConfig
 from fraudgate.data.contract import FEATURE_VERSION, INPUT_NAME, N_FEATURES
 from fraudgate.protocol.codecs import decode_features
 from fraudgate.protocol.errors import (
+    Forbidden,
     InferenceError,
     InvalidInput,
     LoadFailed,
     ModelNotFound,
     NotReady,
+    Unavailable,
     http_status,
 )
+from fraudgate.protocol.limits import preview
 from fraudgate.protocol.types import (
     InferenceRequest,
     InferenceResponse,
     RequestedOutput,
     ResponseOutput,
 )
+from fraudgate.serving.auth import AdminAuth
 from fraudgate.serving.batching import Batcher
 from fraudgate.serving.experiment import ExperimentPlane, HeadersFn, new_request_id
 from fraudgate.serving.metrics import UNKNOWN_MODEL, ModelMetrics, ServerMetrics, observe_scores
+from fraudgate.serving.repository import load_parameters, unload_parameters
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +178,15 @@ class RepositoryEntry:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def check_new_model_name(name: str) -> None:
+    """InvalidInput unless a name outside the config follows the config's model-name rule."""
+    if not MODEL_NAME.fullmatch(name):
+        raise InvalidInput(
+            "model name: expected letters, digits, '.', '_' or '-' (at most 128, starting with "
+            f"a letter or digit) for a model outside the config, received {preview(name)}"
+        )
+
+
 def check_requested_outputs(requested: list[RequestedOutput]) -> None:
     """InvalidInput unless every requested output is one this server produces."""
     for i, output in enumerate(requested):
@@ -188,12 +209,17 @@ class DataPlane:
         self.metrics = metrics or ServerMetrics()
         # routing, ledger, mirror and admin; None (no experiment/ledger configured): plain serving
         self.experiment = experiment
+        # the admin token, one object for every transport and for the experiment plane
+        self.auth = AdminAuth.from_config(config.auth)
+        self.auth_inference = config.auth.inference  # inference needs the token too
         if experiment is not None:
+            experiment.auth = self.auth
             experiment.bind(self.resolve)
             self.metrics.registry.register(experiment)  # its collect(): ledger, mirror, weights
         self.entries: dict[str, RepositoryEntry] = {
             m.name: RepositoryEntry(config=m) for m in config.models
         }
+        self._configured = frozenset(self.entries)  # names of the config (never dropped)
         self.started = False
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -370,6 +396,39 @@ class DataPlane:
         self._record_failure(name, None, protocol, code)
 
     # -- model repository ---------------------------------------------------------------------
+    def authorize_management(self, authorization: str | None) -> None:
+        """Forbidden when model management is off or no token is configured, else the token.
+
+        A load runs the model's code in this process and replaces what scores the traffic; an
+        unload stops a model serving: both are admin actions on every transport.
+        """
+        if self.config.server.model_management == "off":
+            raise Forbidden(
+                "model management is switched off (server.model_management: off): models load "
+                "from the config at start-up only; set server.model_management: admin to allow "
+                "authenticated repository load/unload"
+            )
+        self.auth.require(authorization, "model management (repository load/unload)")
+
+    async def load_model(
+        self, name: str, parameters: Any, authorization: str | None
+    ) -> DeployedModel:
+        """A repository load request from either transport, with its raw ``parameters``."""
+        self.authorize_management(authorization)
+        request = load_parameters(parameters)
+        return await self.load(
+            name,
+            uri=request.uri,
+            threshold=request.threshold,
+            runtime=request.runtime,
+            actor=request.actor,
+        )
+
+    async def unload_model(self, name: str, parameters: Any, authorization: str | None) -> None:
+        """A repository unload request from either transport, with its raw ``parameters``."""
+        self.authorize_management(authorization)
+        await self.unload(name, actor=unload_parameters(parameters))
+
     def repository_index(self, ready_only: bool = False) -> list[dict[str, Any]]:
         items = []
         for name, entry in self.entries.items():
@@ -388,19 +447,25 @@ class DataPlane:
         uri: str | None = None,
         threshold: float | None = None,
         runtime: str | None = None,
+        actor: str | None = None,
     ) -> DeployedModel:
         """(Re)load `name`; a new deployment gets the next serving version.
 
         A name from the config needs no arguments; a new name needs ``uri``. While a reload
         runs, the previous version keeps serving; if it fails, the previous version stays.
+        With an ``actor`` (a repository request, not the start-up) the load is an audited admin
+        action: recorded in the ledger before it serves, refused (503) if it cannot be.
         """
         entry = self.entries.get(name)
         if entry is None:
             if not uri:
                 raise ModelNotFound(
                     f"model {name!r}: not in the config; expected one of {sorted(self.entries)}, "
-                    "or pass parameters.uri (an MLflow model URI) to load a new model"
+                    "or pass parameters.uri (models:/<registered-name>@<alias> or "
+                    "models:/<registered-name>/<version>) to load a new model"
                 )
+            check_new_model_name(name)
+            self._make_room(name)
             entry = RepositoryEntry(config=ModelConfig(name=name, uri=uri))
             self.entries[name] = entry
         overrides: dict[str, Any] = {}
@@ -421,6 +486,9 @@ class DataPlane:
                 batching=current.batching or BatchingConfig(),
             )
         async with entry.lock:
+            if self.entries.get(name) is not entry:  # a failed load of this new name dropped it
+                self._make_room(name)
+                self.entries[name] = entry
             if entry.deployed is None:
                 entry.state, entry.reason = LOADING, ""
             began = time.perf_counter()
@@ -431,11 +499,36 @@ class DataPlane:
                 reason = f"{type(exc).__name__}: {exc}"
                 if entry.deployed is None:
                     entry.state, entry.reason = FAILED, reason
+                    if name not in self._configured and self.entries.get(name) is entry:
+                        del self.entries[name]  # a failed new name leaves no entry behind
                 log.error("loading %s from %s failed: %s", name, config.uri, reason)
                 raise LoadFailed(
                     f"model {name!r}: loading {config.uri!r} failed: {reason}"
                 ) from exc
             previous = entry.deployed
+            if actor is not None:
+                detail = {
+                    "uri": config.uri,
+                    "runtime": deployed.runtime_name,
+                    "mlflow_version": deployed.metadata["parameters"]["mlflow_model_version"],
+                    "threshold": {
+                        "old": None if previous is None else previous.threshold,
+                        "new": deployed.threshold,
+                    },
+                    "version": {
+                        "old": None if previous is None else previous.version,
+                        "new": deployed.version,
+                    },
+                }
+                try:
+                    await self._audit("load", name, actor, detail)
+                except Unavailable:
+                    deployed.close()
+                    if previous is None:  # as if the load had failed
+                        entry.state, entry.reason = UNAVAILABLE, "the load could not be recorded"
+                        if name not in self._configured and self.entries.get(name) is entry:
+                            del self.entries[name]
+                    raise
             entry.config = config
             entry.version += 1
             entry.deployed = deployed
@@ -455,7 +548,40 @@ class DataPlane:
             )
             return deployed
 
-    async def unload(self, name: str) -> None:
+    def _make_room(self, name: str) -> None:
+        """Bound the names outside the config: drop an unloaded one, or refuse ``name``."""
+        limit = self.config.server.max_extra_models
+        extra = [n for n in self.entries if n not in self._configured]
+        if len(extra) < limit:
+            return
+        for other in extra:
+            entry = self.entries[other]
+            if entry.deployed is None and not entry.lock.locked():
+                del self.entries[other]  # unloaded: nothing serves under it
+                return
+        raise LoadFailed(
+            f"model {name!r}: the repository already holds {len(extra)} models outside the "
+            f"config (server.max_extra_models: {limit}), all loaded: unload one of "
+            f"{sorted(extra)} first, or add {name!r} to the config's models"
+        )
+
+    async def _audit(self, action: str, name: str, actor: str, detail: dict[str, Any]) -> None:
+        """Record an admin action in the ledger (logged only without one); Unavailable if not."""
+        log.info("admin action %s of %s by %s: %s", action, name, actor, detail)
+        store = self.experiment.store if self.experiment is not None else None
+        if store is None:
+            return
+        try:
+            await asyncio.to_thread(store.record_admin_action, action, name, actor, detail)
+        except Exception as exc:
+            log.error("recording the %s of %s failed: %s", action, name, exc)
+            raise Unavailable(
+                f"model {name!r}: the {action} could not be recorded in the ledger, so it was "
+                f"not done (retry later): {type(exc).__name__}: {str(exc)[:300]}"
+            ) from exc
+
+    async def unload(self, name: str, actor: str | None = None) -> None:
+        """Stop serving `name`; with an ``actor``, an admin action audited first (see `load`)."""
         entry = self.entries.get(name)
         if entry is None:
             raise ModelNotFound(
@@ -463,6 +589,13 @@ class DataPlane:
             )
         async with entry.lock:
             previous = entry.deployed
+            if actor is not None:
+                detail = {
+                    "uri": entry.config.uri,
+                    "version": None if previous is None else previous.version,
+                    "threshold": None if previous is None else previous.threshold,
+                }
+                await self._audit("unload", name, actor, detail)
             entry.deployed = None
             entry.state, entry.reason = UNAVAILABLE, "unloaded"
             if previous is not None:

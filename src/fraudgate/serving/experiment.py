@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import itertools
 import logging
 import math
@@ -59,9 +58,9 @@ from fraudgate.ledger.mirror import MIRROR_KEY, entry_rows, mirror_entry, model_
 from fraudgate.protocol.errors import (
     InvalidInput,
     ModelNotFound,
-    Unauthorized,
     Unavailable,
 )
+from fraudgate.serving.auth import AdminAuth
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -127,7 +126,8 @@ class ExperimentPlane:
             config.ledger_config.weights_poll_s if config.ledger_config is not None else 0.0
         )
         self.max_pending_mirror_rows = max_pending_mirror_rows
-        self._token_bytes = None if self.token is None else self.token.encode()
+        # the data plane hands its own (one object per server) to the plane it holds
+        self.auth = AdminAuth.from_config(config.auth)
         self._routes: dict[str, bool] = {}
         self._router = self.state.router if self.state is not None else None
         routing = spec.routing if spec is not None else None
@@ -626,18 +626,7 @@ class ExperimentPlane:
     # -- auth ---------------------------------------------------------------------------------
     def check_token(self, authorization: str | None) -> None:
         """Raise Unauthorized unless ``authorization`` is ``Bearer <the configured token>``."""
-        if self._token_bytes is None:
-            return
-        if not authorization:
-            raise Unauthorized(
-                "Authorization: expected 'Bearer <token>' (the config's auth token), "
-                "received nothing"
-            )
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("Authorization: expected 'Bearer <token>', received another scheme")
-        if not hmac.compare_digest(token.strip().encode(), self._token_bytes):
-            raise Unauthorized("Authorization: the bearer token is not valid")
+        self.auth.check(authorization)
 
     # -- feedback -----------------------------------------------------------------------------
     async def feedback(self, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import grpc
 
 from fraudgate.protocol.errors import (
     InferenceError,
-    InvalidInput,
     grpc_code_name,
     http_status,
 )
@@ -85,8 +84,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             headers = None
             if plane is not None:
                 headers = lambda: _metadata(context)  # noqa: E731
-                if plane.auth_inference:
-                    plane.check_token(_metadata(context).get("authorization"))
+            if self.dataplane.auth_inference:
+                self.dataplane.auth.check(_metadata(context).get("authorization"))
             _, response = await self.dataplane.infer(
                 request.model_name,
                 request.model_version or None,
@@ -118,22 +117,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def RepositoryModelLoad(
         self, request: Any, context: Any
     ) -> pb.RepositoryModelLoadResponse:
-        params = {k: _repository_parameter(v) for k, v in request.parameters.items()}
         try:
-            threshold = params.get("threshold")
-            if isinstance(threshold, str):
-                try:
-                    threshold = float(threshold)
-                except ValueError:
-                    raise InvalidInput(
-                        f"parameters.threshold: expected a number, received {threshold!r}"
-                    ) from None
-            await self.dataplane.load(
-                request.model_name,
-                uri=params.get("uri") or None,
-                threshold=threshold,
-                runtime=params.get("runtime") or None,
-            )
+            params = {k: _repository_parameter(v) for k, v in request.parameters.items()}
+            authorization = _metadata(context).get("authorization")
+            await self.dataplane.load_model(request.model_name, params, authorization)
         except InferenceError as exc:
             await _abort(context, exc)
         return pb.RepositoryModelLoadResponse()
@@ -142,7 +129,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: Any, context: Any
     ) -> pb.RepositoryModelUnloadResponse:
         try:
-            await self.dataplane.unload(request.model_name)
+            params = {k: _repository_parameter(v) for k, v in request.parameters.items()}
+            authorization = _metadata(context).get("authorization")
+            await self.dataplane.unload_model(request.model_name, params, authorization)
         except InferenceError as exc:
             await _abort(context, exc)
         return pb.RepositoryModelUnloadResponse()

@@ -48,6 +48,13 @@ _TOO_LARGE = _error("Request body larger than the server's max_payload_bytes.")
 _NOT_READY = _error("The model (or server) is not ready: loading, unloaded or failed.")
 _UNAUTHORIZED = _error("Missing or wrong bearer token (header Authorization: Bearer <token>).")
 _UNAVAILABLE = _error("No ledger/experiment configured, or the ledger is unreachable.")
+_FORBIDDEN = _error(
+    "Model management refused: switched off (server.model_management: off), or no admin token "
+    "is configured (auth.token / auth.token_env)."
+)
+_MANAGEMENT_UNAVAILABLE = _error(
+    "The model is not ready, or the ledger could not record the admin action (nothing changed)."
+)
 _BEARER = [{"bearerAuth": []}]
 
 
@@ -222,13 +229,26 @@ def _schemas() -> dict[str, Any]:
                     "properties": {
                         "uri": {
                             "type": "string",
-                            "description": "MLflow model URI; required for a name not in the "
-                            "config, e.g. models:/fraud-detection@challenger.",
+                            "pattern": "^models:/[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9_-]+"
+                            "|/[1-9][0-9]*)$",
+                            "description": "A model of the configured registry, "
+                            "models:/<registered-name>@<alias> or models:/<registered-name>/"
+                            "<version>; required for a name not in the config, e.g. "
+                            "models:/fraud-detection@challenger. Never a path or another URL.",
                         },
                         "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-                        "runtime": {"type": "string"},
+                        "runtime": {
+                            "type": "string",
+                            "enum": ["auto", "tl2cgen", "native", "pyfunc"],
+                        },
+                        "actor": {
+                            "type": "string",
+                            "maxLength": 100,
+                            "description": "Who asked, recorded with the action in the ledger "
+                            "(default admin-api).",
+                        },
                     },
-                    "additionalProperties": True,
+                    "additionalProperties": False,
                 }
             },
         },
@@ -469,6 +489,7 @@ def openapi_document() -> dict[str, Any]:
             "operationId": "repositoryModelLoad",
             "summary": "Load (or reload, as the next serving version) a model",
             "tags": ["repository"],
+            "security": _BEARER,
             "parameters": [_NAME],
             "requestBody": {
                 "required": False,
@@ -477,8 +498,11 @@ def openapi_document() -> dict[str, Any]:
             "responses": {
                 "200": _json(_ref("RepositoryLoadResponse"), "The model is loaded."),
                 "400": _BAD,
+                "401": _UNAUTHORIZED,
+                "403": _FORBIDDEN,
                 "404": _NOT_FOUND,
                 "413": _TOO_LARGE,
+                "503": _MANAGEMENT_UNAVAILABLE,
             },
         }
     }
@@ -487,16 +511,36 @@ def openapi_document() -> dict[str, Any]:
             "operationId": "repositoryModelUnload",
             "summary": "Unload a model (it answers 503 until loaded again)",
             "tags": ["repository"],
+            "security": _BEARER,
             "parameters": [_NAME],
             "requestBody": {
                 "required": False,
-                "content": {"application/json": {"schema": {"type": "object"}}},
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "parameters": {
+                                    "type": "object",
+                                    "properties": {
+                                        "actor": {"type": "string", "maxLength": 100},
+                                        "unload_dependents": {"type": "boolean"},
+                                    },
+                                    "additionalProperties": False,
+                                }
+                            },
+                        }
+                    }
+                },
             },
             "responses": {
                 "200": _json(_ref("RepositoryUnloadResponse"), "The model is unloaded."),
                 "400": _BAD,
+                "401": _UNAUTHORIZED,
+                "403": _FORBIDDEN,
                 "404": _NOT_FOUND,
                 "413": _TOO_LARGE,
+                "503": _MANAGEMENT_UNAVAILABLE,
             },
         }
     }

@@ -209,8 +209,8 @@ class RestApp:
         name = rest
         try:
             name, version = _split_model_path(rest)
-            if plane is not None and plane.auth_inference:
-                plane.check_token(_header(scope, b"authorization"))
+            if dataplane.auth_inference:
+                dataplane.auth.check(_header(scope, b"authorization"))
             body, header_length = await self._body(scope, receive)
             request, response = await dataplane.infer(
                 name,
@@ -309,12 +309,13 @@ class RestApp:
             if action not in ("load", "unload") or not name or "/" in name:
                 raise _RouteNotFound(f"path: no route for {path!r}")
             _allow(method, "POST")
-            data = await self._json_body(scope, receive)
+            authorization = _header(scope, b"authorization")
+            dp.authorize_management(authorization)  # before reading what the caller sent
+            parameters = (await self._json_body(scope, receive)).get("parameters")
             if action == "unload":
-                await dp.unload(name)
+                await dp.unload_model(name, parameters, authorization)
                 return 200, orjson.dumps({"name": name, "state": "UNAVAILABLE"}), _JSON
-            uri, threshold, runtime = _load_parameters(data)
-            deployed = await dp.load(name, uri=uri, threshold=threshold, runtime=runtime)
+            deployed = await dp.load_model(name, parameters, authorization)
             body = {"name": name, "version": deployed.version, "state": "READY"}
             return 200, orjson.dumps(body), _JSON
         if path == "/feedback":
@@ -370,28 +371,6 @@ def _allow(method: str, allowed: str) -> None:
         raise _MethodNotAllowed(
             f"method: expected {allowed} for this path, received {method}", allowed
         )
-
-
-def _load_parameters(data: dict[str, Any]) -> tuple[str | None, float | None, str | None]:
-    parameters = data.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise InvalidInput(f"parameters: expected an object, received {parameters!r}")
-    uri = parameters.get("uri")
-    if uri is not None and (not isinstance(uri, str) or not uri):
-        raise InvalidInput(f"parameters.uri: expected an MLflow model URI, received {uri!r}")
-    threshold = parameters.get("threshold")
-    if threshold is not None and (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, int | float)
-        or not 0.0 <= threshold <= 1.0
-    ):
-        raise InvalidInput(
-            f"parameters.threshold: expected a number between 0 and 1, received {threshold!r}"
-        )
-    runtime = parameters.get("runtime")
-    if runtime is not None and (not isinstance(runtime, str) or not runtime):
-        raise InvalidInput(f"parameters.runtime: expected a runtime kind, received {runtime!r}")
-    return uri, None if threshold is None else float(threshold), runtime
 
 
 async def _send(

@@ -3,7 +3,9 @@
 Start-up order: both listeners come up first (``/v2/health/live`` answers, ``/v2/health/ready``
 says 503), then the configured models load from the MLflow registry one by one (in a worker
 thread, so health checks keep answering) and get compiled to their fastest verified runtime;
-then the server is ready. A model that fails to load at start-up stops the server with the reason.
+then the server is ready. A model that fails to load at start-up stops the server with the reason
+(exit code 2); each model file is validated in a child process first (`model_check`), so a
+corrupt one is such a failure, never a crash of the server.
 """
 
 from __future__ import annotations
@@ -37,13 +39,16 @@ def registry_loader(config: FraudgateConfig) -> ModelLoader:
 
     def load(model: ModelConfig) -> LoadedRuntime:
         from fraudgate.registry import Registry
+        from fraudgate.serving.model_check import check_model_file
         from fraudgate.serving.runtimes import build_runtime
 
         with lock:  # MLflow is not built for concurrent loads; loads are rare
             registry = state.get("registry")
             if registry is None:
                 registry = state["registry"] = Registry(config.resolved_tracking_uri())
-            loaded = registry.load(model.uri)
+            # the booster file is parsed and scored in a child process first: a corrupt one
+            # crashes LightGBM, and must not take this process down
+            loaded = registry.load(model.uri, check=check_model_file)
             runtime = build_runtime(loaded, kind=model.runtime)
         return LoadedRuntime(loaded, runtime)
 
@@ -153,6 +158,14 @@ def _startup_table(running: RunningServer, host: str) -> Any:
         f"metrics http://{shown}:{running.http_port}/metrics  "
         f"OpenAPI http://{shown}:{running.http_port}/openapi.json"
     )
+    dataplane = running.dataplane
+    if dataplane.config.server.model_management == "off":
+        management = "off (server.model_management)"
+    elif dataplane.auth.configured:
+        management = "bearer token"
+    else:
+        management = "refused (no auth token configured)"
+    table.caption += f"\nmodel management /v2/repository/models/<name>/load|unload: {management}"
     plane = running.dataplane.experiment
     if plane is not None:
         lines = []
