@@ -261,9 +261,7 @@ def test_grpc_metadata_past_the_bound_is_refused(bounded):
     with channel:
         assert stub.ServerLive(pb.ServerLiveRequest(), timeout=5).live
         with pytest.raises(grpc.RpcError) as info:
-            stub.ServerLive(
-                pb.ServerLiveRequest(), metadata=[("x-big", "m" * 6000)], timeout=5
-            )
+            stub.ServerLive(pb.ServerLiveRequest(), metadata=[("x-big", "m" * 6000)], timeout=5)
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, info.value
         assert stub.ServerLive(pb.ServerLiveRequest(), timeout=5).live
 

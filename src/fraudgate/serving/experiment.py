@@ -62,6 +62,7 @@ from fraudgate.protocol.errors import (
     Unauthorized,
     Unavailable,
 )
+from fraudgate.protocol.limits import preview
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -698,7 +699,9 @@ class ExperimentPlane:
         state = self.state
         if state is None or state.spec.name != name:
             known = [] if state is None else [state.spec.name]
-            raise ModelNotFound(f"experiment {name!r}: unknown experiment; expected one of {known}")
+            raise ModelNotFound(
+                f"experiment {preview(name)}: unknown experiment; expected one of {known}"
+            )
         return state
 
     async def experiment_view(self, name: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import grpc
 from fraudgate.protocol.errors import (
     InferenceError,
     InvalidInput,
+    bounded_message,
     grpc_code_name,
     http_status,
 )
@@ -102,7 +103,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             await _abort(context, exc)
         except Exception as exc:  # pragma: no cover - a bug, not bad input
             log.exception("gRPC inference on %s failed", request.model_name)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
+            await context.abort(grpc.StatusCode.INTERNAL, bounded_message(f"internal error: {exc}"))
         return response_to_proto(response, raw)
 
     async def RepositoryIndex(self, request: Any, context: Any) -> pb.RepositoryIndexResponse:

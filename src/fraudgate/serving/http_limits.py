@@ -31,7 +31,11 @@ from fraudgate.serving.connection_limits import ConnectionLimits
 LINGER_S = 1.0  # how long a refused connection drains what the client still sends
 MAX_LINGERING = 256  # refused connections draining at once; past it they close at once
 
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
+_REASONS = {
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
 
 
 def refusal(status: int, message: str) -> bytes:
