@@ -132,6 +132,7 @@ def http_server(
             host=host,
             port=port,
             http=limited_protocol(limits),
+            ws="none",  # no WebSocket routes: an upgrade would leave the bounded protocol
             loop="none",
             lifespan="off",
             access_log=False,
