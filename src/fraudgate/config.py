@@ -49,6 +49,12 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_GRPC_PORT = 8081
 DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+# connection bounds (both transports; see fraudgate.serving.connection_limits)
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_MAX_HEADERS = 100
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_IDLE_TIMEOUT_S = 30.0
+DEFAULT_MAX_CONCURRENT_STREAMS = 100
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_WAIT_MS = 1.0
 MODEL_MANAGEMENT = ("admin", "off")
@@ -93,6 +99,15 @@ class ServerConfig:
     model_management: str = DEFAULT_MODEL_MANAGEMENT
     # names outside the config the repository holds at most (loaded by name + parameters.uri)
     max_extra_models: int = DEFAULT_MAX_EXTRA_MODELS
+    # request head (REST) / metadata (gRPC) bytes, and REST header count
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_headers: int = DEFAULT_MAX_HEADERS
+    # a connection must send its request head (REST) / HTTP/2 preface (gRPC) within this
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S  # keep-alive connections with no request
+    # open connections per transport; None: 1000, or fewer if the file limit allows fewer
+    max_connections: int | None = None
+    max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS  # gRPC streams per connection
 
 
 @dataclass(frozen=True)
@@ -286,9 +301,20 @@ def _server(value: Any) -> ServerConfig:
             "max_payload_bytes",
             "model_management",
             "max_extra_models",
+            "max_header_bytes",
+            "max_headers",
+            "header_timeout_s",
+            "idle_timeout_s",
+            "max_connections",
+            "max_concurrent_streams",
         ),
         "server",
     )
+    max_connections = data.get("max_connections")
+    if max_connections is not None:
+        max_connections = _int(
+            max_connections, "server.max_connections", minimum=1, maximum=1_000_000
+        )
     server = ServerConfig(
         host=_str(data.get("host", DEFAULT_HOST), "server.host"),
         http_port=_port(data.get("http_port", DEFAULT_HTTP_PORT), "server.http_port"),
@@ -308,6 +334,37 @@ def _server(value: Any) -> ServerConfig:
             "server.max_extra_models",
             minimum=0,
             maximum=1024,
+        ),
+        max_header_bytes=_int(
+            data.get("max_header_bytes", DEFAULT_MAX_HEADER_BYTES),
+            "server.max_header_bytes",
+            minimum=1024,
+            maximum=16 * 1024 * 1024,
+        ),
+        max_headers=_int(
+            data.get("max_headers", DEFAULT_MAX_HEADERS),
+            "server.max_headers",
+            minimum=8,
+            maximum=10_000,
+        ),
+        header_timeout_s=_float(
+            data.get("header_timeout_s", DEFAULT_HEADER_TIMEOUT_S),
+            "server.header_timeout_s",
+            minimum=0.1,
+            maximum=3600.0,
+        ),
+        idle_timeout_s=_float(
+            data.get("idle_timeout_s", DEFAULT_IDLE_TIMEOUT_S),
+            "server.idle_timeout_s",
+            minimum=0.1,
+            maximum=86400.0,
+        ),
+        max_connections=max_connections,
+        max_concurrent_streams=_int(
+            data.get("max_concurrent_streams", DEFAULT_MAX_CONCURRENT_STREAMS),
+            "server.max_concurrent_streams",
+            minimum=1,
+            maximum=100_000,
         ),
     )
     if server.http_port and server.http_port == server.grpc_port:

@@ -6,6 +6,7 @@ matter for users: no 5xx, status codes and bodies as documented, bad data refuse
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +15,24 @@ import pytest
 
 from fraudgate.config import write_default_config
 
+TOKEN = "rest-fuzz-token"
+RSS_GROWTH_BOUND_KIB = 300 * 1024
+
 
 @pytest.fixture(scope="module")
-def fuzz_server(trained_registry, module_launch, tmp_path_factory) -> str:
+def fuzz_server(trained_registry, module_launch, tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
-    config = write_default_config(root / "fraudgate.yaml", trained_registry.tracking_uri)
-    return module_launch(config).url
+    config = write_default_config(
+        root / "fraudgate.yaml", trained_registry.tracking_uri, token=TOKEN
+    )
+    return module_launch(config)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS line")
 
 
 CHECKS = ",".join(
@@ -35,15 +48,19 @@ CHECKS = ",".join(
 def test_every_route_behaves_as_documented(fuzz_server, tmp_path):
     """`st run` (the schemathesis CLI; its pytest plugin does not support pytest 9 yet)."""
     st = Path(sys.executable).with_name("st")
+    before = rss_kib(fuzz_server.proc.pid)
     result = subprocess.run(
         [
             str(st),
             "run",
-            f"{fuzz_server}/openapi.json",
+            f"{fuzz_server.url}/openapi.json",
+            # with the token, /feedback and /admin are fuzzed past the 401 too
+            "--header",
+            f"Authorization: Bearer {TOKEN}",
             "--checks",
             CHECKS,
             "--max-examples",
-            "25",
+            "40",
             "--seed",
             "1",
             "--phases",
@@ -60,5 +77,11 @@ def test_every_route_behaves_as_documented(fuzz_server, tmp_path):
         cwd=tmp_path,
     )
     output = result.stdout + result.stderr
+    after = rss_kib(fuzz_server.proc.pid)
     assert result.returncode == 0, output[-6000:]
-    assert "operations" in output.lower() or "passed" in output.lower(), output[-2000:]
+    generated = re.search(r"(\d+) generated", output)
+    assert generated is not None, output[-2000:]
+    print(f"\nREST fuzz: {generated.group(1)} test cases; RSS {before} -> {after} KiB")
+    assert int(generated.group(1)) >= 1000
+    assert fuzz_server.proc.poll() is None
+    assert after - before < RSS_GROWTH_BOUND_KIB, f"RSS grew by {after - before} KiB"

@@ -22,6 +22,7 @@ import numpy as np
 from fraudgate.data.contract import FEATURE_NAMES, INPUT_NAME, N_FEATURES
 from fraudgate.protocol.datatypes import ALL_DATATYPES, NUMERIC_DATATYPES, NUMPY_DTYPES
 from fraudgate.protocol.errors import InvalidInput
+from fraudgate.protocol.limits import preview
 from fraudgate.protocol.types import InferenceRequest, RequestInput
 
 CONTENT_TYPES = ("np", "pd")
@@ -30,24 +31,19 @@ _NUMERIC_KINDS = frozenset("fiu")
 _F32 = np.dtype(np.float32)
 
 
-def _preview(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def check_shape(shape: Any, where: str) -> list[int]:
     if type(shape) is not list:
         if not isinstance(shape, list | tuple):
             raise InvalidInput(
                 f"{where}.shape: expected a list of non-negative integers, "
-                f"received {_preview(shape)}"
+                f"received {preview(shape)}"
             )
         shape = list(shape)
     for dim in shape:
         if type(dim) is not int or dim < 0:  # bool is not int here
             raise InvalidInput(
                 f"{where}.shape: expected a list of non-negative integers, "
-                f"received {_preview(shape)}"
+                f"received {preview(shape)}"
             )
     return shape
 
@@ -61,8 +57,7 @@ def tensor_array(tensor: RequestInput, where: str) -> np.ndarray:
                 f"{where}.datatype: expected a numeric datatype such as FP32, received {datatype!r}"
             )
         raise InvalidInput(
-            f"{where}.datatype: expected one of {list(ALL_DATATYPES)}, "
-            f"received {_preview(datatype)}"
+            f"{where}.datatype: expected one of {list(ALL_DATATYPES)}, received {preview(datatype)}"
         )
     shape = check_shape(tensor.shape, where)
     expected = 1
@@ -90,7 +85,7 @@ def tensor_array(tensor: RequestInput, where: str) -> np.ndarray:
     elif data is None:
         raise InvalidInput(f"{where}.data: required, received nothing")
     else:
-        raise InvalidInput(f"{where}.data: expected a list of numbers, received {_preview(data)}")
+        raise InvalidInput(f"{where}.data: expected a list of numbers, received {preview(data)}")
     kind = array.dtype.kind
     if kind not in _NUMERIC_KINDS:
         if kind == "b":
@@ -143,7 +138,7 @@ def content_type(request: InferenceRequest) -> str:
     if value not in CONTENT_TYPES:
         raise InvalidInput(
             f"parameters.content_type: expected one of {list(CONTENT_TYPES)}, "
-            f"received {_preview(value)}"
+            f"received {preview(value)}"
         )
     return value
 
@@ -164,7 +159,7 @@ def _decode_np(inputs: list[RequestInput]) -> np.ndarray:
         if INPUT_NAME not in names:
             raise InvalidInput(
                 f"inputs: expected one tensor named {INPUT_NAME!r} (content_type np) or one "
-                f"tensor per feature (content_type pd), received names {_preview(names)}"
+                f"tensor per feature (content_type pd), received names {preview(names)}"
             )
         index = names.index(INPUT_NAME)
     where = f"inputs[{index}]"
@@ -209,7 +204,7 @@ def _decode_pd(inputs: list[RequestInput]) -> np.ndarray:
         missing = [name for j, name in enumerate(FEATURE_NAMES) if j not in columns]
         raise InvalidInput(
             f"inputs: content_type pd expects {N_FEATURES} feature columns named as in the "
-            f"contract; missing {len(missing)}: {_preview(missing, 200)}"
+            f"contract; missing {len(missing)}: {preview(missing, 200)}"
         )
     if not rows:
         raise InvalidInput("inputs: expected at least one row, received 0 rows")

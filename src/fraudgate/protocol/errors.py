@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+# the longest error message (UTF-8 bytes) either transport sends: a gRPC message travels in a
+# trailer, percent-encoded, and a trailer past the client's metadata limit loses the status
+MAX_MESSAGE_BYTES = 1000
+
+
+def bounded_message(message: str) -> str:
+    """`message`, cut to `MAX_MESSAGE_BYTES` UTF-8 bytes (saying so) when longer."""
+    if len(message) * 4 <= MAX_MESSAGE_BYTES:  # at most 4 bytes a character: surely short
+        return message
+    data = message.encode("utf-8", "replace")
+    if len(data) <= MAX_MESSAGE_BYTES:
+        return message
+    cut = data[: MAX_MESSAGE_BYTES - 48].decode("utf-8", "ignore")
+    return f"{cut}... (message cut at {MAX_MESSAGE_BYTES} of {len(data)} bytes)"
+
 
 class InferenceError(Exception):
-    """Base of every error a client can cause; the message names field, expected and received."""
+    """Base of every error a client can cause; the message names field, expected and received.
+
+    The message is bounded (`bounded_message`) here, once for every transport: the last line
+    of defence behind quoting received values with `fraudgate.protocol.limits.preview`.
+    """
 
     def __init__(self, message: str) -> None:
+        message = bounded_message(message)
         super().__init__(message)
         self.message = message
 

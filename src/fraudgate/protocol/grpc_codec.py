@@ -77,6 +77,16 @@ def _typed_contents(tensor: pb.ModelInferRequest.InferInputTensor, where: str) -
     return np.array(values, dtype=_CONTENT_DTYPES[tensor.datatype])
 
 
+def _no_typed_contents(tensor: pb.ModelInferRequest.InferInputTensor, i: int) -> None:
+    """The protocol allows raw or typed contents, not both (which one would be the data?)."""
+    filled = [name for name in _ALL_FIELDS if len(getattr(tensor.contents, name))]
+    if filled:
+        raise InvalidInput(
+            f"inputs[{i}].contents: expected no typed contents when raw_input_contents is set "
+            f"(one or the other), received {filled[0]}"
+        )
+
+
 def request_from_proto(message: pb.ModelInferRequest) -> InferenceRequest:
     raw = message.raw_input_contents
     if raw and len(raw) != len(message.inputs):
@@ -86,6 +96,8 @@ def request_from_proto(message: pb.ModelInferRequest) -> InferenceRequest:
         )
     inputs = []
     for i, tensor in enumerate(message.inputs):
+        if raw and tensor.HasField("contents"):
+            _no_typed_contents(tensor, i)
         data = raw[i] if raw else _typed_contents(tensor, f"inputs[{i}]")
         inputs.append(
             RequestInput(

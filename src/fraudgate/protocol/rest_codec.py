@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from fraudgate.protocol.errors import InvalidInput
+from fraudgate.protocol.limits import preview
 from fraudgate.protocol.types import (
     InferenceRequest,
     InferenceResponse,
@@ -21,11 +22,6 @@ from fraudgate.protocol.types import (
 )
 
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
-
-
-def _preview(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _type_name(value: Any) -> str:
@@ -51,7 +47,7 @@ def _parameters(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InvalidInput(f"{where}: expected an object, received {_preview(value)}")
+        raise InvalidInput(f"{where}: expected an object, received {preview(value)}")
     return value
 
 
@@ -60,7 +56,7 @@ def _string(item: dict[str, Any], key: str, where: str) -> str:
     if value is None:
         raise InvalidInput(f"{where}.{key}: required, received nothing")
     if not isinstance(value, str):
-        raise InvalidInput(f"{where}.{key}: expected a string, received {_preview(value)}")
+        raise InvalidInput(f"{where}.{key}: expected a string, received {preview(value)}")
     return value
 
 
@@ -81,7 +77,7 @@ def parse_infer_request(body: bytes, header_length: int | None = None) -> Infere
 
     request_id = data.get("id")
     if request_id is not None and not isinstance(request_id, str):
-        raise InvalidInput(f"id: expected a string, received {_preview(request_id)}")
+        raise InvalidInput(f"id: expected a string, received {preview(request_id)}")
     parameters = _parameters(data.get("parameters"), "parameters")
 
     raw_inputs = data.get("inputs")
@@ -89,14 +85,14 @@ def parse_infer_request(body: bytes, header_length: int | None = None) -> Infere
         raise InvalidInput("inputs: required, received nothing")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise InvalidInput(
-            f"inputs: expected a non-empty list of tensors, received {_preview(raw_inputs)}"
+            f"inputs: expected a non-empty list of tensors, received {preview(raw_inputs)}"
         )
     offset = 0
     inputs: list[RequestInput] = []
     for i, item in enumerate(raw_inputs):
         where = f"inputs[{i}]"
         if not isinstance(item, dict):
-            raise InvalidInput(f"{where}: expected an object, received {_preview(item)}")
+            raise InvalidInput(f"{where}: expected an object, received {preview(item)}")
         name = _string(item, "name", where)
         datatype = _string(item, "datatype", where)
         shape = item.get("shape")
@@ -108,7 +104,7 @@ def parse_infer_request(body: bytes, header_length: int | None = None) -> Infere
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
                 raise InvalidInput(
                     f"{where}.parameters.binary_data_size: expected a non-negative integer, "
-                    f"received {_preview(size)}"
+                    f"received {preview(size)}"
                 )
             if binary is None:
                 raise InvalidInput(
@@ -137,12 +133,12 @@ def parse_infer_request(body: bytes, header_length: int | None = None) -> Infere
     raw_outputs = data.get("outputs")
     if raw_outputs is not None:
         if not isinstance(raw_outputs, list):
-            raise InvalidInput(f"outputs: expected a list, received {_preview(raw_outputs)}")
+            raise InvalidInput(f"outputs: expected a list, received {preview(raw_outputs)}")
         outputs = []
         for i, item in enumerate(raw_outputs):
             where = f"outputs[{i}]"
             if not isinstance(item, dict):
-                raise InvalidInput(f"{where}: expected an object, received {_preview(item)}")
+                raise InvalidInput(f"{where}: expected an object, received {preview(item)}")
             outputs.append(
                 RequestedOutput(
                     _string(item, "name", where),

@@ -44,7 +44,7 @@ from fraudgate.protocol.errors import (
     Unavailable,
     http_status,
 )
-from fraudgate.protocol.limits import preview
+from fraudgate.protocol.limits import MAX_MODEL_NAME_CHARS, preview
 from fraudgate.protocol.types import (
     InferenceRequest,
     InferenceResponse,
@@ -192,7 +192,8 @@ def check_requested_outputs(requested: list[RequestedOutput]) -> None:
     for i, output in enumerate(requested):
         if output.name not in OUTPUT_NAMES:
             raise InvalidInput(
-                f"outputs[{i}].name: expected one of {list(OUTPUT_NAMES)}, received {output.name!r}"
+                f"outputs[{i}].name: expected one of {list(OUTPUT_NAMES)}, "
+                f"received {preview(output.name)}"
             )
 
 
@@ -257,16 +258,21 @@ class DataPlane:
         entry = self.entries.get(name)
         if entry is not None:
             return entry, version or None
+        if len(name) > MAX_MODEL_NAME_CHARS + 21:  # longer than any name and _<version>
+            raise ModelNotFound(
+                f"model {preview(name)}: unknown model name; expected at most "
+                f"{MAX_MODEL_NAME_CHARS} characters, one of {sorted(self.entries)}"
+            )
         base, sep, suffix = name.rpartition("_")
         if sep and suffix.isdigit() and base in self.entries:
             if version and version != suffix:
                 raise ModelNotFound(
-                    f"model {name!r} names version {suffix} but version {version!r} was "
-                    f"requested; use one or the other"
+                    f"model {preview(name)} names version {suffix} but version "
+                    f"{preview(version)} was requested; use one or the other"
                 )
             return self.entries[base], suffix
         raise ModelNotFound(
-            f"model {name!r}: unknown model name; expected one of {sorted(self.entries)} "
+            f"model {preview(name)}: unknown model name; expected one of {sorted(self.entries)} "
             f"(optionally with a _<version> suffix)"
         )
 
@@ -281,7 +287,7 @@ class DataPlane:
             )
         if version is not None and version != deployed.version:
             raise ModelNotFound(
-                f"model {entry.config.name!r} version {version!r}: unknown version; "
+                f"model {entry.config.name!r} version {preview(version)}: unknown version; "
                 f"expected {deployed.version!r} (the version being served)"
             )
         return deployed

@@ -60,6 +60,7 @@ from fraudgate.protocol.errors import (
     ModelNotFound,
     Unavailable,
 )
+from fraudgate.protocol.limits import preview
 from fraudgate.serving.auth import AdminAuth
 
 if TYPE_CHECKING:
@@ -687,7 +688,9 @@ class ExperimentPlane:
         state = self.state
         if state is None or state.spec.name != name:
             known = [] if state is None else [state.spec.name]
-            raise ModelNotFound(f"experiment {name!r}: unknown experiment; expected one of {known}")
+            raise ModelNotFound(
+                f"experiment {preview(name)}: unknown experiment; expected one of {known}"
+            )
         return state
 
     async def experiment_view(self, name: str) -> dict[str, Any]:

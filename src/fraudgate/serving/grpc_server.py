@@ -12,12 +12,14 @@ import grpc
 
 from fraudgate.protocol.errors import (
     InferenceError,
+    bounded_message,
     grpc_code_name,
     http_status,
 )
 from fraudgate.protocol.grpc_codec import request_from_proto, response_to_proto, set_parameter
 from fraudgate.protocol.grpc_gen import inference_pb2 as pb
 from fraudgate.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
+from fraudgate.serving.connection_limits import ConnectionLimits, grpc_options
 from fraudgate.serving.dataplane import DataPlane
 
 log = logging.getLogger(__name__)
@@ -100,7 +102,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             await _abort(context, exc)
         except Exception as exc:  # pragma: no cover - a bug, not bad input
             log.exception("gRPC inference on %s failed", request.model_name)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
+            await context.abort(grpc.StatusCode.INTERNAL, bounded_message(f"internal error: {exc}"))
         return response_to_proto(response, raw)
 
     async def RepositoryIndex(self, request: Any, context: Any) -> pb.RepositoryIndexResponse:
@@ -138,14 +140,24 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
 
 def create_grpc_server(
-    dataplane: DataPlane, host: str, port: int, max_payload_bytes: int
+    dataplane: DataPlane,
+    host: str,
+    port: int,
+    max_payload_bytes: int,
+    limits: ConnectionLimits | None = None,
 ) -> tuple[grpc.aio.Server, int]:
-    """A grpc.aio server bound to host:port (port 0 picks a free one); returns it and the port."""
-    options = [
+    """A grpc.aio server bound to host:port (port 0 picks a free one); returns it and the port.
+
+    `limits` (metadata size, streams, idle and handshake timeouts, connection cap) become
+    grpc-core channel arguments; None leaves grpc-core's defaults.
+    """
+    options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", max_payload_bytes),
         ("grpc.max_send_message_length", max(max_payload_bytes, 64 * 1024 * 1024)),
         ("grpc.so_reuseport", 0),
     ]
+    if limits is not None:
+        options.extend(grpc_options(limits))
     server = grpc.aio.server(options=options)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(dataplane), server)
     bound = server.add_insecure_port(f"{host}:{port}")

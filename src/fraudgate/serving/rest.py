@@ -26,6 +26,7 @@ from fraudgate.protocol.errors import (
     Unavailable,
     http_status,
 )
+from fraudgate.protocol.limits import preview
 from fraudgate.protocol.rest_codec import encode_infer_response, error_body, parse_infer_request
 from fraudgate.serving.dataplane import DataPlane
 from fraudgate.serving.experiment import ExperimentPlane
@@ -61,7 +62,7 @@ def _split_model_path(rest: str) -> tuple[str, str | None]:
     """'name' or 'name/versions/v' -> (name, version)."""
     name, sep, version = rest.partition("/versions/")
     if not name or "/" in name or (sep and (not version or "/" in version)):
-        raise _RouteNotFound(f"path: no route for model path {rest!r}")
+        raise _RouteNotFound(f"path: no route for model path {preview(rest)}")
     return name, (version if sep else None)
 
 
@@ -127,7 +128,8 @@ class RestApp:
                     declared = int(value)
                 except ValueError:
                     raise InvalidInput(
-                        f"Content-Length: expected an integer, received {value.decode('latin-1')!r}"
+                        "Content-Length: expected an integer, received "
+                        f"{preview(value.decode('latin-1'))}"
                     ) from None
                 if declared > limit:
                     raise PayloadTooLarge(
@@ -139,7 +141,7 @@ class RestApp:
                 except ValueError:
                     raise InvalidInput(
                         "Inference-Header-Content-Length: expected an integer, received "
-                        f"{value.decode('latin-1')!r}"
+                        f"{preview(value.decode('latin-1'))}"
                     ) from None
             elif key == b"content-encoding":
                 encoding = value.lower()
@@ -172,7 +174,7 @@ class RestApp:
         if encoding not in (b"gzip", b"deflate"):
             raise InvalidInput(
                 "Content-Encoding: expected one of ['identity', 'gzip', 'deflate'], "
-                f"received {encoding.decode('latin-1')!r}"
+                f"received {preview(encoding.decode('latin-1'))}"
             )
         limit = self.max_payload_bytes
         decompressor = zlib.decompressobj(wbits=31 if encoding == b"gzip" else 15)
@@ -288,7 +290,7 @@ class RestApp:
                     return 200, _READY, _JSON
                 return (
                     503,
-                    error_body(f"model {name!r} is not ready (not loaded or still loading)"),
+                    error_body(f"model {preview(name)} is not ready (not loaded or still loading)"),
                     _JSON,
                 )
             if rest.endswith("/infer"):
@@ -301,13 +303,13 @@ class RestApp:
             data = await self._json_body(scope, receive)
             ready = data.get("ready", False)
             if not isinstance(ready, bool):
-                raise InvalidInput(f"ready: expected a boolean, received {ready!r}")
+                raise InvalidInput(f"ready: expected a boolean, received {preview(ready)}")
             return 200, orjson.dumps(dp.repository_index(ready_only=ready)), _JSON
         if path.startswith(_REPO_MODELS):
             rest = path[len(_REPO_MODELS) :]
             name, _, action = rest.rpartition("/")
             if action not in ("load", "unload") or not name or "/" in name:
-                raise _RouteNotFound(f"path: no route for {path!r}")
+                raise _RouteNotFound(f"path: no route for {preview(path)}")
             _allow(method, "POST")
             authorization = _header(scope, b"authorization")
             dp.authorize_management(authorization)  # before reading what the caller sent
@@ -327,7 +329,7 @@ class RestApp:
             rest = path[len(_ADMIN_EXPERIMENTS) :]
             experiment, _, action = rest.partition("/")
             if not experiment or action not in ("", "weights"):
-                raise _RouteNotFound(f"path: no route for {path!r}; see /openapi.json")
+                raise _RouteNotFound(f"path: no route for {preview(path)}; see /openapi.json")
             _allow(method, "GET" if not action else "PUT")
             plane = self._plane_for_admin(scope)
             if not action:
@@ -342,7 +344,9 @@ class RestApp:
             if self._openapi is None:
                 self._openapi = orjson.dumps(openapi_document())
             return 200, self._openapi, _JSON
-        raise _RouteNotFound(f"path: no route for {method} {path!r}; see /openapi.json")
+        raise _RouteNotFound(
+            f"path: no route for {preview(method)} {preview(path)}; see /openapi.json"
+        )
 
     def _plane_for_admin(self, scope: dict[str, Any]) -> ExperimentPlane:
         plane = self.dataplane.experiment

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fraudgate.config import FraudgateConfig, ModelConfig, load_config
+from fraudgate.config import FraudgateConfig, ModelConfig, ServerConfig, load_config
+from fraudgate.serving.connection_limits import (
+    DEFAULT_MAX_CONNECTIONS,
+    ConnectionLimits,
+    FileLimitError,
+    fit_file_limit,
+)
 from fraudgate.serving.dataplane import DataPlane, LoadedRuntime, ModelLoader
 from fraudgate.serving.metrics import ServerMetrics
 
@@ -90,10 +96,16 @@ async def start_servers(
         plane = await asyncio.to_thread(ExperimentPlane.from_config, config)
     except InferenceError as exc:
         raise StartupError(exc.message) from exc
+    try:
+        limits = ConnectionLimits.from_config(
+            config.server, fit_file_limit(config.server.max_connections)
+        )
+    except FileLimitError as exc:
+        raise StartupError(str(exc)) from None
     dataplane = DataPlane(config, loader or registry_loader(config), ServerMetrics(), plane)
     max_payload = config.server.max_payload_bytes
-    http = http_server(RestApp(dataplane, max_payload), host, http_port, max_payload)
-    grpc_server, bound_grpc = create_grpc_server(dataplane, host, grpc_port, max_payload)
+    http = http_server(RestApp(dataplane, max_payload), host, http_port, max_payload, limits)
+    grpc_server, bound_grpc = create_grpc_server(dataplane, host, grpc_port, max_payload, limits)
     await grpc_server.start()
     http_task = asyncio.create_task(http.serve())
     while not http.started:
@@ -108,16 +120,24 @@ async def start_servers(
     return RunningServer(dataplane, http, grpc_server, bound_http, bound_grpc, http_task)
 
 
-def http_server(app: Any, host: str, port: int, max_payload: int) -> Any:
-    """The uvicorn server for the REST app (httptools, the running loop, no access log)."""
+def http_server(
+    app: Any, host: str, port: int, max_payload: int, limits: ConnectionLimits | None = None
+) -> Any:
+    """The uvicorn server for the REST app (httptools bounded by `limits`, the running loop, no
+    access log); `limits` None: the config's defaults."""
     import uvicorn
 
+    from fraudgate.serving.http_limits import limited_protocol
+
+    if limits is None:
+        limits = ConnectionLimits.from_config(ServerConfig(), DEFAULT_MAX_CONNECTIONS)
     return uvicorn.Server(
         uvicorn.Config(
             app,
             host=host,
             port=port,
-            http="httptools",
+            http=limited_protocol(limits),
+            ws="none",  # no WebSocket routes: an upgrade would leave the bounded protocol
             loop="none",
             lifespan="off",
             access_log=False,
@@ -125,7 +145,7 @@ def http_server(app: Any, host: str, port: int, max_payload: int) -> Any:
             server_header=False,
             date_header=False,
             h11_max_incomplete_event_size=max_payload,
-            timeout_keep_alive=30,
+            timeout_keep_alive=limits.idle_timeout_s,  # type: ignore[arg-type]
             backlog=4096,
         )
     )
