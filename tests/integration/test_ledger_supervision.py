@@ -28,7 +28,7 @@ import httpx
 import pytest
 import yaml
 from experiment_config import TOKEN, write_config
-from load import Result, keyed, load_then_kill, payload, send_many
+from load import Result, endless, keyed, load_then_kill, payload, send_many
 
 from fraudgate.ledger import open_ledger
 
@@ -74,7 +74,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _served_exactly_once(results: list[Result], ledger_url: str, timeout_s: float = 30.0) -> int:
+def _served_exactly_once(results: list[Result], ledger_url: str, timeout_s: float = 120.0) -> int:
     """Every 200 has its served decision in the ledger exactly once; returns how many."""
     ok = {r.request_id for r in results if r.status == 200}
     assert ok, "no request succeeded"
@@ -216,15 +216,38 @@ def test_commit_mode_with_a_locked_ledger_answers_503_within_the_bound(
     print(f"\ncommit locked: 64 answered 503 in {elapsed:.2f} s (slowest {slowest:.2f} s); {found}")
 
 
+async def _load_with(url: str, prefix: str, steps: list[tuple[float, object]]) -> list[Result]:
+    """Load ``url`` while calling each (delay, action) of ``steps`` in turn, then stop."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(send_many(url, endless(prefix), stop=stop))
+    for delay, action in steps:
+        await asyncio.sleep(delay)
+        action()  # type: ignore[operator]
+    stop.set()
+    return await task
+
+
 def test_a_deleted_journal_directory_loses_no_acknowledged_decision(child):
+    """Deleted twice while the shipper is stopped (SIGSTOP), so an acknowledged tail is
+    unshipped: first the shipper resumes with the deleted file still open and ships from it (the
+    server waits for it to let go, then re-journals only what it did not ship), then the stopped
+    shipper is killed instead (the server re-journals the whole tail; a new shipper ships it)."""
     server, tmp_path = child
     journal_dir = tmp_path / "ledger-journal"
+    (shipper,) = _children(server.proc.pid)
     results = asyncio.run(
-        load_then_kill(
-            [(server.url, "journal-deleted")],
-            lambda: shutil.rmtree(journal_dir, ignore_errors=True),
-            kill_after_s=1.0,
-            then_s=1.5,
+        _load_with(
+            server.url,
+            "journal-deleted",
+            [
+                (0.5, lambda: os.kill(shipper, signal.SIGSTOP)),
+                (1.0, lambda: shutil.rmtree(journal_dir, ignore_errors=True)),
+                (1.0, lambda: os.kill(shipper, signal.SIGCONT)),
+                (1.5, lambda: os.kill(shipper, signal.SIGSTOP)),
+                (1.0, lambda: shutil.rmtree(journal_dir, ignore_errors=True)),
+                (1.0, lambda: os.kill(shipper, signal.SIGKILL)),
+                (1.5, lambda: None),
+            ],
         )
     )
     statuses = Counter(r.status for r in results)
@@ -233,12 +256,13 @@ def test_a_deleted_journal_directory_loses_no_acknowledged_decision(child):
     last = max((r for r in results if r.status == 200), key=lambda r: r.sent_at)
     assert last.sent_at > max(r.sent_at for r in results if r.status == 503), "serving resumed"
     acknowledged = _served_exactly_once(results, f"sqlite:///{tmp_path / 'ledger.db'}")
-    assert _metric(server.url, "fraudgate_ledger_journal_lost_total") >= 1
-    recovered = _metric(
-        server.url, 'fraudgate_ledger_journal_orphaned_decisions_total{outcome="recovered"}'
-    )
+    assert _metric(server.url, "fraudgate_ledger_journal_lost_total") == 2
+    name = "fraudgate_ledger_journal_orphaned_decisions_total"
+    recovered = _metric(server.url, f'{name}{{outcome="recovered"}}')
+    assert recovered is not None and recovered > 0, "the unshipped tail was re-journaled"
+    assert _metric(server.url, f'{name}{{outcome="unrecovered"}}') == 0
     _wait_for(lambda: _ready(server.url).status_code == 200, 10, "ready again")
     print(
         f"\njournal deleted: {acknowledged} acknowledged, all found once; {statuses[503]} "
-        f"answered 503; {recovered} re-journaled from the deleted segment"
+        f"answered 503; {recovered:.0f} re-journaled from the deleted segment"
     )
