@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 import yaml
@@ -31,6 +32,8 @@ from experiment_config import TOKEN, write_config
 from load import Result, endless, keyed, load_then_kill, payload, send_many
 
 from fraudgate.ledger import open_ledger
+from fraudgate.protocol.grpc_gen import inference_pb2 as pb
+from fraudgate.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +68,12 @@ def _wait_for(check, timeout_s: float, what: str):  # type: ignore[no-untyped-de
 
 def _ready(url: str) -> httpx.Response:
     return httpx.get(f"{url}/v2/health/ready", timeout=10)
+
+
+def _grpc_ready(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        return stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
 
 
 def _children(pid: int) -> list[int]:
@@ -158,6 +167,7 @@ def test_an_unshipped_external_journal_makes_the_server_unready_until_shipped(
     reason = response.json()["error"]
     assert "behind" in reason and "ledger.max_lag_s=0.5" in reason
     assert "fraudgate ledger ship" in reason, reason
+    assert not _grpc_ready(server.grpc_address)
     lag_s = _metric(server.url, "fraudgate_ledger_journal_lag_seconds")
     lag_bytes = _metric(server.url, "fraudgate_ledger_journal_lag_bytes")
     assert lag_s is not None and lag_s > 0.5 and lag_bytes is not None and lag_bytes > 0
@@ -170,6 +180,7 @@ def test_an_unshipped_external_journal_makes_the_server_unready_until_shipped(
     )
     assert shipped.returncode == 0, shipped.stderr
     _wait_for(lambda: _ready(server.url).status_code == 200, 5, "ready again once shipped")
+    assert _grpc_ready(server.grpc_address)
     assert _metric(server.url, "fraudgate_ledger_journal_lag_bytes") == 0
     found = _served_exactly_once(results, f"sqlite:///{tmp_path / 'ledger.db'}", timeout_s=0)
     print(f"\nexternal lag: {lag_s:.1f} s, {lag_bytes:.0f} bytes behind; {found} found once")

@@ -279,7 +279,15 @@ def recover_orphan(
     while not exclusive and time.monotonic() < deadline:
         time.sleep(0.05)
         exclusive = _try_lock(orphan.shipper_lock)
+    # A shipper killed right after sending its COMMIT may have it land after its lock is gone
+    # (PostgreSQL finishes it): read the offset until two reads half a second apart agree.
     shipped = store.journal_offsets(prefix=orphan.key).get(orphan.key, 0)
+    while True:
+        time.sleep(0.5)
+        again = store.journal_offsets(prefix=orphan.key).get(orphan.key, 0)
+        if again == shipped:
+            break
+        shipped = again
     chunks = []
     offset = shipped
     while offset < orphan.acknowledged_bytes:
