@@ -26,6 +26,8 @@ Validation is by hand so errors name the field, the expected value and the recei
       url: sqlite:////abs/dir/ledger.db   # default: ledger.db next to the config file
       enabled: true
       weights_poll_s: 1.0          # how often to pick up weight changes other replicas made
+      max_lag_s: 30.0              # unready once the oldest unshipped decision is older
+      commit_timeout_ms: 2000      # acknowledge: commit: 503 past this wait for the store
     auth:                          # bearer token for /feedback, /admin and model management
                                    # (repository load/unload; refused without a token)
       token_env: FRAUDGATE_ADMIN_TOKEN    # or token: "..." (not both)
@@ -62,6 +64,8 @@ DEFAULT_MODEL_MANAGEMENT = "admin"
 DEFAULT_MAX_EXTRA_MODELS = 8
 
 DEFAULT_WEIGHTS_POLL_S = 1.0
+DEFAULT_MAX_LAG_S = 30.0  # ledger.max_lag_s: unready when shipping falls further behind
+DEFAULT_COMMIT_TIMEOUT_MS = 2000  # ledger.commit_timeout_ms: acknowledge: commit's bounded wait
 ADMIN_TOKEN_ENV = "FRAUDGATE_ADMIN_TOKEN"
 
 # Sections other rooms own: kept verbatim as well (``experiment``/``ledger``) after validation.
@@ -124,6 +128,10 @@ class LedgerConfig:
     journal_dir: str = "ledger-journal"
     journal_fsync: bool = False  # fdatasync every append: survives a power loss too
     shipper: str = "child"  # child: `fraudgate serve` runs the shipper; external: a sidecar does
+    # unready (503) once the oldest unshipped journaled decision is older than this
+    max_lag_s: float = DEFAULT_MAX_LAG_S
+    # acknowledge: commit: a request whose commit takes longer gets 503 (and readiness turns 503)
+    commit_timeout_ms: int = DEFAULT_COMMIT_TIMEOUT_MS
 
 
 @dataclass(frozen=True)
@@ -403,6 +411,8 @@ def _ledger(value: dict[str, Any], path: Path | None) -> LedgerConfig:
             "journal_dir",
             "journal_fsync",
             "shipper",
+            "max_lag_s",
+            "commit_timeout_ms",
         ),
         "ledger",
     )
@@ -433,6 +443,15 @@ def _ledger(value: dict[str, Any], path: Path | None) -> LedgerConfig:
         raise ConfigError(
             f"ledger.journal_fsync: expected true or false, received {_describe(fsync)}"
         )
+    max_lag_s = _float(
+        value.get("max_lag_s", DEFAULT_MAX_LAG_S), "ledger.max_lag_s", minimum=0.1, maximum=86400.0
+    )
+    commit_timeout_ms = _int(
+        value.get("commit_timeout_ms", DEFAULT_COMMIT_TIMEOUT_MS),
+        "ledger.commit_timeout_ms",
+        minimum=1,
+        maximum=600_000,
+    )
     return LedgerConfig(
         url=url,
         enabled=enabled,
@@ -441,6 +460,8 @@ def _ledger(value: dict[str, Any], path: Path | None) -> LedgerConfig:
         journal_dir=str((base / journal_dir).resolve()),
         journal_fsync=fsync,
         shipper=shipper,
+        max_lag_s=max_lag_s,
+        commit_timeout_ms=commit_timeout_ms,
     )
 
 

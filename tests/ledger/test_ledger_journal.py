@@ -284,3 +284,46 @@ def test_fsync_option_appends_the_same(tmp_path: Path, fsync: bool):
     assert os.path.basename(segment).endswith(".jsonl")
     journal.close()
     store.close()
+
+
+def test_a_deleted_journal_is_detected_and_its_unshipped_tail_recovered_exactly_once(
+    tmp_path: Path,
+):
+    """rm -rf of the journal directory: the next append raises JournalLost (not acknowledged)
+    and opens a fresh instance; once the shipper lets go of the vanished instance, the tail it
+    never shipped is read back from the open file and re-journaled: every acknowledged row lands
+    once, the unacknowledged one is not re-journaled."""
+    import shutil
+
+    from fraudgate.ledger.journal import JournalLost, close_orphan, recover_orphan
+
+    store = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    journal = Journal(tmp_path / "journal", store.ledger_id())
+    shipper = JournalShipper(store, tmp_path / "journal")
+    try:
+        for i in range(10):
+            journal.append([rows_batch([_row(i)])])
+        assert shipper.ship_once() == 10  # the shipper now holds the instance's shipper lock
+        for i in range(10, 25):  # acknowledged, never shipped
+            journal.append([rows_batch([_row(i)])])
+        old = journal.directory
+        shutil.rmtree(tmp_path / "journal")
+        with pytest.raises(JournalLost, match="was deleted"):
+            journal.append([rows_batch([_row(99)])])  # the append that finds it gone
+        assert journal.lost == 1 and journal.directory != old and journal.directory.is_dir()
+        (orphan,) = journal.orphans
+        busy = recover_orphan(store, orphan, wait_s=0.2)  # the shipper still holds the lock
+        assert not busy.exclusive and busy.rows == 15
+        shipper.ship_once()  # notices the vanished instance and releases it
+        tail = recover_orphan(store, orphan, wait_s=0.2)
+        assert tail.exclusive and tail.rows == 15 and tail.shipped_bytes > 0
+        journal.append_raw(tail.data)
+        close_orphan(orphan)
+        journal.append([rows_batch([_row(25)])])
+        shipper.ship_once()
+        counts = _request_counts(store)
+        assert set(counts) == {f"r{i}" for i in range(26)} and set(counts.values()) == {1}
+    finally:
+        shipper.close()
+        journal.close()
+        store.close()

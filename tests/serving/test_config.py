@@ -72,8 +72,9 @@ def test_ledger_defaults_next_to_the_config(tmp_path: Path):
     ledger = config.ledger_config
     assert (ledger.acknowledge, ledger.shipper, ledger.journal_fsync) == ("journal", "child", False)
     assert ledger.journal_dir == str((tmp_path / "ledger-journal").resolve())
+    assert (ledger.max_lag_s, ledger.commit_timeout_ms) == (30.0, 2000)
     custom = {"acknowledge": "commit", "journal_dir": "j", "journal_fsync": True}
-    custom |= {"shipper": "external"}
+    custom |= {"shipper": "external", "max_lag_s": 5, "commit_timeout_ms": 250}
     ledger = load_config(_write(tmp_path, {"models": [MODEL], "ledger": custom})).ledger_config
     assert (ledger.acknowledge, ledger.shipper, ledger.journal_fsync) == (
         "commit",
@@ -81,6 +82,7 @@ def test_ledger_defaults_next_to_the_config(tmp_path: Path):
         True,
     )
     assert ledger.journal_dir == str((tmp_path / "j").resolve())
+    assert (ledger.max_lag_s, ledger.commit_timeout_ms) == (5.0, 250)
 
 
 EXPERIMENT = {
@@ -137,6 +139,14 @@ TWO = [MODEL, {"name": "n", "uri": "models:/fraud-detection@challenger"}]
         (
             {"models": [MODEL], "ledger": {"weights_poll_s": -1}},
             "ledger.weights_poll_s: expected a number between",
+        ),
+        (
+            {"models": [MODEL], "ledger": {"max_lag_s": 0}},
+            "ledger.max_lag_s: expected a number between 0.1 and 86400.0, received 0",
+        ),
+        (
+            {"models": [MODEL], "ledger": {"commit_timeout_ms": 1.5}},
+            "ledger.commit_timeout_ms: expected an integer, received 1.5",
         ),
         ({"models": TWO, "experiment": {"kind": "ab"}}, "experiment.kind"),
         (

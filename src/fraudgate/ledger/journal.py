@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -71,8 +72,29 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
+@dataclass
+class OrphanSegment:
+    """A journal segment whose file was unlinked under the server (its directory deleted) while
+    it still holds the descriptors: the acknowledged, unshipped tail can be read back from it."""
+
+    key: str  # "<instance>/<segment>", its key in the store's journal_offsets
+    fd: int  # the segment, opened read-write: os.pread works after the unlink
+    shipper_lock: int  # the instance's shipper.lock: held, no shipper moves the segment any more
+    acknowledged_bytes: int  # bytes written before the append that found the file gone
+
+
+class JournalLost(JournalWriteError):
+    """The journal's file was deleted: what went into it is not durable (answer 503)."""
+
+
 class Journal:
-    """One server process's append-only decision journal. Not thread-safe: one event loop."""
+    """One server process's append-only decision journal. Not thread-safe: one event loop.
+
+    If its directory is deleted under it (``rm -rf``), the append that finds its file unlinked
+    (``fstat().st_nlink == 0``, one cheap syscall per append) raises `JournalLost` instead of
+    acknowledging, opens a fresh instance directory (re-creating ``root`` if needed) and keeps the
+    old segment as an `OrphanSegment` in ``orphans``: `recover_orphan` then reads its
+    acknowledged, unshipped tail back so the server can re-journal it (`append_raw`)."""
 
     def __init__(
         self,
@@ -83,65 +105,210 @@ class Journal:
         segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
         self.root = Path(root)
+        self._ledger_id = ledger_id
+        self._fsync = fsync
+        self._segment_bytes = segment_bytes
+        self._closed = False
+        self.orphans: list[OrphanSegment] = []  # unlinked segments waiting for recover_orphan
+        self.lost = 0  # times the journal's file was found deleted
+        self.sealed: dict[str, int] = {}  # key -> size of rotated segments (until shipped)
+        self.appended_rows = 0
+        self._fd = -1
+        self._create_instance()
+
+    def _create_instance(self) -> None:
         self.instance = f"{int(time.time() * 1000):012x}-{os.getpid()}-{os.urandom(4).hex()}"
         # Built under a hidden name and renamed once locked, so a shipper never sees an instance
         # directory without a live owner lock and removes it as abandoned.
         staging = self.root / f".{self.instance}"
         staging.mkdir(parents=True)
-        (staging / LEDGER_ID_FILE).write_text(ledger_id)
-        self._owner = os.open(staging / OWNER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        fcntl.flock(self._owner, fcntl.LOCK_EX)
-        self._fsync = fsync
-        self._segment_bytes = segment_bytes
-        self._segment = 1
-        self._fd = self._open(staging / _segment_name(1))
-        self._size = 0
+        (staging / LEDGER_ID_FILE).write_text(self._ledger_id)
+        owner = os.open(staging / OWNER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fcntl.flock(owner, fcntl.LOCK_EX)
+        # kept open (unlocked) so a deleted instance's shipper lock can still be taken
+        shipper_lock = os.open(staging / SHIPPER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = self._open(staging / _segment_name(1))
         self.directory = self.root / self.instance
         staging.rename(self.directory)
-        self.appended_rows = 0
+        self._owner, self._shipper_lock = owner, shipper_lock
+        self._segment, self._fd, self._size = 1, fd, 0
 
     @staticmethod
     def _open(path: Path) -> int:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
 
     def _rotate(self) -> None:
         fd = self._open(self.directory / _segment_name(self._segment + 1))
         os.close(self._fd)
+        self.sealed[self.position()[0]] = self._size
         self._fd, self._segment, self._size = fd, self._segment + 1, 0
 
     def append(self, batches: Sequence[DecisionBatch]) -> None:
         """Append decision batches (`fraudgate.ledger.records.DecisionBatch`) as one line;
         durable against a kill once this returns."""
-        if self._fd < 0:
-            raise JournalWriteError(f"the decision journal {self.directory} is closed")
         data = orjson.dumps(batches, option=_DUMPS_OPTIONS)
+        self.append_raw(data)
+        self.appended_rows += sum(batch["n"] for batch in batches)
+
+    def append_raw(self, data: bytes) -> None:
+        """Append complete journal lines (``data`` ends with a newline)."""
+        if self._fd < 0:
+            if self._closed:
+                raise JournalWriteError(f"the decision journal {self.directory} is closed")
+            self._reopen()
         try:
             written = os.write(self._fd, data)
             while written < len(data):  # a regular file writes everything unless the disk is full
                 written += os.write(self._fd, data[written:])
             if self._fsync:
                 os.fdatasync(self._fd)
+            unlinked = os.fstat(self._fd).st_nlink == 0
         except OSError as exc:
             with contextlib.suppress(OSError):  # a torn line must not prefix the next append
                 self._rotate()
             raise JournalWriteError(
                 f"the decision journal {self.directory} could not be written: {exc}"
             ) from exc
+        if unlinked:
+            self._orphan()
+            raise JournalLost(
+                f"the decision journal {self.directory} was deleted; this decision was not "
+                f"made durable (a fresh journal is opened: check what removes files under "
+                f"{self.root})"
+            )
         self._size += len(data)
-        self.appended_rows += sum(batch["n"] for batch in batches)
         if self._size >= self._segment_bytes:
             self._rotate()
+
+    def check_unlinked(self) -> bool:
+        """True (and a fresh instance opened) if the current segment was deleted: for a
+        periodic check while no append comes."""
+        if self._fd < 0 or os.fstat(self._fd).st_nlink > 0:
+            return False
+        self._orphan()
+        return True
+
+    def _orphan(self) -> None:
+        """The current segment was unlinked: keep it for recovery, open a fresh instance."""
+        key = self.position()[0]
+        log.error(
+            "the decision journal %s was deleted under the server; %d acknowledged bytes of %s "
+            "are recovered from the open file, a fresh journal is opened",
+            self.directory,
+            self._size,
+            key,
+        )
+        self.lost += 1
+        self.orphans.append(OrphanSegment(key, self._fd, self._shipper_lock, self._size))
+        lost_sealed = [k for k in self.sealed if not (self.root / k).exists()]
+        for sealed in lost_sealed:  # closed on rotation: not recoverable (see recover_orphan)
+            log.error("sealed journal segment %s was deleted before it was shipped", sealed)
+            del self.sealed[sealed]
+        os.close(self._owner)
+        self._fd = -1
+        self._reopen()
+
+    @property
+    def writable(self) -> bool:
+        """False once closed, or while no fresh instance could be opened after a deletion."""
+        return self._fd >= 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def reopen(self) -> None:
+        """Retry opening a fresh instance (after `_orphan` could not)."""
+        if self._fd < 0 and not self._closed:
+            self._reopen()
+
+    def _reopen(self) -> None:
+        try:
+            self._create_instance()
+        except OSError as exc:  # retried by the next append
+            log.error("cannot open a fresh decision journal under %s: %s", self.root, exc)
 
     def position(self) -> tuple[str, int]:
         """(segment key, bytes written): shipped once its journal offset reaches the bytes."""
         return f"{self.instance}/{_segment_name(self._segment)}", self._size
 
+    def read_at(self, key: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes of segment ``key`` from ``offset`` (thread-safe: pread)."""
+        if key == self.position()[0] and self._fd >= 0:
+            return os.pread(self._fd, length, offset)
+        with (self.root / key).open("rb") as file:
+            file.seek(offset)
+            return file.read(length)
+
     def close(self) -> None:
         """Stop writing; the shipper then sees every segment sealed and drains the directory."""
+        self._closed = True
         if self._fd >= 0:
             os.close(self._fd)
             os.close(self._owner)  # releases the owner lock
+            os.close(self._shipper_lock)
             self._fd = -1
+        for orphan in self.orphans:
+            close_orphan(orphan)
+        self.orphans.clear()
+
+
+@dataclass(frozen=True)
+class RecoveredTail:
+    """What `recover_orphan` read back from a deleted segment."""
+
+    data: bytes  # complete journal lines, acknowledged and never shipped
+    rows: int  # decisions in them
+    shipped_bytes: int  # what the store had already shipped of the segment
+    exclusive: bool  # read under the shipper lock: exactly once (else only counted, as lost)
+
+
+def recover_orphan(
+    store: LedgerStore, orphan: OrphanSegment, *, wait_s: float = 30.0
+) -> RecoveredTail:
+    """Blocking: the acknowledged tail of a deleted segment that no shipper moved, exactly once.
+
+    First takes the instance's shipper lock (a shipper that still works on the deleted
+    directory releases it once it notices it is gone, see `JournalShipper.ship_once`), so no
+    shipper moves the segment any more and its offset in the store is final; then reads the
+    bytes between that offset and the acknowledged end. None if the lock is not free within
+    ``wait_s``: then ``exclusive`` is False (a shipper still holds it, the tail cannot be
+    recovered exactly once) and the tail is only read to count what is lost."""
+    deadline = time.monotonic() + wait_s
+    exclusive = _try_lock(orphan.shipper_lock)
+    while not exclusive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        exclusive = _try_lock(orphan.shipper_lock)
+    # A shipper killed right after sending its COMMIT may have it land after its lock is gone
+    # (PostgreSQL finishes it): read the offset until two reads half a second apart agree.
+    shipped = store.journal_offsets(prefix=orphan.key).get(orphan.key, 0)
+    while True:
+        time.sleep(0.5)
+        again = store.journal_offsets(prefix=orphan.key).get(orphan.key, 0)
+        if again == shipped:
+            break
+        shipped = again
+    chunks = []
+    offset = shipped
+    while offset < orphan.acknowledged_bytes:
+        chunk = os.pread(orphan.fd, min(16 << 20, orphan.acknowledged_bytes - offset), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    data = b"".join(chunks)
+    data = data[: data.rfind(b"\n") + 1]  # complete lines only (acknowledged ones are)
+    rows = 0
+    for line in data.splitlines():
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            rows += sum(batch["n"] for batch in orjson.loads(line))
+    return RecoveredTail(data, rows, shipped, exclusive)
+
+
+def close_orphan(orphan: OrphanSegment) -> None:
+    for fd in (orphan.fd, orphan.shipper_lock):
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class JournalShipper:
@@ -173,10 +340,13 @@ class JournalShipper:
 
     def ship_once(self) -> int:
         """One pass over every instance directory under the root; returns the rows shipped."""
-        if not self.root.is_dir():
-            return 0
+        try:
+            present = sorted(self.root.iterdir())
+        except FileNotFoundError:  # no journal yet, or the directory was deleted
+            present = []
+        self._release_vanished({directory.name for directory in present})
         shipped = 0
-        for directory in sorted(self.root.iterdir()):
+        for directory in present:
             if not directory.is_dir() or directory.name in self._foreign:
                 continue
             if directory.name.startswith("."):  # a journal being created (see Journal)
@@ -190,6 +360,14 @@ class JournalShipper:
                     self._offsets.pop(directory.name, None)  # re-read: the commit may have landed
                     raise
         return shipped
+
+    def _release_vanished(self, present: set[str]) -> None:
+        """Let go of claimed instances whose directory was deleted: their server takes the
+        shipper lock to recover what was not shipped (see `recover_orphan`)."""
+        for name in [name for name in self._claimed if name not in present]:
+            log.error("journal %s/%s vanished; releasing it to its server", self.root, name)
+            os.close(self._claimed.pop(name))
+            self._offsets.pop(name, None)
 
     def _abandoned_staging(self, directory: Path, min_age_s: float = 60.0) -> bool:
         try:  # a minute old: not one that a starting server is still building

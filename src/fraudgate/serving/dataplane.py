@@ -245,7 +245,15 @@ class DataPlane:
         return True
 
     def ready(self) -> bool:
-        return self.started and any(e.state == READY for e in self.entries.values())
+        return (
+            self.started
+            and any(e.state == READY for e in self.entries.values())
+            and self.unready_reason() is None
+        )
+
+    def unready_reason(self) -> str | None:
+        """Why the ledger makes the server unready (None: it does not), see `LedgerHealth`."""
+        return None if self.experiment is None else self.experiment.unready_reason()
 
     def server_metadata(self) -> dict[str, Any]:
         return {

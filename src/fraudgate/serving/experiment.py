@@ -114,6 +114,7 @@ class ExperimentPlane:
         journal: Any = None,  # fraudgate.ledger.journal.Journal | None (acknowledge: journal)
         shipper: Any = None,  # the child `fraudgate ledger ship` process, if we started it
         max_pending_mirror_rows: int = MAX_PENDING_MIRROR_ROWS,
+        health: Any = None,  # fraudgate.serving.supervisor.LedgerHealth | None
     ) -> None:
         spec = config.experiment_spec
         self.state: ExperimentState | None = None if spec is None else ExperimentState(spec)
@@ -121,6 +122,7 @@ class ExperimentPlane:
         self.writer = writer
         self.journal = journal
         self.shipper = shipper
+        self.health = health  # shipper supervision, journal lag, stalled commits: readiness
         self.token: str | None = config.auth.token
         self.auth_inference = config.auth.inference
         self.weights_poll_s = (
@@ -192,7 +194,25 @@ class ExperimentPlane:
                     ) from exc
                 if ledger.shipper == "child":
                     shipper = spawn_shipper(ledger.url, ledger.journal_dir)
-        return cls(config, store=store, writer=writer, journal=journal, shipper=shipper)
+        health = None
+        if store is not None:
+            from fraudgate.serving.supervisor import LedgerHealth, ShipperSupervisor
+
+            assert ledger is not None
+            supervisor = None
+            if shipper is not None:
+                url, directory = ledger.url, ledger.journal_dir
+                supervisor = ShipperSupervisor(lambda: spawn_shipper(url, directory), shipper)
+            health = LedgerHealth(
+                store,
+                journal=journal,
+                supervisor=supervisor,
+                max_lag_s=ledger.max_lag_s,
+                commit_timeout_s=ledger.commit_timeout_ms / 1000,
+            )
+        return cls(
+            config, store=store, writer=writer, journal=journal, shipper=shipper, health=health
+        )
 
     def bind(self, resolve: Callable[[str], Any]) -> None:
         """Give the plane the data plane's ``resolve(name) -> DeployedModel`` (for the mirror)."""
@@ -220,6 +240,8 @@ class ExperimentPlane:
                 log.warning("experiment %s: ignoring ledger weights %s: %s", name, latest, exc)
 
     def start_polling(self) -> None:
+        if self.health is not None:
+            self.health.start()
         if self.state is not None and self.store is not None and self.weights_poll_s > 0:
             self._poll_task = asyncio.get_running_loop().create_task(self._poll_weights())
 
@@ -248,6 +270,8 @@ class ExperimentPlane:
     async def aclose(self) -> None:
         if self._poll_task is not None:
             self._poll_task.cancel()
+        if self.health is not None:  # the supervisor may have replaced the shipper
+            self.shipper = await self.health.stop() or self.shipper
         while self._queued or self._mirror_rows or self._tasks:  # let queued work finish
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -263,6 +287,10 @@ class ExperimentPlane:
             await asyncio.to_thread(stop_shipper, self.shipper)
         if self.store is not None:
             self.store.close()
+
+    def unready_reason(self) -> str | None:
+        """Why the ledger cannot take decisions now (None: it can); see `LedgerHealth`."""
+        return None if self.health is None else self.health.unready_reason()
 
     # -- routing ------------------------------------------------------------------------------
     def routes(self, name: str, version: str | None) -> bool:
@@ -489,8 +517,32 @@ class ExperimentPlane:
         from fraudgate.ledger import batch_rows
 
         rows = [row for b in batches for row in batch_rows(b)]
+        # A bounded wait: past ledger.commit_timeout_ms the requests get 503. Their commit goes
+        # on (shielded) and may still land: then the decisions are recorded though they were not
+        # acknowledged, as with any 503 whose work was done; an acknowledged one is never lost.
+        commit = asyncio.ensure_future(self.writer.submit_rows(rows))
+        self._tasks.add(commit)
+        commit.add_done_callback(self._tasks.discard)
+        health = self.health
+        if health is not None:
+            health.track_commit(commit)
         try:
-            await self.writer.submit_rows(rows)
+            await asyncio.wait_for(
+                asyncio.shield(commit), health.commit_timeout_s if health else None
+            )
+        except TimeoutError:
+            assert health is not None
+            health.commit_timeouts += len(answers)
+            self.record_failures += 1
+            _fail(
+                answers,
+                TimeoutError(
+                    f"the ledger did not commit within ledger.commit_timeout_ms="
+                    f"{health.commit_timeout_s * 1000:.0f}; check that the ledger database "
+                    f"{self.store.url} is reachable and not locked by another process"
+                ),
+            )
+            return
         except self._write_errors as exc:
             self.record_failures += 1
             _fail(answers, exc)
@@ -584,6 +636,8 @@ class ExperimentPlane:
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+        if self.health is not None:
+            yield from self.health.collect()
         if self.state is not None:
             spec = self.state.spec
             weights = GaugeMetricFamily(

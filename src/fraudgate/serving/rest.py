@@ -277,6 +277,9 @@ class RestApp:
             _allow(method, "GET")
             if dp.ready():
                 return 200, _READY, _JSON
+            reason = dp.unready_reason()
+            if reason is not None:
+                return 503, error_body(f"server is not ready: {reason}"), _JSON
             return 503, _NOT_READY_SERVER, _JSON
         if path == "/v2":
             _allow(method, "GET")
