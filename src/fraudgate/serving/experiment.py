@@ -62,6 +62,13 @@ from fraudgate.protocol.errors import (
     Unauthorized,
     Unavailable,
 )
+from fraudgate.protocol.limits import (
+    MAX_ID_CHARS,
+    MAX_ROUTING_KEY_CHARS,
+    check_actor,
+    check_id,
+    text_problem,
+)
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -157,6 +164,11 @@ class ExperimentPlane:
         self._specs: dict[tuple[str, str], dict[str, Any]] = {}  # mirror models, for the journal
         self._tracking_uri = config.resolved_tracking_uri()  # named in journaled mirror copies
         self._poll_task: asyncio.Task[None] | None = None
+        self._quarantine: Any = None  # cached summary of the journal's quarantine (metrics)
+        if journal is not None:
+            from fraudgate.ledger.quarantine import SummaryCache
+
+            self._quarantine = SummaryCache(journal.root)
 
     @classmethod
     def from_config(cls, config: FraudgateConfig) -> ExperimentPlane | None:
@@ -281,7 +293,9 @@ class ExperimentPlane:
         state = self.state
         assert state is not None
         key = parameters.get(self._key_parameter) if self._key_parameter else None
-        if type(key) is str and key:  # the common case: straight to the current table
+        # the common case, a valid string key: straight to the current table (a bad one takes
+        # the general rule, which says what is wrong with it)
+        if type(key) is str and key and text_problem(key, MAX_ROUTING_KEY_CHARS) is None:
             return self._router.table.route_key(key)  # type: ignore[union-attr]
         spec = state.spec  # the general rule
         try:
@@ -622,6 +636,19 @@ class ExperimentPlane:
                 "Batches of served decisions that could not be recorded (answered 503).",
                 value=self.record_failures,
             )
+        if self._quarantine is not None:  # journal lines the store refused (at most 1 read/s)
+            held = self._quarantine.get()
+            yield GaugeMetricFamily(
+                "fraudgate_ledger_quarantined_lines",
+                "Journal lines the ledger store refused (their data), set aside in quarantine: "
+                "see `fraudgate ledger quarantine`.",
+                value=held.lines,
+            )
+            yield GaugeMetricFamily(
+                "fraudgate_ledger_quarantined_rows",
+                "Decisions in the quarantined journal lines (not in the ledger until re-shipped).",
+                value=held.rows,
+            )
 
     # -- auth ---------------------------------------------------------------------------------
     def check_token(self, authorization: str | None) -> None:
@@ -650,9 +677,7 @@ class ExperimentPlane:
                 "labels: expected a list of {transaction_id, is_fraud, label_time, amount?}, "
                 f"received {type(rows).__name__ if rows is not None else 'nothing'}"
             )
-        actor = body.get("actor", FEEDBACK_ACTOR)
-        if not isinstance(actor, str) or not actor.strip():
-            raise InvalidInput(f"actor: expected a non-empty string, received {actor!r}")
+        actor = check_actor(body.get("actor", FEEDBACK_ACTOR))
         labels, errors = validate_label_rows(rows)
         inserted = updated = unchanged = 0
         unknown: list[str] = []
@@ -660,6 +685,8 @@ class ExperimentPlane:
             await self._wait_shipped()  # so decisions this server acknowledged are not "unknown"
             try:
                 result = await asyncio.to_thread(store.upsert_labels, labels, actor)
+            except InvalidInput:
+                raise
             except Exception as exc:
                 raise Unavailable(f"the labels could not be stored in the ledger: {exc}") from exc
             inserted, updated, unchanged = result.inserted, result.updated, result.unchanged
@@ -731,8 +758,7 @@ class ExperimentPlane:
         state = self._experiment(name)
         weights = body.get("weights")
         actor = body.get("actor", "admin-api")
-        if not isinstance(actor, str) or not actor.strip():
-            raise InvalidInput(f"actor: expected a non-empty string, received {actor!r}")
+        check_actor(actor)
         async with self._admin_lock:
             try:
                 state.spec.with_weights(weights)  # validate before anything is recorded
@@ -877,7 +903,7 @@ def _transaction_ids(parameters: Mapping[str, Any], request_id: str, n: int) -> 
             )
         out = []
         for i, value in enumerate(ids):
-            out.append(_id(value, f"parameters.transaction_ids[{i}]"))
+            out.append(check_id(value, f"parameters.transaction_ids[{i}]"))
         return out
     single = parameters.get("transaction_id")
     if single is not None:
@@ -886,20 +912,18 @@ def _transaction_ids(parameters: Mapping[str, Any], request_id: str, n: int) -> 
                 f"parameters.transaction_id: names one transaction but the request has {n} rows; "
                 "expected parameters.transaction_ids (a list of one id per row)"
             )
-        return [_id(single, "parameters.transaction_id")]
+        return [check_id(single, "parameters.transaction_id")]
     if n == 1:
         return [request_id]
+    longest = len(request_id) + 1 + len(str(n - 1))
+    if longest > MAX_ID_CHARS:  # the rows' ids must fit the ledger like any other id
+        raise InvalidInput(
+            f"id: the {n} rows of a request without parameters.transaction_ids are recorded as "
+            f"'<id>:<row>', at most {MAX_ID_CHARS} characters; expected an id of at most "
+            f"{MAX_ID_CHARS - longest + len(request_id)} characters, received "
+            f"{len(request_id)} (or send parameters.transaction_ids)"
+        )
     return [f"{request_id}:{row}" for row in range(n)]
-
-
-def _id(value: Any, where: str) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value and len(value) <= 200:
-        return value
-    raise InvalidInput(
-        f"{where}: expected a non-empty string (at most 200), received {_preview(value)}"
-    )
 
 
 def _amounts(parameters: Mapping[str, Any], n: int) -> list[float | None]:
