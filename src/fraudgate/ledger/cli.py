@@ -14,7 +14,8 @@ ledger_app = typer.Typer(
     no_args_is_help=True, help="The decision ledger: ship the journal into the store."
 )
 quarantine_app = typer.Typer(
-    help="Journal lines the store refused (their data): list them, or re-ship them."
+    help="Journal lines the ledger store refused (their data). Without a command: list them "
+    "(file, line, rows, reason, time); `reship`: ship them again once the cause is fixed."
 )
 ledger_app.add_typer(quarantine_app, name="quarantine")
 

@@ -163,7 +163,8 @@ def add(journal_dir: str | Path, record: QuarantinedLine) -> None:
     same line is there already (a kill came between this and the offset's commit)."""
     path = quarantine_file(journal_dir, record.segment)
     with locked(path.parent):
-        if any(old.offset == record.offset for old in read(path)):
+        last = _last_offset(path)  # the shipper goes in order: a repeat can only be the last
+        if last is not None and last >= record.offset:
             return
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
@@ -171,6 +172,27 @@ def add(journal_dir: str | Path, record: QuarantinedLine) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _last_offset(path: Path, block: int = 64 << 10) -> int | None:
+    """The journal offset of the last record of a quarantine file (None if it has none),
+    reading only its tail."""
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        return None
+    with file:
+        position = file.seek(0, os.SEEK_END)
+        tail = b""
+        while position > 0 and tail.rstrip(b"\n").find(b"\n") < 0:
+            step = min(block, position)
+            position -= step
+            file.seek(position)
+            tail = file.read(step) + tail
+    last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    if not last.strip():
+        return None
+    return int(orjson.loads(last)["offset"])
 
 
 def rewrite(path: Path, keep: list[QuarantinedLine]) -> None:
