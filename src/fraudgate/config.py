@@ -49,6 +49,7 @@ DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_WAIT_MS = 1.0
 
 DEFAULT_WEIGHTS_POLL_S = 1.0
+DEFAULT_FEEDBACK_MAX_LABELS = 10_000  # labels per POST /feedback (clients send batches)
 ADMIN_TOKEN_ENV = "FRAUDGATE_ADMIN_TOKEN"
 
 # Sections other rooms own: kept verbatim as well (``experiment``/``ledger``) after validation.
@@ -98,6 +99,7 @@ class LedgerConfig:
     journal_dir: str = "ledger-journal"
     journal_fsync: bool = False  # fdatasync every append: survives a power loss too
     shipper: str = "child"  # child: `fraudgate serve` runs the shipper; external: a sidecar does
+    feedback_max_labels: int = DEFAULT_FEEDBACK_MAX_LABELS  # more in one request: 413
 
 
 @dataclass(frozen=True)
@@ -312,6 +314,7 @@ def _ledger(value: dict[str, Any], path: Path | None) -> LedgerConfig:
             "journal_dir",
             "journal_fsync",
             "shipper",
+            "feedback_max_labels",
         ),
         "ledger",
     )
@@ -350,6 +353,12 @@ def _ledger(value: dict[str, Any], path: Path | None) -> LedgerConfig:
         journal_dir=str((base / journal_dir).resolve()),
         journal_fsync=fsync,
         shipper=shipper,
+        feedback_max_labels=_int(
+            value.get("feedback_max_labels", DEFAULT_FEEDBACK_MAX_LABELS),
+            "ledger.feedback_max_labels",
+            minimum=1,
+            maximum=1_000_000,
+        ),
     )
 
 

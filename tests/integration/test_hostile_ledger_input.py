@@ -28,6 +28,7 @@ from fraudgate.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
 pytestmark = pytest.mark.slow
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
+MAX_LABELS = 300  # ledger.feedback_max_labels of the module's server
 INFER = f"/v2/models/{V1}/infer"
 
 
@@ -48,6 +49,9 @@ def server(trained_registry, module_launch, tmp_path_factory, pg_module):
     config = write_config(
         root / "fraudgate.yaml", trained_registry.tracking_uri, ledger_url=pg_module[0]
     )
+    data = yaml.safe_load(config.read_text())
+    data["ledger"]["feedback_max_labels"] = MAX_LABELS
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
     return module_launch(config)
 
 
@@ -126,6 +130,24 @@ def test_long_actors_are_400_not_503(client):
         headers=AUTH,
     )
     assert weights.status_code == 400 and "actor" in weights.json()["error"]
+
+
+def test_feedback_answer_is_summarised_and_bounded(client):
+    run = uuid.uuid4().hex[:8]
+    unknown = [
+        {"transaction_id": f"unknown-{run}-{i}", "is_fraud": False, "label_time": 1.7e9}
+        for i in range(180)
+    ]
+    rejected = [{"transaction_id": f"bad-{i}", "is_fraud": "maybe"} for i in range(120)]
+    body = client.post("/feedback", json={"labels": unknown + rejected}, headers=AUTH).json()
+    assert body["inserted"] == 180 and body["unknown_count"] == 180
+    assert len(body["unknown_transaction_ids"]) == 100
+    assert body["rejected_count"] == 240  # two bad fields per row
+    assert len(body["rejected"]) == 100
+    too_many = client.post("/feedback", json={"labels": unknown * 2}, headers=AUTH)
+    assert too_many.status_code == 413, too_many.text
+    error = too_many.json()["error"]
+    assert "labels" in error and str(MAX_LABELS) in error and "360" in error
 
 
 def test_quarantined_lines_are_counted_in_metrics(server, client, pg_module):

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from fraudgate.config import FraudgateConfig
+from fraudgate.config import DEFAULT_FEEDBACK_MAX_LABELS, FraudgateConfig
 from fraudgate.experiments import (
     ExperimentConfigError,
     ExperimentState,
@@ -59,6 +59,7 @@ from fraudgate.ledger.mirror import MIRROR_KEY, entry_rows, mirror_entry, model_
 from fraudgate.protocol.errors import (
     InvalidInput,
     ModelNotFound,
+    PayloadTooLarge,
     Unauthorized,
     Unavailable,
 )
@@ -79,6 +80,8 @@ log = logging.getLogger(__name__)
 
 CONFIG_ACTOR = "config"
 FEEDBACK_ACTOR = "feedback-api"
+FEEDBACK_LISTED = 100  # unknown ids and rejected fields listed in a feedback answer (+ counts)
+_INLINE_LABELS = 64  # feedback batches above this are validated off the event-loop thread
 MAX_PENDING_MIRROR_ROWS = 50_000
 _SYNC_OFFLOAD_ROWS = 2048  # mirror batches above this are scored off the event-loop thread
 
@@ -132,6 +135,11 @@ class ExperimentPlane:
         self.auth_inference = config.auth.inference
         self.weights_poll_s = (
             config.ledger_config.weights_poll_s if config.ledger_config is not None else 0.0
+        )
+        self.feedback_max_labels = (
+            config.ledger_config.feedback_max_labels
+            if config.ledger_config is not None
+            else DEFAULT_FEEDBACK_MAX_LABELS
         )
         self.max_pending_mirror_rows = max_pending_mirror_rows
         self._token_bytes = None if self.token is None else self.token.encode()
@@ -668,6 +676,9 @@ class ExperimentPlane:
 
     # -- feedback -----------------------------------------------------------------------------
     async def feedback(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and store a batch of labels; the answer is a summary: counts, plus the first
+        ``FEEDBACK_LISTED`` unknown ids and rejected fields (an answer stays small whatever the
+        batch). Validation runs off the event loop: a large batch never stalls inference."""
         from fraudgate.ledger import validate_label_rows
 
         store = self._ledger()
@@ -677,10 +688,18 @@ class ExperimentPlane:
                 "labels: expected a list of {transaction_id, is_fraud, label_time, amount?}, "
                 f"received {type(rows).__name__ if rows is not None else 'nothing'}"
             )
+        if len(rows) > self.feedback_max_labels:
+            raise PayloadTooLarge(
+                f"labels: expected at most {self.feedback_max_labels} labels per request "
+                f"(ledger.feedback_max_labels), received {len(rows)}; send them in batches"
+            )
         actor = check_actor(body.get("actor", FEEDBACK_ACTOR))
-        labels, errors = validate_label_rows(rows)
+        if len(rows) > _INLINE_LABELS:
+            labels, errors = await asyncio.to_thread(validate_label_rows, rows)
+        else:
+            labels, errors = validate_label_rows(rows)
         inserted = updated = unchanged = 0
-        unknown: list[str] = []
+        unknown: tuple[str, ...] = ()
         if labels:
             await self._wait_shipped()  # so decisions this server acknowledged are not "unknown"
             try:
@@ -690,13 +709,15 @@ class ExperimentPlane:
             except Exception as exc:
                 raise Unavailable(f"the labels could not be stored in the ledger: {exc}") from exc
             inserted, updated, unchanged = result.inserted, result.updated, result.unchanged
-            unknown = list(result.unknown_transaction_ids)
+            unknown = result.unknown_transaction_ids
         return {
             "inserted": inserted,
             "updated": updated,
             "unchanged": unchanged,
-            "unknown_transaction_ids": unknown,
-            "rejected": [error.to_dict() for error in errors],
+            "unknown_count": len(unknown),
+            "unknown_transaction_ids": list(unknown[:FEEDBACK_LISTED]),
+            "rejected_count": len(errors),
+            "rejected": [error.to_dict() for error in errors[:FEEDBACK_LISTED]],
         }
 
     async def _wait_shipped(self, timeout_s: float = 10.0) -> None:
