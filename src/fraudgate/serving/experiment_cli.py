@@ -262,7 +262,13 @@ def feedback(
 
     def run() -> None:
         from fraudgate.ledger import LabelFileError, parse_labels_file
+        from fraudgate.protocol.errors import InvalidInput
+        from fraudgate.protocol.limits import check_actor
 
+        try:  # the server and the store check it too: say so before reading the file
+            check_actor(actor, "--actor")
+        except InvalidInput as exc:
+            raise _Fail(str(exc), 2) from None
         try:
             labels, errors = parse_labels_file(file)
         except LabelFileError as exc:
