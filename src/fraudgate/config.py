@@ -28,6 +28,7 @@ Validation is by hand so errors name the field, the expected value and the recei
       weights_poll_s: 1.0          # how often to pick up weight changes other replicas made
       max_lag_s: 30.0              # unready once the oldest unshipped decision is older
       commit_timeout_ms: 2000      # acknowledge: commit: 503 past this wait for the store
+      feedback_max_labels: 10000   # labels per POST /feedback; more is a 413
     auth:                          # bearer token for /feedback, /admin and model management
                                    # (repository load/unload; refused without a token)
       token_env: FRAUDGATE_ADMIN_TOKEN    # or token: "..." (not both)
@@ -66,6 +67,7 @@ DEFAULT_MAX_EXTRA_MODELS = 8
 DEFAULT_WEIGHTS_POLL_S = 1.0
 DEFAULT_MAX_LAG_S = 30.0  # ledger.max_lag_s: unready when shipping falls further behind
 DEFAULT_COMMIT_TIMEOUT_MS = 2000  # ledger.commit_timeout_ms: acknowledge: commit's bounded wait
+DEFAULT_FEEDBACK_MAX_LABELS = 10_000  # labels per POST /feedback (clients send batches)
 ADMIN_TOKEN_ENV = "FRAUDGATE_ADMIN_TOKEN"
 
 # Sections other rooms own: kept verbatim as well (``experiment``/``ledger``) after validation.
@@ -132,6 +134,7 @@ class LedgerConfig:
     max_lag_s: float = DEFAULT_MAX_LAG_S
     # acknowledge: commit: a request whose commit takes longer gets 503 (and readiness turns 503)
     commit_timeout_ms: int = DEFAULT_COMMIT_TIMEOUT_MS
+    feedback_max_labels: int = DEFAULT_FEEDBACK_MAX_LABELS  # more in one request: 413
 
 
 @dataclass(frozen=True)
@@ -413,6 +416,7 @@ def _ledger(value: dict[str, Any], path: Path | None) -> LedgerConfig:
             "shipper",
             "max_lag_s",
             "commit_timeout_ms",
+            "feedback_max_labels",
         ),
         "ledger",
     )
@@ -462,6 +466,12 @@ def _ledger(value: dict[str, Any], path: Path | None) -> LedgerConfig:
         shipper=shipper,
         max_lag_s=max_lag_s,
         commit_timeout_ms=commit_timeout_ms,
+        feedback_max_labels=_int(
+            value.get("feedback_max_labels", DEFAULT_FEEDBACK_MAX_LABELS),
+            "ledger.feedback_max_labels",
+            minimum=1,
+            maximum=1_000_000,
+        ),
     )
 
 

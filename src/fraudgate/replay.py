@@ -305,7 +305,8 @@ async def _deliver_labels(
         if n_batches and settings.label_wall_seconds > 0
         else 0.0
     )
-    unknown: list[str] = []
+    unknown: list[str] = []  # the first few, as examples
+    unknown_count = 0
     for b in range(n_batches):
         part = labels.iloc[b * size : (b + 1) * size]
         times = part["label_time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -330,12 +331,13 @@ async def _deliver_labels(
         out["inserted"] += result.inserted
         out["updated"] += result.updated
         out["unchanged"] += result.unchanged
-        out["rejected"] += len(result.rejected)
-        unknown.extend(result.unknown_transaction_ids)
+        out["rejected"] += result.rejected_count
+        unknown_count += result.unknown_count
+        unknown.extend(result.unknown_transaction_ids[: max(0, 5 - len(unknown))])
         progress(out["sent"])
         if pause and b + 1 < n_batches:
             await asyncio.sleep(pause)
-    out["unknown"] = len(unknown)
+    out["unknown"] = unknown_count
     out["unknown_examples"] = unknown[:5]
     return out
 

@@ -153,6 +153,13 @@ def test_send_labels_counts_unknown_rejected_and_idempotent(feedback_api, traine
         assert mixed.unknown_transaction_ids == (f"client-{run}-unknown",)
         assert len(mixed.rejected) == 1
         assert mixed.rejected[0].row == 2 and mixed.rejected[0].field == "is_fraud"
+        assert (mixed.unknown_count, mixed.rejected_count) == (1, 1)
+
+        # the server lists the first 100 unknown ids per batch; the counts are complete
+        many = [Label(f"client-{run}-u{i}", True, when) for i in range(150)]
+        summary = client.send_labels(many, batch_size=150)
+        assert summary.inserted == summary.unknown_count == 150
+        assert len(summary.unknown_transaction_ids) == 100
 
     with _client(feedback_api, token=None) as anonymous, pytest.raises(Unauthorized) as err:
         anonymous.send_labels([Label(ids[0], True, when)])

@@ -141,3 +141,17 @@ def test_row_error_is_json_friendly() -> None:
     error = RowError(3, "label_time", "epoch seconds", object())
     data = error.to_dict()
     assert data["row"] == 3 and isinstance(data["received"], str)
+
+
+def test_cli_feedback_refuses_an_overlong_actor_before_writing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fraudgate.cli import app
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("transaction_id,is_fraud,label_time\nt1,1,2026-03-01T00:00:00Z\n")
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    args = ["feedback", str(labels), "--ledger", url, "--actor", "a" * 150]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "--actor: expected at most 100 characters, received 150" in result.output

@@ -100,13 +100,25 @@ class RejectedRow:
 
 @dataclass(frozen=True)
 class FeedbackResult:
-    """Outcome of `send_labels` (summed over the batches it was sent in)."""
+    """Outcome of `send_labels` (summed over the batches it was sent in).
+
+    The server lists at most the first 100 unknown ids and rejected fields of each batch;
+    ``unknown_count`` and ``rejected_count`` are the full counts (never below the lists' lengths).
+    """
 
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
     unknown_transaction_ids: tuple[str, ...] = ()
     rejected: tuple[RejectedRow, ...] = ()
+    unknown_count: int = 0
+    rejected_count: int = 0
+
+    def __post_init__(self) -> None:
+        if self.unknown_count < len(self.unknown_transaction_ids):
+            object.__setattr__(self, "unknown_count", len(self.unknown_transaction_ids))
+        if self.rejected_count < len(self.rejected):
+            object.__setattr__(self, "rejected_count", len(self.rejected))
 
     @property
     def accepted(self) -> int:
@@ -119,6 +131,8 @@ class FeedbackResult:
             self.unchanged + other.unchanged,
             self.unknown_transaction_ids + other.unknown_transaction_ids,
             self.rejected + other.rejected,
+            self.unknown_count + other.unknown_count,
+            self.rejected_count + other.rejected_count,
         )
 
     @classmethod
@@ -133,12 +147,15 @@ class FeedbackResult:
             )
             for r in data.get("rejected", []) or []
         )
+        unknown = tuple(data.get("unknown_transaction_ids", []) or [])
         return cls(
             inserted=int(data.get("inserted", 0)),
             updated=int(data.get("updated", 0)),
             unchanged=int(data.get("unchanged", 0)),
-            unknown_transaction_ids=tuple(data.get("unknown_transaction_ids", []) or []),
+            unknown_transaction_ids=unknown,
             rejected=rejected,
+            unknown_count=int(data.get("unknown_count", len(unknown))),
+            rejected_count=int(data.get("rejected_count", len(rejected))),
         )
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from fraudgate.experiments.spec import ROUTING_HEADER, ExperimentSpec, split_versioned_name
+from fraudgate.protocol.limits import MAX_ROUTING_KEY_CHARS, preview, text_problem
 
 _ARM_PERSON = b"fraudgate.arm"
 _MIRROR_PERSON = b"fraudgate.mirror"
@@ -201,7 +202,8 @@ def extract_routing_key(
     ``source: header``: header ``routing.header``. Then, in both cases, header ``x-routing-key``.
     Header names are matched case-insensitively. Integers are accepted and turned into their
     decimal string (``card_id: 42`` and ``"42"`` route alike); an empty string counts as absent;
-    anything else raises :class:`InvalidRoutingKey`.
+    anything else, or a string past `fraudgate.protocol.limits` (over ``MAX_ROUTING_KEY_CHARS``
+    characters, control characters), raises :class:`InvalidRoutingKey`.
     """
     routing = spec.routing
     if routing.source == "parameter" and parameters:
@@ -221,12 +223,15 @@ def _key_value(value: Any, where: str) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
+        problem = text_problem(value, MAX_ROUTING_KEY_CHARS)
+        if problem is not None:
+            raise InvalidRoutingKey(f"routing key in {where}: {problem}")
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise InvalidRoutingKey(
         f"routing key in {where}: expected a string or an integer, "
-        f"received {value!r} ({type(value).__name__})"
+        f"received {preview(value)} ({type(value).__name__})"
     )
 
 

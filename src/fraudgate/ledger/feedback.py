@@ -4,7 +4,8 @@ A row is ``{transaction_id, is_fraud, label_time, amount?}``. Bad rows are rejec
 each with its 1-based data-row number and, per bad field, what was expected and what was
 received; good rows of the same batch are kept. Accepted spellings:
 
-* ``transaction_id``: a non-empty string (an integer is accepted and turned into its string);
+* ``transaction_id``: a non-empty string within `fraudgate.protocol.limits` (at most
+  ``MAX_ID_CHARS`` characters, no control characters; an integer is turned into its string);
 * ``is_fraud``: a bool, 0/1, or "true"/"false"/"1"/"0" (any case);
 * ``label_time``: ISO-8601 (``2024-05-01T12:00:00Z``; no offset means UTC), a datetime, or epoch
   seconds (number or numeric string);
@@ -20,10 +21,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from fraudgate.ledger.records import Label, RowError
+from fraudgate.protocol.limits import MAX_ID_CHARS, text_problem
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("transaction_id", "is_fraud", "label_time")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("amount",)
-MAX_ID_LENGTH = 200
 # Epoch seconds past this (year 2286) are almost surely milliseconds.
 _MAX_EPOCH_S = 1e10
 
@@ -40,13 +41,17 @@ def _missing(value: object) -> bool:
 
 
 def _transaction_id(value: object) -> str:
+    """The id as the serving core accepts it (`fraudgate.protocol.limits`), else ValueError
+    saying why (a bad character or the length: more use than the generic expectation)."""
     if isinstance(value, bool):
         raise ValueError
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, str) and value.strip() and len(value.strip()) <= MAX_ID_LENGTH:
-        return value.strip()
-    raise ValueError
+    text = value.strip() if isinstance(value, str) else value
+    problem = text_problem(text, MAX_ID_CHARS)
+    if problem is not None:
+        raise ValueError(problem)
+    return text  # type: ignore[return-value]
 
 
 def _is_fraud(value: object) -> bool:
@@ -110,7 +115,7 @@ def _amount(value: object) -> float | None:
 
 
 _EXPECTED = {
-    "transaction_id": f"a non-empty string of at most {MAX_ID_LENGTH} characters",
+    "transaction_id": f"a non-empty string of at most {MAX_ID_CHARS} printable characters",
     "is_fraud": 'true/false, 1/0 or "true"/"false"',
     "label_time": "ISO-8601 (e.g. 2024-05-01T12:00:00Z) or epoch seconds",
     "amount": "a number >= 0 or nothing",

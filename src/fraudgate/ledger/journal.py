@@ -22,7 +22,9 @@ A segment is sealed once a newer one exists or its owner is gone; sealed, fully 
 are deleted, and the directory of a dead owner once empty. So a journal left by a killed server
 is adopted and shipped by the next shipper that runs on the same directory. A line torn by a kill
 in the middle of a write was never acknowledged (the write had not returned): it is skipped, and
-counted.
+counted. A line the store refuses because of its data is moved to ``<journal_dir>/quarantine``
+with the reason (`fraudgate.ledger.quarantine`), exactly once, and shipping goes on: no line can
+jam the shipper.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from pathlib import Path
 
 import orjson
 
+from fraudgate.ledger import quarantine
 from fraudgate.ledger.mirror import MirrorScorer
 from fraudgate.ledger.records import DecisionBatch, DecisionRow, batch_rows
 from fraudgate.ledger.store import DecisionSink, LedgerStore
@@ -311,6 +314,26 @@ def close_orphan(orphan: OrphanSegment) -> None:
             os.close(fd)
 
 
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """One complete journal line of a batch being shipped, with its parsed rows."""
+
+    start: int  # byte offset in the segment
+    end: int  # just past its newline
+    raw: bytes
+    rows: list[DecisionRow]
+
+
+@dataclass(frozen=True, slots=True)
+class ReshipResult:
+    """`fraudgate ledger quarantine reship`: lines (and their rows) that went into the store,
+    and the lines kept (the store still refuses them, or the shipper has not passed them)."""
+
+    shipped_lines: int
+    shipped_rows: int
+    kept: list[quarantine.QuarantinedLine]
+
+
 class JournalShipper:
     """Moves journal lines into the store, exactly once. See the module docstring."""
 
@@ -323,6 +346,8 @@ class JournalShipper:
         self.shipped_rows = 0
         self.torn_lines = 0  # lines cut by a kill mid-write: never acknowledged
         self.bad_lines = 0  # complete lines that do not parse (corruption): logged
+        self.quarantined_lines = 0  # lines the store refused (their data): set aside
+        self.quarantined_rows = 0
         self._claimed: dict[str, int] = {}  # instance -> our shipper.lock fd
         # Shipped bytes per segment of the claimed instances: read from the store once per claim
         # (only the claimant moves them), dropped after any failed write (it may have committed).
@@ -348,6 +373,8 @@ class JournalShipper:
         shipped = 0
         for directory in present:
             if not directory.is_dir() or directory.name in self._foreign:
+                continue
+            if directory.name == quarantine.QUARANTINE_DIR:  # refused lines, not a journal
                 continue
             if directory.name.startswith("."):  # a journal being created (see Journal)
                 if self._abandoned_staging(directory):  # its server died before any append
@@ -475,29 +502,126 @@ class JournalShipper:
                         return shipped, done, True
                     return shipped, done, False
                 complete = buffer[: end + 1]
-                rows = self._parse(complete, key, done)
-                self._sink.write(rows, (key, done + len(complete)))
+                lines = self._parse(complete, key, done)
+                rows = [row for line in lines for row in line.rows]
+                try:
+                    self._sink.write(rows, (key, done + len(complete)))
+                    written = len(rows)
+                except Exception as exc:
+                    if not quarantine.refused_data(exc):
+                        raise  # the database is down: retried, the journal keeps everything
+                    written = self._ship_lines(lines, key, exc)
                 done += len(complete)
-                shipped += len(rows)
-                self.shipped_rows += len(rows)
+                shipped += written
+                self.shipped_rows += written
                 file.seek(done)
 
-    def _parse(self, data: bytes, key: str, offset: int) -> list[DecisionRow]:
-        rows: list[DecisionRow] = []
-        for line in data.splitlines():
+    def _ship_lines(self, lines: list[_Line], key: str, refusal: BaseException) -> int:
+        """Ship ``lines``, which the store refused together (``refusal``), by halves: the good
+        ones go in, each refused one is quarantined; the offset only moves forward. Returns the
+        rows inserted."""
+        if len(lines) == 1:
+            self._quarantine(lines[0], key, refusal)
+            return 0
+        written = 0
+        middle = len(lines) // 2
+        for half in (lines[:middle], lines[middle:]):
+            rows = [row for line in half for row in line.rows]
             try:
-                batches = orjson.loads(line)
-                if not isinstance(batches, list):
-                    raise ValueError("expected a list of decision batches")
-                parsed = [row for batch in batches for row in batch_rows(batch)]
-                parsed += self.mirror.decisions(batches)  # batch_rows checked they are dicts
-            except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
-                self.bad_lines += 1
-                log.error("journal %s near byte %d: skipping a corrupt line: %s", key, offset, exc)
+                self._sink.write(rows, (key, half[-1].end))
+            except Exception as exc:
+                if not quarantine.refused_data(exc):
+                    raise
+                written += self._ship_lines(half, key, exc)
             else:
-                rows.extend(parsed)
-            offset += len(line) + 1
-        return rows
+                written += len(rows)
+        return written
+
+    def _quarantine(self, line: _Line, key: str, refusal: BaseException) -> None:
+        record = quarantine.QuarantinedLine(
+            segment=key,
+            offset=line.start,
+            end=line.end,
+            rows=len(line.rows),
+            reason=quarantine.describe(refusal),
+            at=time.time(),
+            line=line.raw,
+        )
+        quarantine.add(self.root, record)  # durable before the offset passes the line
+        self._sink.write([], (key, line.end), marks=((record.marker, quarantine.QUARANTINED),))
+        self.quarantined_lines += 1
+        self.quarantined_rows += record.rows
+        log.error(
+            "journal %s byte %d: the store refused this line's %d rows (%s); moved to %s",
+            key,
+            line.start,
+            record.rows,
+            record.reason,
+            quarantine.quarantine_file(self.root, key),
+        )
+
+    def _parse(self, data: bytes, key: str, offset: int) -> list[_Line]:
+        lines: list[_Line] = []
+        for raw in data.splitlines():
+            end = offset + len(raw) + 1
+            lines.append(_Line(offset, end, raw, self._parse_line(raw, key, offset)))
+            offset = end
+        return lines
+
+    def _parse_line(self, raw: bytes, key: str, offset: int) -> list[DecisionRow]:
+        try:
+            batches = orjson.loads(raw)
+            if not isinstance(batches, list):
+                raise ValueError("expected a list of decision batches")
+            parsed = [row for batch in batches for row in batch_rows(batch)]
+            parsed += self.mirror.decisions(batches)  # batch_rows checked they are dicts
+        except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+            self.bad_lines += 1
+            log.error("journal %s near byte %d: skipping a corrupt line: %s", key, offset, exc)
+            return []
+        return parsed
+
+    def reship_quarantined(self) -> ReshipResult:
+        """Try the quarantined lines again (e.g. once the schema or store is fixed): a line
+        that goes in leaves the quarantine, one still refused stays with the fresh reason.
+        Exactly once, through the markers (see `fraudgate.ledger.quarantine`)."""
+        shipped_lines = shipped_rows = 0
+        kept: list[quarantine.QuarantinedLine] = []
+        for path in quarantine.files(self.root):
+            instance = path.parent.name
+            with quarantine.locked(path.parent):
+                marker_prefix = f"{quarantine.MARKER_PREFIX}{instance}/"
+                markers = self.store.journal_offsets(prefix=marker_prefix)
+                offsets = self.store.journal_offsets(prefix=f"{instance}/")
+                keep: list[quarantine.QuarantinedLine] = []
+                done: list[str] = []
+                for record in quarantine.read(path):
+                    state = markers.get(record.marker)
+                    if state == quarantine.RESHIPPED:  # went in; a kill kept its record
+                        done.append(record.marker)
+                    elif state is None:  # the quarantine's commit never happened
+                        pending = (self.root / record.segment).exists() and offsets.get(
+                            record.segment, 0
+                        ) <= record.offset
+                        if pending:  # still the shipper's to ship or quarantine
+                            keep.append(record)
+                    else:
+                        rows = self._parse_line(record.line, record.segment, record.offset)
+                        try:
+                            self._sink.write(rows, None, marks=((record.marker, 1),))
+                        except Exception as exc:
+                            if not quarantine.refused_data(exc):
+                                raise
+                            keep.append(_refused_again(record, exc))
+                            continue
+                        done.append(record.marker)
+                        shipped_lines += 1
+                        shipped_rows += len(rows)
+                quarantine.rewrite(path, keep)
+                kept.extend(keep)
+            for marker in done:  # after the rewrite: a kill before it leaves marker 1
+                self.store.forget_journal_segment(marker)
+        return ReshipResult(shipped_lines, shipped_rows, kept)
 
     def run(
         self,
@@ -534,6 +658,14 @@ class JournalShipper:
             else:  # idle: poll less and less often, up to 8x (a quiet shipper costs nothing)
                 stop.wait(idle_s)
                 idle_s = min(idle_s * 2, 8 * poll_s)
+
+
+def _refused_again(
+    record: quarantine.QuarantinedLine, exc: BaseException
+) -> quarantine.QuarantinedLine:
+    from dataclasses import replace
+
+    return replace(record, reason=quarantine.describe(exc), at=time.time())
 
 
 def run_shipper(

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 # the ledger produces the analysis' sufficient statistics; one type for both
 from fraudgate.analysis.classification import ConfusionCounts  # noqa: F401
+from fraudgate.protocol.limits import MAX_QUOTED_CHARS, preview
 
 Role = Literal["served", "mirror"]
 ROLES: tuple[str, ...] = ("served", "mirror")
@@ -175,12 +176,17 @@ class RowError:
     received: object
 
     def __str__(self) -> str:
-        return f"row {self.row}: {self.field}: expected {self.expected}, received {self.received!r}"
+        return (
+            f"row {self.row}: {self.field}: expected {self.expected}, "
+            f"received {preview(self.received)}"
+        )
 
     def to_dict(self) -> dict[str, object]:
         received = self.received
         if not isinstance(received, str | int | float | bool | type(None)):
             received = repr(received)
+        if isinstance(received, str) and len(received) > MAX_QUOTED_CHARS:
+            received = preview(received)  # an answer never echoes a huge input back
         return {
             "row": self.row,
             "field": self.field,

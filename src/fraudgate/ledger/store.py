@@ -15,11 +15,17 @@ One class, :class:`LedgerStore`, written in SQLAlchemy Core, runs on both backen
   take transaction-scoped advisory locks.
 
 Everything the analysis needs leaves as counts (:meth:`LedgerStore.labelled_outcomes`), never rows.
+
+Caller text (label transaction ids, actors) is checked against `fraudgate.protocol.limits` by the
+write methods themselves, so both backends answer the same `InvalidInput` for it, whoever calls.
+A database error leaves the store as :class:`LedgerStoreError`, whose message is short and holds
+no SQL text or parameters (it may reach a client in a 503); the full error is logged here.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -58,6 +64,9 @@ from fraudgate.ledger.schema import (
     schema_version,
     weight_changes,
 )
+from fraudgate.protocol.limits import check_actor, check_id
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LEDGER_FILE = "ledger.db"
 # Advisory lock keys (PostgreSQL), arbitrary but fixed: "fgl" + purpose.
@@ -110,6 +119,7 @@ def open_ledger(url: str | Path, *, sqlite_synchronous: str | None = None) -> Le
         raise ValueError(
             f"ledger url: expected a sqlite:/// or postgresql:// URL, received {str(url)!r}"
         )
+    event.listen(engine, "handle_error", _short_error)
     store = LedgerStore(engine)
     try:
         store.migrate()
@@ -117,6 +127,21 @@ def open_ledger(url: str | Path, *, sqlite_synchronous: str | None = None) -> Le
         store.close()
         raise
     return store
+
+
+class LedgerStoreError(RuntimeError):
+    """A database error, said in one short line without SQL text or parameters (the full error,
+    statement included, is logged and chained as ``__cause__``)."""
+
+
+def _short_error(context: sa.engine.ExceptionContext) -> LedgerStoreError | None:
+    """The engine's ``handle_error`` hook: the one place a database error is put into words."""
+    if context.is_pre_ping:  # the pool's liveness probe handles its own failures
+        return None
+    error = context.original_exception
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    log.warning("ledger database error: %s", context.sqlalchemy_exception or error)
+    return LedgerStoreError(f"the ledger database failed ({type(error).__name__}: {first[:160]})")
 
 
 def _sqlite_engine(url: sa.URL, synchronous: str) -> sa.Engine:
@@ -341,9 +366,12 @@ class LedgerStore:
         picks them up later) and are listed in ``unknown_transaction_ids``. Within one batch the
         labels apply in order, so a repeated id counts once per change.
         """
+        check_actor(actor)
         batch = list(batch)
         if not batch:
             return LabelResult(0, 0, 0, ())
+        for index, label in enumerate(batch):
+            check_id(label.transaction_id, f"labels[{index}].transaction_id")
         now = time.time() if at is None else float(at)
         ids = sorted({label.transaction_id for label in batch})
         inserted = updated = unchanged = 0
@@ -575,6 +603,7 @@ class LedgerStore:
         actor: str,
         at: float | datetime | None = None,
     ) -> WeightChange:
+        check_actor(actor)
         clean: dict[str, float] = {}
         for name, weight in weights.items():
             value = float(weight)
@@ -697,10 +726,20 @@ class DecisionSink:
         self._raw: Any = None  # the pool's DBAPI connection proxy
         self._sql: dict[int, str] = {}  # rows per statement -> multi-row INSERT (SQLite)
 
-    def write(self, rows: Sequence[DecisionRow], shipped: tuple[str, int] | None = None) -> None:
+    def write(
+        self,
+        rows: Sequence[DecisionRow],
+        shipped: tuple[str, int] | None = None,
+        marks: Sequence[tuple[str, int]] = (),
+    ) -> None:
         """Insert ``rows``; with ``shipped`` (journal segment, byte offset) also record that
-        offset, in the same transaction (see `fraudgate.ledger.journal`)."""
-        if not rows and shipped is None:
+        offset, and ``marks`` (more such pairs: quarantine markers), in the same transaction
+        (see `fraudgate.ledger.journal` and `fraudgate.ledger.quarantine`)."""
+        if marks:
+            offsets = [*marks] if shipped is None else [shipped, *marks]
+        else:
+            offsets = [] if shipped is None else [shipped]
+        if not rows and not offsets:
             return
         if self._raw is None:
             self._raw = self._store._engine.raw_connection()
@@ -708,26 +747,26 @@ class DecisionSink:
                 self._raw.cursor().execute("PRAGMA wal_autocheckpoint=0")
         try:
             if self._sqlite:
-                self._write_sqlite(rows, shipped)
+                self._write_sqlite(rows, offsets)
             else:
-                self._write_postgresql(rows, shipped)
+                self._write_postgresql(rows, offsets)
         except BaseException:
             self._discard()
             raise
 
-    def _write_sqlite(self, rows: Sequence[DecisionRow], shipped: tuple[str, int] | None) -> None:
+    def _write_sqlite(self, rows: Sequence[DecisionRow], offsets: list[tuple[str, int]]) -> None:
         cursor = self._raw.cursor()
         step = SQLITE_ROWS_PER_STATEMENT
         try:
-            if len(rows) <= step and shipped is None:
+            if len(rows) <= step and not offsets:
                 cursor.execute(self._insert_sql(len(rows)), list(chain.from_iterable(rows)))
                 return
             cursor.execute("BEGIN IMMEDIATE")
             for start in range(0, len(rows), step):
                 chunk = rows[start : start + step]
                 cursor.execute(self._insert_sql(len(chunk)), list(chain.from_iterable(chunk)))
-            if shipped is not None:
-                cursor.execute(_UPSERT_OFFSET.replace("%s", "?"), (*shipped, time.time()))
+            for offset in offsets:
+                cursor.execute(_UPSERT_OFFSET.replace("%s", "?"), (*offset, time.time()))
             cursor.execute("COMMIT")
         finally:
             cursor.close()
@@ -743,14 +782,14 @@ class DecisionSink:
         return sql
 
     def _write_postgresql(
-        self, rows: Sequence[DecisionRow], shipped: tuple[str, int] | None
+        self, rows: Sequence[DecisionRow], offsets: list[tuple[str, int]]
     ) -> None:
         cursor = self._raw.cursor()
         try:
             if rows:
                 cursor.executemany(self._store._insert_decisions_sql, rows)
-            if shipped is not None:
-                cursor.execute(_UPSERT_OFFSET, (*shipped, time.time()))
+            for offset in offsets:
+                cursor.execute(_UPSERT_OFFSET, (*offset, time.time()))
         finally:
             cursor.close()
         self._raw.commit()

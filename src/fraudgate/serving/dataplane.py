@@ -44,7 +44,7 @@ from fraudgate.protocol.errors import (
     Unavailable,
     http_status,
 )
-from fraudgate.protocol.limits import MAX_MODEL_NAME_CHARS, preview
+from fraudgate.protocol.limits import MAX_MODEL_NAME_CHARS, check_id, preview
 from fraudgate.protocol.types import (
     InferenceRequest,
     InferenceResponse,
@@ -371,7 +371,8 @@ class DataPlane:
             x = decode_features(request)
             if request.outputs is not None:
                 check_requested_outputs(request.outputs)  # before a decision is recorded
-            request_id = request.id or new_request_id()
+            # a caller's id goes into the ledger: bounded like every id (fraudgate.protocol.limits)
+            request_id = check_id(request.id, "id") if request.id else new_request_id()
             scored = plane.score(model, x, request_id, request.parameters, route, start)
             outputs = model.outputs_of(*await scored, request.outputs)
         except Exception as exc:

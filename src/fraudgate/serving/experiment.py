@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from fraudgate.config import FraudgateConfig
+from fraudgate.config import DEFAULT_FEEDBACK_MAX_LABELS, FraudgateConfig
 from fraudgate.experiments import (
     ExperimentConfigError,
     ExperimentState,
@@ -58,9 +58,17 @@ from fraudgate.ledger.mirror import MIRROR_KEY, entry_rows, mirror_entry, model_
 from fraudgate.protocol.errors import (
     InvalidInput,
     ModelNotFound,
+    PayloadTooLarge,
     Unavailable,
 )
-from fraudgate.protocol.limits import preview
+from fraudgate.protocol.limits import (
+    MAX_ID_CHARS,
+    MAX_ROUTING_KEY_CHARS,
+    check_actor,
+    check_id,
+    preview,
+    text_problem,
+)
 from fraudgate.serving.auth import AdminAuth
 
 if TYPE_CHECKING:
@@ -72,6 +80,8 @@ log = logging.getLogger(__name__)
 
 CONFIG_ACTOR = "config"
 FEEDBACK_ACTOR = "feedback-api"
+FEEDBACK_LISTED = 100  # unknown ids and rejected fields listed in a feedback answer (+ counts)
+_INLINE_LABELS = 64  # feedback batches above this are validated off the event-loop thread
 MAX_PENDING_MIRROR_ROWS = 50_000
 _SYNC_OFFLOAD_ROWS = 2048  # mirror batches above this are scored off the event-loop thread
 
@@ -128,6 +138,11 @@ class ExperimentPlane:
         self.weights_poll_s = (
             config.ledger_config.weights_poll_s if config.ledger_config is not None else 0.0
         )
+        self.feedback_max_labels = (
+            config.ledger_config.feedback_max_labels
+            if config.ledger_config is not None
+            else DEFAULT_FEEDBACK_MAX_LABELS
+        )
         self.max_pending_mirror_rows = max_pending_mirror_rows
         # the data plane hands its own (one object per server) to the plane it holds
         self.auth = AdminAuth.from_config(config.auth)
@@ -160,6 +175,11 @@ class ExperimentPlane:
         self._specs: dict[tuple[str, str], dict[str, Any]] = {}  # mirror models, for the journal
         self._tracking_uri = config.resolved_tracking_uri()  # named in journaled mirror copies
         self._poll_task: asyncio.Task[None] | None = None
+        self._quarantine: Any = None  # cached summary of the journal's quarantine (metrics)
+        if journal is not None:
+            from fraudgate.ledger.quarantine import SummaryCache
+
+            self._quarantine = SummaryCache(journal.root)
 
     @classmethod
     def from_config(cls, config: FraudgateConfig) -> ExperimentPlane | None:
@@ -310,7 +330,9 @@ class ExperimentPlane:
         state = self.state
         assert state is not None
         key = parameters.get(self._key_parameter) if self._key_parameter else None
-        if type(key) is str and key:  # the common case: straight to the current table
+        # the common case, a valid string key: straight to the current table (a bad one takes
+        # the general rule, which says what is wrong with it)
+        if type(key) is str and key and text_problem(key, MAX_ROUTING_KEY_CHARS) is None:
             return self._router.table.route_key(key)  # type: ignore[union-attr]
         spec = state.spec  # the general rule
         try:
@@ -677,6 +699,19 @@ class ExperimentPlane:
                 "Batches of served decisions that could not be recorded (answered 503).",
                 value=self.record_failures,
             )
+        if self._quarantine is not None:  # journal lines the store refused (at most 1 read/s)
+            held = self._quarantine.get()
+            yield GaugeMetricFamily(
+                "fraudgate_ledger_quarantined_lines",
+                "Journal lines the ledger store refused (their data), set aside in quarantine: "
+                "see `fraudgate ledger quarantine`.",
+                value=held.lines,
+            )
+            yield GaugeMetricFamily(
+                "fraudgate_ledger_quarantined_rows",
+                "Decisions in the quarantined journal lines (not in the ledger until re-shipped).",
+                value=held.rows,
+            )
 
     # -- auth ---------------------------------------------------------------------------------
     def check_token(self, authorization: str | None) -> None:
@@ -685,6 +720,9 @@ class ExperimentPlane:
 
     # -- feedback -----------------------------------------------------------------------------
     async def feedback(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and store a batch of labels; the answer is a summary: counts, plus the first
+        ``FEEDBACK_LISTED`` unknown ids and rejected fields (an answer stays small whatever the
+        batch). Validation runs off the event loop: a large batch never stalls inference."""
         from fraudgate.ledger import validate_label_rows
 
         store = self._ledger()
@@ -694,26 +732,36 @@ class ExperimentPlane:
                 "labels: expected a list of {transaction_id, is_fraud, label_time, amount?}, "
                 f"received {type(rows).__name__ if rows is not None else 'nothing'}"
             )
-        actor = body.get("actor", FEEDBACK_ACTOR)
-        if not isinstance(actor, str) or not actor.strip():
-            raise InvalidInput(f"actor: expected a non-empty string, received {actor!r}")
-        labels, errors = validate_label_rows(rows)
+        if len(rows) > self.feedback_max_labels:
+            raise PayloadTooLarge(
+                f"labels: expected at most {self.feedback_max_labels} labels per request "
+                f"(ledger.feedback_max_labels), received {len(rows)}; send them in batches"
+            )
+        actor = check_actor(body.get("actor", FEEDBACK_ACTOR))
+        if len(rows) > _INLINE_LABELS:
+            labels, errors = await asyncio.to_thread(validate_label_rows, rows)
+        else:
+            labels, errors = validate_label_rows(rows)
         inserted = updated = unchanged = 0
-        unknown: list[str] = []
+        unknown: tuple[str, ...] = ()
         if labels:
             await self._wait_shipped()  # so decisions this server acknowledged are not "unknown"
             try:
                 result = await asyncio.to_thread(store.upsert_labels, labels, actor)
+            except InvalidInput:
+                raise
             except Exception as exc:
                 raise Unavailable(f"the labels could not be stored in the ledger: {exc}") from exc
             inserted, updated, unchanged = result.inserted, result.updated, result.unchanged
-            unknown = list(result.unknown_transaction_ids)
+            unknown = result.unknown_transaction_ids
         return {
             "inserted": inserted,
             "updated": updated,
             "unchanged": unchanged,
-            "unknown_transaction_ids": unknown,
-            "rejected": [error.to_dict() for error in errors],
+            "unknown_count": len(unknown),
+            "unknown_transaction_ids": list(unknown[:FEEDBACK_LISTED]),
+            "rejected_count": len(errors),
+            "rejected": [error.to_dict() for error in errors[:FEEDBACK_LISTED]],
         }
 
     async def _wait_shipped(self, timeout_s: float = 10.0) -> None:
@@ -777,8 +825,7 @@ class ExperimentPlane:
         state = self._experiment(name)
         weights = body.get("weights")
         actor = body.get("actor", "admin-api")
-        if not isinstance(actor, str) or not actor.strip():
-            raise InvalidInput(f"actor: expected a non-empty string, received {actor!r}")
+        check_actor(actor)
         async with self._admin_lock:
             try:
                 state.spec.with_weights(weights)  # validate before anything is recorded
@@ -923,7 +970,7 @@ def _transaction_ids(parameters: Mapping[str, Any], request_id: str, n: int) -> 
             )
         out = []
         for i, value in enumerate(ids):
-            out.append(_id(value, f"parameters.transaction_ids[{i}]"))
+            out.append(check_id(value, f"parameters.transaction_ids[{i}]"))
         return out
     single = parameters.get("transaction_id")
     if single is not None:
@@ -932,20 +979,18 @@ def _transaction_ids(parameters: Mapping[str, Any], request_id: str, n: int) -> 
                 f"parameters.transaction_id: names one transaction but the request has {n} rows; "
                 "expected parameters.transaction_ids (a list of one id per row)"
             )
-        return [_id(single, "parameters.transaction_id")]
+        return [check_id(single, "parameters.transaction_id")]
     if n == 1:
         return [request_id]
+    longest = len(request_id) + 1 + len(str(n - 1))
+    if longest > MAX_ID_CHARS:  # the rows' ids must fit the ledger like any other id
+        raise InvalidInput(
+            f"id: the {n} rows of a request without parameters.transaction_ids are recorded as "
+            f"'<id>:<row>', at most {MAX_ID_CHARS} characters; expected an id of at most "
+            f"{MAX_ID_CHARS - longest + len(request_id)} characters, received "
+            f"{len(request_id)} (or send parameters.transaction_ids)"
+        )
     return [f"{request_id}:{row}" for row in range(n)]
-
-
-def _id(value: Any, where: str) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value and len(value) <= 200:
-        return value
-    raise InvalidInput(
-        f"{where}: expected a non-empty string (at most 200), received {_preview(value)}"
-    )
 
 
 def _amounts(parameters: Mapping[str, Any], n: int) -> list[float | None]:

@@ -262,13 +262,20 @@ def feedback(
 
     def run() -> None:
         from fraudgate.ledger import LabelFileError, parse_labels_file
+        from fraudgate.protocol.errors import InvalidInput
+        from fraudgate.protocol.limits import check_actor
 
+        try:  # the server and the store check it too: say so before reading the file
+            check_actor(actor, "--actor")
+        except InvalidInput as exc:
+            raise _Fail(str(exc), 2) from None
         try:
             labels, errors = parse_labels_file(file)
         except LabelFileError as exc:
             raise _Fail(str(exc), 2) from None
         totals = {"inserted": 0, "updated": 0, "unchanged": 0}
-        unknown: list[str] = []
+        unknown: list[str] = []  # the ids listed (a server lists the first 100 per batch)
+        unknown_count = 0
         if ledger is not None:
             from fraudgate.ledger import open_ledger
 
@@ -285,6 +292,7 @@ def feedback(
                         "unchanged": result.unchanged,
                     }
                     unknown = list(result.unknown_transaction_ids)
+                    unknown_count = len(unknown)
             finally:
                 store.close()
         elif labels:
@@ -303,10 +311,12 @@ def feedback(
                 body = _call("POST", f"{base}/feedback", bearer, {"labels": rows, "actor": actor})
                 for key in totals:
                     totals[key] += body[key]
-                unknown.extend(body["unknown_transaction_ids"])
+                listed = body["unknown_transaction_ids"]
+                unknown.extend(listed)
+                unknown_count += body.get("unknown_count", len(listed))  # lists are truncated
                 if body["rejected"]:  # validated locally already: should not happen
                     raise _Fail(f"the server rejected rows: {body['rejected'][:5]}", 1)
-        _report(file, len(labels), totals, unknown, errors)
+        _report(file, len(labels), totals, unknown, errors, max(unknown_count, len(unknown)))
         if errors:
             raise typer.Exit(1)
 
@@ -314,7 +324,12 @@ def feedback(
 
 
 def _report(
-    file: Path, good: int, totals: dict[str, int], unknown: list[str], errors: list[Any]
+    file: Path,
+    good: int,
+    totals: dict[str, int],
+    unknown: list[str],
+    errors: list[Any],
+    unknown_count: int,
 ) -> None:
     table = Table(title=f"labels from {file}")
     table.add_column("stored", justify="right")
@@ -329,13 +344,13 @@ def _report(
         str(totals["inserted"]),
         str(totals["updated"]),
         str(totals["unchanged"]),
-        str(len(unknown)),
+        str(unknown_count),
         str(rows_rejected),
     )
     console.print(table)
-    if unknown:
-        shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        console.print(f"no decision recorded for {len(unknown)} transaction ids: {shown}")
+    if unknown_count:
+        shown = ", ".join(unknown[:10]) + (" ..." if unknown_count > 10 else "")
+        console.print(f"no decision recorded for {unknown_count} transaction ids: {shown}")
     for error in errors[:50]:
         err_console.print(f"rejected {error}", highlight=False)
     if len(errors) > 50:

@@ -278,8 +278,17 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["labels"],
             "properties": {
-                "labels": {"type": "array", "items": _ref("Label")},
-                "actor": {"type": "string", "description": "Recorded in the label audit."},
+                "labels": {
+                    "type": "array",
+                    "items": _ref("Label"),
+                    "description": "At most ledger.feedback_max_labels (default 10000); "
+                    "more is a 413: send batches.",
+                },
+                "actor": {
+                    "type": "string",
+                    "maxLength": 100,
+                    "description": "Recorded in the label audit.",
+                },
             },
         },
         "RejectedRow": {
@@ -295,13 +304,36 @@ def _schemas() -> dict[str, Any]:
         },
         "FeedbackResponse": {
             "type": "object",
-            "required": ["inserted", "updated", "unchanged", "unknown_transaction_ids", "rejected"],
+            "required": [
+                "inserted",
+                "updated",
+                "unchanged",
+                "unknown_count",
+                "unknown_transaction_ids",
+                "rejected_count",
+                "rejected",
+            ],
             "properties": {
                 "inserted": {"type": "integer"},
                 "updated": {"type": "integer"},
                 "unchanged": {"type": "integer"},
-                "unknown_transaction_ids": {"type": "array", "items": {"type": "string"}},
-                "rejected": {"type": "array", "items": _ref("RejectedRow")},
+                "unknown_count": {
+                    "type": "integer",
+                    "description": "Stored labels whose transaction has no decision yet.",
+                },
+                "unknown_transaction_ids": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "maxItems": 100,
+                    "description": "The first 100 of them.",
+                },
+                "rejected_count": {"type": "integer", "description": "Rejected fields."},
+                "rejected": {
+                    "type": "array",
+                    "items": _ref("RejectedRow"),
+                    "maxItems": 100,
+                    "description": "The first 100 of them.",
+                },
             },
         },
         "Weights": {
