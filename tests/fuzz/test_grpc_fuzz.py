@@ -13,13 +13,13 @@ from __future__ import annotations
 import collections
 import math
 import time
-from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from processes import rss_kib
 
 from fraudgate.config import DEMO_EXPERIMENT, write_default_config
 from fraudgate.data.contract import FEATURE_NAMES, INPUT_NAME
@@ -44,13 +44,6 @@ def fuzz_server(trained_registry, module_launch, tmp_path_factory):
         root / "fraudgate.yaml", trained_registry.tracking_uri, token=TOKEN
     )  # the demo's: experiment 80/20 with a 100% mirror, SQLite ledger, admin token
     return module_launch(config)
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS line")
 
 
 # -- strategies ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from processes import rss_kib
 
 from fraudgate.config import write_default_config
 
@@ -26,13 +27,6 @@ def fuzz_server(trained_registry, module_launch, tmp_path_factory):
         root / "fraudgate.yaml", trained_registry.tracking_uri, token=TOKEN
     )
     return module_launch(config)
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS line")
 
 
 CHECKS = ",".join(

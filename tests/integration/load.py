@@ -208,3 +208,31 @@ def assert_acknowledged_are_recorded(
     assert not missing, f"{len(missing)} acknowledged requests not in the ledger: {missing[:10]}"
     assert served == ok  # and recorded as answered by the model that answered
     return len(ok)
+
+
+def served_exactly_once(results: list[Result], ledger_url: str, timeout_s: float = 120.0) -> int:
+    """Every 200 has exactly one served decision in the ledger (waiting up to ``timeout_s`` for
+    the shipper); returns how many were acknowledged."""
+    from collections import Counter
+
+    from fraudgate.ledger import open_ledger
+
+    ok = {r.request_id for r in results if r.status == 200}
+    assert ok, "no request succeeded"
+    store = open_ledger(ledger_url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            counts = Counter(
+                d.request_id for d in store.decisions_for_requests(ok) if d.role == "served"
+            )
+            if len(counts) >= len(ok) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        store.close()
+    missing = sorted(ok - set(counts))
+    assert not missing, f"{len(missing)} of {len(ok)} acknowledged not in the ledger: {missing[:5]}"
+    twice = sorted(request_id for request_id, n in counts.items() if n > 1)
+    assert not twice, f"{len(twice)} acknowledged decisions recorded more than once: {twice[:5]}"
+    return len(ok)

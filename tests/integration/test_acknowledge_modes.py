@@ -16,26 +16,19 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 from experiment_config import wait_ready, write_config
 from load import assert_acknowledged_are_recorded, keyed, load_then_kill, send_many
+from processes import children
 from shipped import decisions_when_shipped, for_requests
 
 pytestmark = pytest.mark.slow
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
-    return found
-
-
 def _kill_server_and_shipper(server) -> None:  # type: ignore[no-untyped-def]
-    shippers = _children(server.proc.pid)
+    shippers = children(server.proc.pid)
     assert shippers, "the server runs its shipper as a child process"
     for pid in [*shippers, server.proc.pid]:
         os.kill(pid, signal.SIGKILL)

@@ -27,35 +27,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from experiment_config import wait_ready, write_config
-from load import Result, endless, keyed, send_many
+from load import Result, endless, keyed, send_many, served_exactly_once
 
 pytestmark = pytest.mark.slow
-
-
-def assert_exactly_once(results: list[Result], ledger_url: str, timeout_s: float = 60.0) -> int:
-    """Every 200 has exactly one served decision in the ledger (waiting for the shipper up to
-    ``timeout_s``); returns how many were acknowledged."""
-    from fraudgate.ledger import open_ledger
-
-    ok = {r.request_id for r in results if r.status == 200}
-    assert ok, "no request succeeded"
-    store = open_ledger(ledger_url)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            counts = Counter(
-                d.request_id for d in store.decisions_for_requests(ok) if d.role == "served"
-            )
-            if len(counts) >= len(ok) or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-    finally:
-        store.close()
-    missing = sorted(ok - set(counts))
-    assert not missing, f"{len(missing)} acknowledged decisions not in the ledger: {missing[:5]}"
-    twice = sorted(rid for rid, n in counts.items() if n != 1)
-    assert not twice, f"{len(twice)} acknowledged decisions are in the ledger twice: {twice[:5]}"
-    return len(ok)
 
 
 def load_until(
@@ -131,7 +105,7 @@ def test_full_disk_answers_503_loses_nothing_and_recovers(
     refusal = next(r.body["error"] for r in results if r.status == 503)
     assert "could not be recorded" in refusal and "No space left on device" in refusal
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
-    acknowledged = assert_exactly_once(results, ledger)
+    acknowledged = served_exactly_once(results, ledger)
     # the shipper moves the full segment out and deletes it: serving recovers by itself
     deadline = time.monotonic() + 60
     while True:
@@ -140,7 +114,7 @@ def test_full_disk_answers_503_loses_nothing_and_recovers(
             break
         time.sleep(0.5)
     assert all(r.status == 200 for r in after), Counter(r.status for r in after)
-    assert_exactly_once(after, ledger)
+    served_exactly_once(after, ledger)
     print(f"full disk: {acknowledged} acknowledged (all once), {statuses[503]} answered 503")
 
 
@@ -206,7 +180,7 @@ def test_store_refusing_writes_journal_keeps_answering_and_ships_everything_late
         allow(True)
     results = before + during
     assert all(r.status == 200 for r in results), Counter(r.status for r in results)
-    acknowledged = assert_exactly_once(results, pg_schema_url)
+    acknowledged = served_exactly_once(results, pg_schema_url)
     print(f"store refusing writes (journal): {acknowledged} acknowledged, all recorded once")
 
 
@@ -231,5 +205,5 @@ def test_store_refusing_writes_in_commit_mode_is_a_503_never_a_lost_200(
     assert "[SQL" not in refused[0].body["error"], "no SQL text in an error body"
     after = asyncio.run(send_many(server.url, keyed("commit-after", 200)))
     assert all(r.status == 200 for r in after), Counter(r.status for r in after)
-    assert assert_exactly_once(after, pg_schema_url, timeout_s=0) == 200
+    assert served_exactly_once(after, pg_schema_url, timeout_s=0) == 200
     print(f"store refusing writes (commit): {statuses[503]} answered 503, then 200 recorded once")

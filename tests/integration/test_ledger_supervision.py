@@ -29,9 +29,9 @@ import httpx
 import pytest
 import yaml
 from experiment_config import TOKEN, write_config
-from load import Result, endless, keyed, load_then_kill, payload, send_many
+from load import Result, endless, keyed, load_then_kill, payload, send_many, served_exactly_once
+from processes import children
 
-from fraudgate.ledger import open_ledger
 from fraudgate.protocol.grpc_gen import inference_pb2 as pb
 from fraudgate.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
 
@@ -76,36 +76,6 @@ def _grpc_ready(address: str) -> bool:
         return stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
-    return found
-
-
-def _served_exactly_once(results: list[Result], ledger_url: str, timeout_s: float = 120.0) -> int:
-    """Every 200 has its served decision in the ledger exactly once; returns how many."""
-    ok = {r.request_id for r in results if r.status == 200}
-    assert ok, "no request succeeded"
-    store = open_ledger(ledger_url)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            counts = Counter(
-                d.request_id for d in store.decisions_for_requests(ok) if d.role == "served"
-            )
-            if len(counts) >= len(ok) or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-    finally:
-        store.close()
-    missing = ok - set(counts)
-    assert not missing, f"{len(missing)} of {len(ok)} acknowledged not in the ledger"
-    twice = [request_id for request_id, n in counts.items() if n > 1]
-    assert not twice, f"{len(twice)} acknowledged decisions recorded more than once: {twice[:5]}"
-    return len(ok)
-
-
 @pytest.fixture(scope="module")
 def child(trained_registry, module_launch, tmp_path_factory):  # type: ignore[no-untyped-def]
     """One server with the default journal and child shipper, for the kill and delete tests."""
@@ -116,7 +86,7 @@ def child(trained_registry, module_launch, tmp_path_factory):  # type: ignore[no
 
 def test_a_killed_child_shipper_is_restarted_and_nothing_is_lost(child):
     server, tmp_path = child
-    (shipper,) = _children(server.proc.pid)
+    (shipper,) = children(server.proc.pid)
     results = asyncio.run(
         load_then_kill(
             [(server.url, "shipper-kill")],
@@ -132,10 +102,10 @@ def test_a_killed_child_shipper_is_restarted_and_nothing_is_lost(child):
         "the shipper restarted once",
     )
     assert _metric(server.url, "fraudgate_ledger_shipper_up") == 1
-    assert shipper not in _children(server.proc.pid), "the killed shipper was reaped"
-    (restarted,) = _children(server.proc.pid)
+    assert shipper not in children(server.proc.pid), "the killed shipper was reaped"
+    (restarted,) = children(server.proc.pid)
     assert "restarting it" in server.log() and "SIGKILL" in server.log()
-    acknowledged = _served_exactly_once(results, f"sqlite:///{tmp_path / 'ledger.db'}")
+    acknowledged = served_exactly_once(results, f"sqlite:///{tmp_path / 'ledger.db'}")
     print(f"\nshipper SIGKILL: {acknowledged} acknowledged, all found once; restarted {restarted}")
     # a just-acknowledged decision is known to /feedback (its wait for shipping succeeds)
     with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -182,7 +152,7 @@ def test_an_unshipped_external_journal_makes_the_server_unready_until_shipped(
     _wait_for(lambda: _ready(server.url).status_code == 200, 5, "ready again once shipped")
     assert _grpc_ready(server.grpc_address)
     assert _metric(server.url, "fraudgate_ledger_journal_lag_bytes") == 0
-    found = _served_exactly_once(results, f"sqlite:///{tmp_path / 'ledger.db'}", timeout_s=0)
+    found = served_exactly_once(results, f"sqlite:///{tmp_path / 'ledger.db'}", timeout_s=0)
     print(f"\nexternal lag: {lag_s:.1f} s, {lag_bytes:.0f} bytes behind; {found} found once")
 
 
@@ -223,7 +193,7 @@ def test_commit_mode_with_a_locked_ledger_answers_503_within_the_bound(
     _wait_for(lambda: _ready(server.url).status_code == 200, 10, "ready once the lock is gone")
     after = asyncio.run(send_many(server.url, keyed("commit-after", 50)))
     assert all(r.status == 200 for r in after)
-    found = _served_exactly_once(before + after, f"sqlite:///{tmp_path / 'ledger.db'}")
+    found = served_exactly_once(before + after, f"sqlite:///{tmp_path / 'ledger.db'}")
     print(f"\ncommit locked: 64 answered 503 in {elapsed:.2f} s (slowest {slowest:.2f} s); {found}")
 
 
@@ -245,7 +215,7 @@ def test_a_deleted_journal_directory_loses_no_acknowledged_decision(child):
     shipper is killed instead (the server re-journals the whole tail; a new shipper ships it)."""
     server, tmp_path = child
     journal_dir = tmp_path / "ledger-journal"
-    (shipper,) = _children(server.proc.pid)
+    (shipper,) = children(server.proc.pid)
     results = asyncio.run(
         _load_with(
             server.url,
@@ -266,7 +236,7 @@ def test_a_deleted_journal_directory_loses_no_acknowledged_decision(child):
     assert statuses[503] >= 1, "the append into the deleted file was not acknowledged"
     last = max((r for r in results if r.status == 200), key=lambda r: r.sent_at)
     assert last.sent_at > max(r.sent_at for r in results if r.status == 503), "serving resumed"
-    acknowledged = _served_exactly_once(results, f"sqlite:///{tmp_path / 'ledger.db'}")
+    acknowledged = served_exactly_once(results, f"sqlite:///{tmp_path / 'ledger.db'}")
     assert _metric(server.url, "fraudgate_ledger_journal_lost_total") == 2
     name = "fraudgate_ledger_journal_orphaned_decisions_total"
     recovered = _metric(server.url, f'{name}{{outcome="recovered"}}')

@@ -12,13 +12,13 @@ import select
 import socket
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import httpx
 import numpy as np
 import pytest
 import yaml
+from processes import rss_kib
 
 from fraudgate.config import write_default_config
 from fraudgate.protocol.grpc_gen import inference_pb2 as pb
@@ -50,13 +50,6 @@ def bounded(trained_registry, module_launch, tmp_path_factory):
     )
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return module_launch(path)
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS line")
 
 
 def _connect(port: int, timeout: float = 5.0) -> socket.socket:
