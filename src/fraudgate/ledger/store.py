@@ -64,7 +64,7 @@ from fraudgate.ledger.schema import (
     schema_version,
     weight_changes,
 )
-from fraudgate.protocol.limits import check_actor, check_id
+from fraudgate.protocol.limits import check_actor, check_id, check_text
 
 log = logging.getLogger(__name__)
 
@@ -654,8 +654,6 @@ class LedgerStore:
         at: float | datetime | None = None,
     ) -> AdminAction:
         """Record a repository load/unload (durable when this returns)."""
-        from fraudgate.protocol.limits import check_actor, check_text
-
         check_actor(actor)
         check_text(action, "action", 32)
         check_text(model, "model", 200)
