@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fraudgate.serving.process import free_port  # noqa: F401  (re-exported for the benches)
+from fraudgate.server_process import free_port  # noqa: F401  (re-exported for the benches)
 
 SERVER_CPU = 1
 LOAD_CPU = 0

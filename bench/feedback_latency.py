@@ -124,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from fraudgate.config import write_default_config
-    from fraudgate.serving.process import running_server
+    from fraudgate.server_process import running_server
 
     with tempfile.TemporaryDirectory(prefix="fraudgate-bench-feedback-") as scratch:
         root = Path(scratch)

@@ -146,7 +146,7 @@ def _settle_gc() -> None:
 async def _count_over_http(app, route: str, args: argparse.Namespace, scratch: Path, callgrind):
     """uvicorn (`fraudgate serve`'s configuration, `http_server`) in this process, wrk outside
     valgrind: counts the instructions of the requests wrk sends in ``--seconds``."""
-    from fraudgate.serving.process import free_port
+    from fraudgate.server_process import free_port
     from fraudgate.serving.server import http_server
 
     port = free_port()

@@ -108,15 +108,15 @@ def write_fraudgate_config(path: Path, tracking_uri: str, http_port: int, grpc_p
 
 
 def fraudgate_argv(config: Path, http_port: int, grpc_port: int) -> list[str]:
-    """`fraudgate serve ...`, or the same server through `python -m fraudgate.serving`."""
+    """`fraudgate serve ...`, or the same server through `python -m fraudgate serve`."""
     from importlib.util import find_spec
 
     flags = ["--config", str(config), "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
     exe = Path(sys.executable).parent / "fraudgate"
     if exe.exists() and find_spec("fraudgate.cli") is not None:
         return [str(exe), "serve", *flags]
-    if find_spec("fraudgate.serving.cli") is not None:
-        return [sys.executable, "-m", "fraudgate.serving", *flags]
+    if find_spec("fraudgate.cli.serve") is not None:
+        return [sys.executable, "-m", "fraudgate", "serve", *flags]
     code = (
         "import sys; from fraudgate.serving.server import run_server;"
         " run_server(sys.argv[1], http_port=int(sys.argv[2]), grpc_port=int(sys.argv[3]))"

@@ -5,7 +5,7 @@
   fraud-v2-candidate, thresholds 0.5 / 0.3) in a temporary SQLite store. Returns `TrainedRegistry`.
 * ``free_port`` (fixture): a function returning a currently free TCP port on 127.0.0.1.
 * ``launch`` / ``module_launch`` / ``session_launch``: ``launch(config_path, wait=True)`` starts a
-  `fraudgate serve` process (fraudgate.serving.process) and stops it with the fixture's scope;
+  `fraudgate serve` process (fraudgate.server_process) and stops it with the fixture's scope;
   all share one compile cache, so models compile once per session.
 * ``server`` (session): the plain two-model server (no experiment, no ledger).
 * ``pg_database`` / ``pg_schema_url``: a PostgreSQL database at 127.0.0.1:5432 created for the
@@ -26,8 +26,8 @@ import pytest
 import sqlalchemy as sa
 
 from fraudgate.config import write_default_config
-from fraudgate.serving.process import ServerProcess, start_server
-from fraudgate.serving.process import free_port as _free_port
+from fraudgate.server_process import ServerProcess, start_server
+from fraudgate.server_process import free_port as _free_port
 
 N_FEATURES = 30
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fraudgate.config import load_config
-from fraudgate.serving.process import running_server
+from fraudgate.server_process import running_server
 
 
 def online_outcomes(config_path: Path) -> list[dict]:

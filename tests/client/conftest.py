@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from fraudgate.config import write_default_config
-from fraudgate.serving.process import ServerProcess
+from fraudgate.server_process import ServerProcess
 
 TOKEN = "client-tests-token-0123456789"  # also spelled out in the test modules
 

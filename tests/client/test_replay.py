@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from fraudgate.cli.replay import app, parse_days
 from fraudgate.data.simulator import SimulationConfig, simulate
 from fraudgate.replay import (
     ReplaySettings,
@@ -17,7 +18,6 @@ from fraudgate.replay import (
     select_transactions,
     target_from_config,
 )
-from fraudgate.replay_cli import app, parse_days
 
 V1, V2 = "fraud-v1-baseline", "fraud-v2-candidate"
 TOKEN = "client-tests-token-0123456789"  # experiment_server's admin token (conftest)

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from fraudgate.config import write_default_config
-from fraudgate.serving.process import ServerProcess
+from fraudgate.server_process import ServerProcess
 
 TOKEN = "integration-test-token"
 V1, V2 = "fraud-v1-baseline", "fraud-v2-candidate"

@@ -29,10 +29,10 @@ from scipy.stats import binomtest
 from shipped import decisions_when_shipped, for_requests
 from typer.testing import CliRunner
 
+from fraudgate.cli.experiment import experiment_app, feedback
 from fraudgate.ledger import open_ledger
 from fraudgate.protocol.grpc_gen import inference_pb2 as pb
 from fraudgate.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
-from fraudgate.serving.experiment_cli import experiment_app, feedback
 
 pytestmark = pytest.mark.slow
 

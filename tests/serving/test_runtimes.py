@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fraudgate.registry import Registry
-from fraudgate.serving.runtimes import (
+from fraudgate.runtimes import (
     NativeRuntime,
     Runtime,
     Tl2cgenRuntime,
@@ -144,7 +144,7 @@ def test_failed_verification_falls_back_with_a_warning(model, other_model, cache
     # the booster and the MLflow model disagree (a broken registration): neither compiled nor
     # native scores can be trusted, so the MLflow model itself serves
     broken = dataclasses.replace(model, pyfunc=other_model.pyfunc)
-    with caplog.at_level(logging.WARNING, logger="fraudgate.serving.runtimes"):
+    with caplog.at_level(logging.WARNING, logger="fraudgate.runtimes"):
         runtime = build_runtime(broken, "auto", cache_dir=cache_dir)
     assert runtime.name == "pyfunc"
     messages = [r.getMessage() for r in caplog.records]
@@ -156,14 +156,14 @@ def test_failed_verification_falls_back_with_a_warning(model, other_model, cache
 
 def test_tight_tolerance_rejects_a_runtime(model, cache_dir, caplog):
     # a negative tolerance fails every candidate that is checked against the reference
-    with caplog.at_level(logging.WARNING, logger="fraudgate.serving.runtimes"):
+    with caplog.at_level(logging.WARNING, logger="fraudgate.runtimes"):
         runtime = build_runtime(model, "tl2cgen", cache_dir=cache_dir, tolerance=-1.0)
     assert runtime.name == "pyfunc"
     assert "tl2cgen runtime failed verification" in caplog.text
 
 
 def test_compile_failure_falls_back_to_native(model, tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="fraudgate.serving.runtimes"):
+    with caplog.at_level(logging.WARNING, logger="fraudgate.runtimes"):
         runtime = build_runtime(model, "tl2cgen", cache_dir=tmp_path, toolchain="no-such-cc")
     assert runtime.name == "native"
     assert isinstance(runtime, NativeRuntime)

@@ -1,4 +1,4 @@
-"""End-to-end: a real `python -m fraudgate.serving` process, real clients (httpx, tritonclient)."""
+"""End-to-end: a real `python -m fraudgate serve` process, real clients (httpx, tritonclient)."""
 
 from __future__ import annotations
 

@@ -151,7 +151,7 @@ def entry_rows(batch: DecisionBatch, entry: Any) -> int:
 
 def _load(tracking_uri: str, uri: str, runtime: str) -> Any:
     from fraudgate.registry import Registry
-    from fraudgate.serving.runtimes import KINDS, build_runtime
+    from fraudgate.runtimes import KINDS, build_runtime
 
     kind = runtime if runtime in KINDS else "auto"
     return build_runtime(Registry(tracking_uri).load(uri), kind=kind)

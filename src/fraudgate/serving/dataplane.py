@@ -74,7 +74,7 @@ class LoadedRuntime:
     """What a loader returns: the registry's model plus the runtime that scores it."""
 
     model: Any  # fraudgate.registry.LoadedModel (duck-typed: uri, version, threshold, ...)
-    runtime: Any  # fraudgate.serving.runtimes.Runtime: .name, .predict(x) -> [n] probabilities
+    runtime: Any  # fraudgate.runtimes.Runtime: .name, .predict(x) -> [n] probabilities
 
 
 # (config of the model to load) -> LoadedRuntime; blocking, run in a worker thread

@@ -99,7 +99,7 @@ def _threshold(value: Any) -> float | None:
 def _runtime(value: Any) -> str | None:
     if value is None:
         return None
-    from fraudgate.serving.runtimes import KINDS
+    from fraudgate.runtimes import KINDS
 
     if value not in KINDS:
         raise InvalidInput(

@@ -4,8 +4,8 @@ Start-up order: both listeners come up first (``/v2/health/live`` answers, ``/v2
 says 503), then the configured models load from the MLflow registry one by one (in a worker
 thread, so health checks keep answering) and get compiled to their fastest verified runtime;
 then the server is ready. A model that fails to load at start-up stops the server with the reason
-(exit code 2); each model file is validated in a child process first (`model_check`), so a
-corrupt one is such a failure, never a crash of the server.
+(exit code 2); each model file is validated in a child process first
+(`fraudgate.runtimes.check`), so a corrupt one is such a failure, never a crash of the server.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def registry_loader(config: FraudgateConfig) -> ModelLoader:
 
     def load(model: ModelConfig) -> LoadedRuntime:
         from fraudgate.registry import Registry
-        from fraudgate.serving.model_check import check_model_file
-        from fraudgate.serving.runtimes import build_runtime
+        from fraudgate.runtimes import build_runtime
+        from fraudgate.runtimes.check import check_model_file
 
         with lock:  # MLflow is not built for concurrent loads; loads are rare
             registry = state.get("registry")

@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from fraudgate.ledger.cli import ledger_app
-from fraudgate.replay_cli import replay
-from fraudgate.serving.cli import serve
-from fraudgate.serving.experiment_cli import experiment_app, feedback
+from fraudgate.cli.experiment import experiment_app, feedback
+from fraudgate.cli.ledger import ledger_app
+from fraudgate.cli.replay import replay
+from fraudgate.cli.serve import serve
 
 app = typer.Typer(
     add_completion=False,

@@ -1,7 +1,7 @@
 """`fraudgate experiment set|show` and `fraudgate feedback FILE` (the lead registers them).
 
 ```python
-from fraudgate.serving.experiment_cli import experiment_app, feedback
+from fraudgate.cli.experiment import experiment_app, feedback
 app.add_typer(experiment_app, name="experiment")
 app.command()(feedback)
 ```

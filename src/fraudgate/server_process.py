@@ -91,7 +91,8 @@ def start_server(
     command = [
         sys.executable,
         "-m",
-        "fraudgate.serving",
+        "fraudgate",
+        "serve",
         "--config",
         str(config_path),
         "--http-port",

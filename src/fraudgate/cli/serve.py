@@ -1,4 +1,4 @@
-"""`fraudgate serve`: the typer command (the lead registers `serve` in the main CLI)."""
+"""`fraudgate serve`: the typer command, registered in `fraudgate.cli`."""
 
 from __future__ import annotations
 
@@ -58,6 +58,3 @@ serve.__doc__ = (
     "/v2/models/<name>/infer (REST) and inference.GRPCInferenceService/ModelInfer (gRPC), with "
     "/metrics (Prometheus) and /openapi.json. Stop with Ctrl-C."
 )
-
-app = typer.Typer(add_completion=False, help="fraudgate inference server.")
-app.command()(serve)

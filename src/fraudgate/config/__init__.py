@@ -12,7 +12,7 @@ Validation is by hand so errors name the field, the expected value and the recei
       - name: fraud-v1-baseline
         uri: models:/fraud-detection@champion
         threshold: null            # null = the registry version tag "threshold"
-        runtime: auto              # auto | native | any kind fraudgate.serving.runtimes offers
+        runtime: auto              # auto | native | any kind fraudgate.runtimes offers
         batching: {max_batch_size: 32, max_wait_ms: 1.0}
       - name: fraud-v2-candidate
         uri: models:/fraud-detection@challenger
@@ -264,7 +264,7 @@ def _batching(value: Any, where: str) -> BatchingConfig:
 
 def _runtime_kinds() -> tuple[str, ...]:
     try:
-        from fraudgate.serving.runtimes import KINDS
+        from fraudgate.runtimes import KINDS
     except ImportError:  # pragma: no cover - runtimes are part of the package
         return ()
     return tuple(KINDS)

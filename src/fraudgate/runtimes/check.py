@@ -3,7 +3,7 @@
 LightGBM aborts or segfaults the whole process on some corrupt model files (a truncated booster
 text: ``terminate called without an active exception``, SIGABRT/SIGSEGV), so a server that
 parses one itself dies: at start-up with exit code 134/139 and no message, while serving with
-every connection. `check_model_file` first runs ``python -m fraudgate.serving.model_check FILE``:
+every connection. `check_model_file` first runs ``python -m fraudgate.runtimes.check FILE``:
 the child parses the file with the same LightGBM C loader the server uses
 (``LGBM_BoosterCreateFromModelfile``, what ``lightgbm.Booster(model_file=...)`` calls) and scores
 a few rows; only if it exits 0 does the server load the model. A child killed by a signal, or
@@ -36,7 +36,7 @@ class ModelCheckFailed(RuntimeError):
 
 def check_model_file(path: str | Path, timeout_s: float = CHECK_TIMEOUT_S) -> None:
     """Parse and score ``path`` in a child process; ModelCheckFailed unless that succeeds."""
-    command = [sys.executable, "-m", "fraudgate.serving.model_check", str(path)]
+    command = [sys.executable, "-m", "fraudgate.runtimes.check", str(path)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -149,7 +149,7 @@ def check_in_this_process(path: str) -> str:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m fraudgate.serving.model_check MODEL_FILE", file=sys.stderr)
+        print("usage: python -m fraudgate.runtimes.check MODEL_FILE", file=sys.stderr)
         return 2
     try:
         print(check_in_this_process(argv[0]))
