@@ -13,7 +13,7 @@ from itertools import repeat
 from typing import Any, Literal
 
 # the ledger produces the analysis' sufficient statistics; one type for both
-from fraudgate.analysis.classification import ConfusionCounts  # noqa: F401
+from fraudgate.analysis.counts import ConfusionCounts  # noqa: F401
 from fraudgate.protocol.limits import MAX_QUOTED_CHARS, preview
 
 Role = Literal["served", "mirror"]
