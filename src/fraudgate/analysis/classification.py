@@ -9,18 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.proportion import proportion_confint
 
-from fraudgate.analysis.counts import ConfusionCounts, Interval
+from fraudgate.analysis.counts import ConfusionCounts, Interval, PairedTable
+from fraudgate.analysis.paired import paired_difference
+from fraudgate.analysis.proportions import proportion_interval
 
-
-def proportion_interval(successes: int, trials: int, alpha: float = 0.05) -> Interval:
-    """Wilson score interval: honest near 0 and 1 and for small counts (e.g. 30 fraud cases)."""
-    if trials == 0:
-        return Interval(float("nan"), 0.0, 1.0)
-    low, high = proportion_confint(successes, trials, alpha=alpha, method="wilson")
-    return Interval(successes / trials, float(low), float(high))
+__all__ = [
+    "ConfusionCounts",
+    "Interval",
+    "PairedRecallComparison",
+    "RankedScores",
+    "bootstrap_ranking_metrics",
+    "confusion_at",
+    "paired_recall_gap",
+    "proportion_interval",
+]
 
 
 def confusion_at(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> ConfusionCounts:
@@ -142,36 +145,24 @@ def paired_recall_gap(
     """Compare recall on the same positives: Newcombe's hybrid score interval, McNemar test.
 
     `caught_a[i]` says whether model a flagged fraud case i. The interval for recall(b) -
-    recall(a) is Newcombe's (1998) method 10 for paired proportions: built from each recall's
-    Wilson interval and their correlation, so it stays honest with few fraud cases or with no
-    discordant cases at all (where a Wald interval collapses to a single point).
+    recall(a) is Newcombe's (1998) method 10 for paired proportions and the test McNemar's
+    (both from `fraudgate.analysis.paired`, which works on counts; this counts the flags).
     """
     a = np.asarray(caught_a, dtype=bool)
     b = np.asarray(caught_b, dtype=bool)
-    n = len(a)
-    if n == 0:
+    table = PairedTable(
+        both=int(np.sum(a & b)),
+        only_a=int(np.sum(a & ~b)),
+        only_b=int(np.sum(b & ~a)),
+        neither=int(np.sum(~a & ~b)),
+    )
+    if table.total == 0:
         return PairedRecallComparison(0, 0, 0, Interval(float("nan"), -1.0, 1.0), float("nan"))
-    both, only_b = int(np.sum(a & b)), int(np.sum(b & ~a))
-    only_a, neither = int(np.sum(a & ~b)), int(np.sum(~a & ~b))
-    recall_b = proportion_interval(both + only_b, n, alpha)
-    recall_a = proportion_interval(both + only_a, n, alpha)
-    cross = both * neither - only_b * only_a
-    margins = (both + only_b) * (only_a + neither) * (both + only_a) * (only_b + neither)
-    if margins == 0:
-        phi = 0.0
-    else:  # Newcombe's continuity-corrected correlation
-        phi = (max(cross - n / 2, 0.0) if cross > 0 else cross) / np.sqrt(margins)
-    gap = recall_b.estimate - recall_a.estimate
-    d_b_low, d_b_high = recall_b.estimate - recall_b.low, recall_b.high - recall_b.estimate
-    d_a_low, d_a_high = recall_a.estimate - recall_a.low, recall_a.high - recall_a.estimate
-    below = np.sqrt(max(d_b_low**2 - 2 * phi * d_b_low * d_a_high + d_a_high**2, 0.0))
-    above = np.sqrt(max(d_b_high**2 - 2 * phi * d_b_high * d_a_low + d_a_low**2, 0.0))
-    table = [[both, only_a], [only_b, neither]]
-    p_value = float(mcnemar(table, exact=(only_a + only_b) < 50).pvalue)
+    result = paired_difference(table, alpha)
     return PairedRecallComparison(
-        positives=n,
-        caught_by_a_only=only_a,
-        caught_by_b_only=only_b,
-        gap=Interval(gap, max(-1.0, gap - below), min(1.0, gap + above)),
-        mcnemar_p_value=p_value,
+        positives=table.total,
+        caught_by_a_only=table.only_a,
+        caught_by_b_only=table.only_b,
+        gap=result.difference,
+        mcnemar_p_value=result.mcnemar_p_value,
     )
