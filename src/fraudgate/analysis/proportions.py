@@ -59,8 +59,9 @@ def value_detection_interval(counts: ConfusionCounts, alpha: float = 0.05) -> In
     R^2 fn_amount_sq) / (sum x)^2, defines an effective number of frauds n_eff = R(1-R) / var
     and the interval is Wilson's at (R, n_eff): with equal amounts it is exactly the recall's
     Wilson interval, and unlike a Wald interval it does not collapse when every fraud was
-    caught (then n_eff is Kish's (sum x)^2 / sum x^2). Without second moments in the counts
-    (``*_amount_sq`` all zero while amounts are not) the bounds are nan.
+    caught (then n_eff is Kish's (sum x)^2 / sum x^2). With heavy-tailed amounts and a few
+    hundred frauds it undercovers slightly (as any ratio estimator does). Without second
+    moments in the counts (``*_amount_sq`` all zero while amounts are not) the bounds are nan.
     """
     caught, missed = counts.tp_amount, counts.fn_amount
     total = caught + missed
