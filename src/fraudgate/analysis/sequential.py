@@ -23,9 +23,10 @@ gives the narrowest sequence there; any plan keeps the guarantee.
 Units: for recall, frauds. Paired design (shadow): one unit per fraud, d_i = caught_b - caught_a
 in {-1, 0, 1}. Split design: the two arms' frauds together (n = n_a + n_b), with
 s^2 = n * (p_a(1-p_a)/n_a + p_b(1-p_b)/n_b), GrowthBook's scaling of the difference's variance.
-Small samples: each variance is floored so that its sum of squares is at least 1 (the
-convention of the ``confseq`` package's asymptotic sequence), so a handful of identical
-outcomes cannot produce a zero-width sequence.
+Both are differences of proportions, so the intervals are cut to [-1, 1] (intersecting with the
+parameter space keeps the guarantee). Small samples: each variance is floored so that its sum
+of squares is at least 1 (the convention of the ``confseq`` package's asymptotic sequence), so
+a handful of identical outcomes cannot produce a zero-width sequence.
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ def _sequence(design: str, n: int, estimate: float, sd: float, plan: SequentialP
         n=n,
         sd=sd,
         plan=plan,
-        sequence=Interval(estimate, estimate - half, estimate + half),
-        fixed=Interval(estimate, estimate - z, estimate + z),
+        sequence=Interval(estimate, max(-1.0, estimate - half), min(1.0, estimate + half)),
+        fixed=Interval(estimate, max(-1.0, estimate - z), min(1.0, estimate + z)),
         p_value=_mixture_p_value(n, estimate, sd, plan.rho),
     )
 
