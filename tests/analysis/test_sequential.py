@@ -5,12 +5,14 @@ import pytest
 from scipy.stats import binomtest, norm
 from statsmodels.stats.proportion import proportions_ztest
 
-from fraudgate.analysis.counts import PairedTable
+from fraudgate.analysis.counts import ConfusionCounts, PairedTable
 from fraudgate.analysis.sequential import (
     SequentialPlan,
     mixture_margin,
     paired_confidence_sequence,
+    paired_value_confidence_sequence,
     split_confidence_sequence,
+    split_value_confidence_sequence,
 )
 
 LOOKS, REPLAYS, ALPHA = 30, 2000, 0.05
@@ -133,3 +135,75 @@ def test_the_sequence_finds_a_real_difference():
         cells = rng.multinomial(600, [0.6, 0.03, 0.09, 0.28])  # recall gap of 6 points
         found += paired_confidence_sequence(PairedTable(*cells), plan).sequence.low > 0
     assert found / 200 > 0.8
+
+
+def test_the_sequence_covers_a_true_difference_at_every_look_at_once():
+    rng = np.random.default_rng(17)
+    replays, looks = 600, 30
+    cells = rng.multinomial(np.full((replays, looks), 20), [0.6, 0.03, 0.09, 0.28]).cumsum(1)
+    plan = SequentialPlan(planned_n=600)
+    always = 0
+    for replay in cells.tolist():
+        always += all(
+            cs.sequence.low <= 0.06 <= cs.sequence.high
+            for cs in (paired_confidence_sequence(PairedTable(*c), plan) for c in replay)
+        )
+    assert always / replays >= 0.95
+
+
+def _paired_with_amounts(cells: tuple[int, int, int, int], amount: float) -> PairedTable:
+    both, only_a, only_b, neither = cells
+    return PairedTable(
+        both, only_a, only_b, neither,
+        *(k * amount for k in cells),
+        *(k * amount**2 for k in cells),
+    )  # fmt: skip
+
+
+def test_value_sequences_with_equal_amounts_are_the_recall_sequences():
+    plan = SequentialPlan(planned_n=500)
+    cells = (300, 10, 25, 65)
+    value = paired_value_confidence_sequence(_paired_with_amounts(cells, 150.0), plan)
+    recall = paired_confidence_sequence(PairedTable(*cells), plan)
+    assert value.sequence.low == pytest.approx(recall.sequence.low)
+    assert value.sequence.high == pytest.approx(recall.sequence.high)
+
+    def arm(tp: int, fn: int, x: float = 150.0) -> ConfusionCounts:
+        return ConfusionCounts(
+            tp=tp, fn=fn, tp_amount=tp * x, fn_amount=fn * x,
+            tp_amount_sq=tp * x * x, fn_amount_sq=fn * x * x,
+        )  # fmt: skip
+
+    value = split_value_confidence_sequence(arm(560, 240), arm(160, 40), plan)
+    recall = split_confidence_sequence(560, 800, 160, 200, plan)
+    assert (value.sequence.low, value.sequence.high) == pytest.approx(
+        (recall.sequence.low, recall.sequence.high)
+    )
+    no_moments = ConfusionCounts(tp=5, fn=5, tp_amount=10.0, fn_amount=10.0)
+    assert not split_value_confidence_sequence(no_moments, no_moments, plan).excludes_zero
+
+
+def test_paired_value_sequence_keeps_alpha_under_daily_looks():
+    rng = np.random.default_rng(23)
+    replays, looks, per_day = 500, 30, 20
+    kinds = rng.choice(4, size=(replays, looks * per_day), p=[0.6, 0.06, 0.06, 0.28])
+    amounts = rng.lognormal(4.0, 0.8, size=kinds.shape)
+    ends = slice(per_day - 1, None, per_day)
+
+    def cumulative(values):
+        return values.cumsum(axis=1)[:, ends]
+
+    columns = []
+    for power in (0, 1, 2):
+        for k in range(4):
+            columns.append(cumulative(np.where(kinds == k, amounts**power, 0.0)))
+    plan = SequentialPlan(planned_n=looks * per_day)
+    stopped = 0
+    for r in range(replays):
+        for t in range(looks):
+            c = [col[r, t] for col in columns]
+            table = PairedTable(*(int(x) for x in c[:4]), *c[4:])
+            if paired_value_confidence_sequence(table, plan).excludes_zero:
+                stopped += 1
+                break
+    assert stopped / replays <= ALPHA

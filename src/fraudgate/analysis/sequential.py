@@ -23,10 +23,15 @@ gives the narrowest sequence there; any plan keeps the guarantee.
 Units: for recall, frauds. Paired design (shadow): one unit per fraud, d_i = caught_b - caught_a
 in {-1, 0, 1}. Split design: the two arms' frauds together (n = n_a + n_b), with
 s^2 = n * (p_a(1-p_a)/n_a + p_b(1-p_b)/n_b), GrowthBook's scaling of the difference's variance.
-Both are differences of proportions, so the intervals are cut to [-1, 1] (intersecting with the
-parameter space keeps the guarantee). Small samples: each variance is floored so that its sum
-of squares is at least 1 (the convention of the ``confseq`` package's asymptotic sequence), so
-a handful of identical outcomes cannot produce a zero-width sequence.
+Value detection rate (share of the fraud amount caught) as the primary metric: the same
+sequence on the delta-method linearisation of the ratio (as GrowthBook does for ratio metrics),
+with the per-fraud variance from the counts' sums of squared amounts; with equal amounts it is
+exactly the recall sequence. All are differences of proportions, so the intervals are cut to
+[-1, 1] (intersecting with the parameter space keeps the guarantee).
+
+Small samples: each variance is floored so that its sum of squares is at least 1 (the
+convention of the ``confseq`` package's asymptotic sequence), so a handful of identical
+outcomes cannot produce a zero-width sequence.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from fraudgate.analysis.counts import Interval, PairedTable
+from fraudgate.analysis.counts import ConfusionCounts, Interval, PairedTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +141,51 @@ def split_confidence_sequence(
     var_b = max(p_b * (1 - p_b), 1 / trials_b)
     sd = math.sqrt(n * (var_a / trials_a + var_b / trials_b))
     return _sequence("split", n, p_b - p_a, sd, plan)
+
+
+def paired_value_confidence_sequence(
+    table: PairedTable, plan: SequentialPlan
+) -> ConfidenceSequence:
+    """Confidence sequence for the value detection rate's difference on the same frauds.
+
+    D = (only_b_amount - only_a_amount) / total amount. Linearised per fraud, d_i - D x_i is
+    -D x_i where the models agree, (1 - D) x_i where only b caught it, -(1 + D) x_i where only
+    a did; its variance over the mean amount squared is the per-fraud variance.
+    """
+    n = table.total
+    total = table.both_amount + table.only_a_amount + table.only_b_amount + table.neither_amount
+    agree_sq = table.both_amount_sq + table.neither_amount_sq
+    squares = agree_sq + table.only_a_amount_sq + table.only_b_amount_sq
+    if n < 2 or total <= 0 or squares <= 0:
+        return _uninformative("paired", n, plan)
+    diff = (table.only_b_amount - table.only_a_amount) / total
+    spread = (
+        diff**2 * agree_sq
+        + (1 - diff) ** 2 * table.only_b_amount_sq
+        + (1 + diff) ** 2 * table.only_a_amount_sq
+    )
+    mean_amount = total / n
+    variance = max(spread / n / mean_amount**2, 1 / n)
+    return _sequence("paired", n, diff, math.sqrt(variance), plan)
+
+
+def _ratio_variance(counts: ConfusionCounts) -> float | None:
+    """Delta-method variance of tp_amount / (tp_amount + fn_amount), floored like recall's."""
+    total = counts.tp_amount + counts.fn_amount
+    if counts.frauds < 2 or total <= 0 or counts.tp_amount_sq + counts.fn_amount_sq <= 0:
+        return None
+    r = counts.tp_amount / total
+    spread = ((1 - r) ** 2 * counts.tp_amount_sq + r**2 * counts.fn_amount_sq) / total**2
+    return max(spread, 1 / counts.frauds**2)
+
+
+def split_value_confidence_sequence(
+    a: ConfusionCounts, b: ConfusionCounts, plan: SequentialPlan
+) -> ConfidenceSequence:
+    """Confidence sequence for the value detection rate's difference between independent arms."""
+    n = a.frauds + b.frauds
+    var_a, var_b = _ratio_variance(a), _ratio_variance(b)
+    if var_a is None or var_b is None:
+        return _uninformative("split", n, plan)
+    diff = b.tp_amount / (b.tp_amount + b.fn_amount) - a.tp_amount / (a.tp_amount + a.fn_amount)
+    return _sequence("split", n, diff, math.sqrt(n * (var_a + var_b)), plan)
