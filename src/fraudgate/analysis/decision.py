@@ -13,7 +13,9 @@ floor joins as a guardrail once enough alerts are labelled.
 
 The alert-rate guardrail is itself judged on a confidence sequence (breached only when the
 increase is credibly above the limit, so daily checks do not raise false alarms); an estimate
-above the limit that is not yet credible blocks PROMOTE without forcing ROLLBACK.
+above the limit that is not yet credible blocks PROMOTE without forcing ROLLBACK. The precision
+floor is judged on the interval it is given (Wilson, fixed-sample): checked daily it can raise
+a false alarm more often than alpha, so set the floor well below the precision you expect.
 """
 
 from __future__ import annotations
