@@ -81,3 +81,12 @@ def test_paired_interval_coverage():
         interval = newcombe_paired_interval(PairedTable(both, only_a, only_b, neither))
         covered += interval.low <= 0.08 <= interval.high
     assert 0.93 <= covered / 1000 <= 0.985
+
+
+def test_paired_interval_matches_a_published_result():
+    # Fagerland, Lydersen & Laake, "Statistical Analysis of Contingency Tables" (2017), ch. 8:
+    # the Newcombe square-and-add interval for [[59, 6], [16, 80]] is -0.0621 (-0.1186 to
+    # -0.0046) for p1 - p2 (their R package contingencytables prints it); b - a flips the sign
+    interval = newcombe_paired_interval(PairedTable(both=59, only_a=6, only_b=16, neither=80))
+    assert round(interval.estimate, 4) == 0.0621
+    assert (round(interval.low, 4), round(interval.high, 4)) == (0.0046, 0.1186)
