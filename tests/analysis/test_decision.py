@@ -110,3 +110,29 @@ def test_aa_experiment_does_not_promote():
 def test_outcome_is_a_string():
     assert Outcome.PROMOTE == "PROMOTE"
     assert pytest.importorskip("json").dumps(Outcome.ROLLBACK) == '"ROLLBACK"'
+
+
+def test_daily_decisions_on_an_aa_experiment_rarely_promote_or_roll_back():
+    import numpy as np
+
+    from fraudgate.analysis.counts import PairedCounts
+    from fraudgate.analysis.evidence import paired_evidence
+
+    rng = np.random.default_rng(99)
+    replays, days = 300, 30
+    # two equally good models on the shadow: 20 frauds and 2,000 legitimate transactions a day
+    fraud = rng.multinomial(np.full((replays, days), 20), [0.6, 0.06, 0.06, 0.28]).cumsum(1)
+    legit = rng.multinomial(np.full((replays, days), 2000), [0.01, 0.002, 0.002, 0.986]).cumsum(1)
+    plan, alert_plan = SequentialPlan(planned_n=600), SequentialPlan(planned_n=60_000)
+    acted = 0
+    for r in range(replays):
+        for day in range(days):
+            counts = PairedCounts(
+                fraud=PairedTable(*fraud[r, day].tolist()),
+                legit=PairedTable(*legit[r, day].tolist()),
+            )
+            evidence = paired_evidence(counts, plan, alert_plan, days_elapsed=day + 1)
+            if decide(evidence).outcome in (Outcome.PROMOTE, Outcome.ROLLBACK):
+                acted += 1
+                break
+    assert acted / replays <= 0.05, acted / replays

@@ -10,18 +10,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-from statsmodels.stats.proportion import proportion_confint
+from statistics import NormalDist
 
 from fraudgate.analysis.counts import ConfusionCounts, Interval
+
+
+def wilson_bounds(p: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score bounds for a proportion p observed on n (possibly effective) trials.
+
+    The closed form (what statsmodels' ``proportion_confint(method="wilson")`` computes),
+    written out because the decision rule evaluates it at every look.
+    """
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    z2n = z * z / n
+    centre = (p + z2n / 2) / (1 + z2n)
+    half = z * math.sqrt(p * (1 - p) / n + z2n / (4 * n)) / (1 + z2n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def proportion_interval(successes: int, trials: int, alpha: float = 0.05) -> Interval:
     """Wilson score interval: honest near 0 and 1 and for small counts (e.g. 30 fraud cases)."""
     if trials == 0:
         return Interval(float("nan"), 0.0, 1.0)
-    low, high = proportion_confint(successes, trials, alpha=alpha, method="wilson")
-    return Interval(successes / trials, float(low), float(high))
+    p = successes / trials
+    return Interval(p, *wilson_bounds(p, trials, alpha))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +85,7 @@ def value_detection_interval(counts: ConfusionCounts, alpha: float = 0.05) -> In
         return Interval(ratio, math.nan, math.nan)
     spread = ((1 - ratio) ** 2 * counts.tp_amount_sq + ratio**2 * counts.fn_amount_sq) / total**2
     n_eff = ratio * (1 - ratio) / spread if spread > 0 else total**2 / squares
-    low, high = proportion_confint(ratio * n_eff, n_eff, alpha=alpha, method="wilson")
-    return Interval(ratio, float(low), float(high))
+    return Interval(ratio, *wilson_bounds(ratio, n_eff, alpha))
 
 
 def arm_metrics(counts: ConfusionCounts, alpha: float = 0.05) -> ArmMetrics:
