@@ -41,6 +41,8 @@ field), `loading` (YAML -> validated `FraudgateConfig`), `files` (the default an
 Import the names from here; the modules are the layout, not the API.
 """
 
+from typing import Any
+
 from fraudgate.config.files import (
     DEMO_EXPERIMENT,
     default_config_dict,
@@ -79,7 +81,6 @@ from fraudgate.config.schema import (
     ModelConfig,
     ServerConfig,
 )
-from fraudgate.protocol.limits import MODEL_NAME
 
 __all__ = [
     "ACKNOWLEDGE",
@@ -120,3 +121,13 @@ __all__ = [
     "parse_config",
     "write_default_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``MODEL_NAME`` (the shared model-name rule) on first use: the protocol package it lives
+    in loads numpy, which ``import fraudgate.config`` (the CLI's ``--help``) should not."""
+    if name == "MODEL_NAME":
+        from fraudgate.protocol.limits import MODEL_NAME
+
+        return MODEL_NAME
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,7 +7,6 @@ import math
 from typing import Any
 
 from fraudgate.config.schema import ConfigError
-from fraudgate.protocol.limits import MODEL_NAME_RULE, model_name_problem
 
 
 def describe(value: Any) -> str:
@@ -77,7 +76,10 @@ def choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
 
 def model_name(value: Any, where: str) -> str:
     """A served model's name, under the one rule the experiment spec shares
-    (`fraudgate.protocol.limits.MODEL_NAME`)."""
+    (`fraudgate.protocol.limits.MODEL_NAME`; imported here, not at the top, because the
+    protocol package loads numpy and the CLI reads this package for its ``--help``)."""
+    from fraudgate.protocol.limits import MODEL_NAME_RULE, model_name_problem
+
     name = text(value, where)
     if model_name_problem(name) is not None:
         raise ConfigError(f"{where}: expected {MODEL_NAME_RULE}, received {name!r}")
