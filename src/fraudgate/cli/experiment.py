@@ -31,6 +31,7 @@ from fraudgate.config import ADMIN_TOKEN_ENV, DEFAULT_HOST, DEFAULT_HTTP_PORT, D
 
 if TYPE_CHECKING:
     from fraudgate.client import FeedbackResult, FraudgateClient
+    from fraudgate.ledger import Label
 
 console = Console()
 err_console = Console(stderr=True)
@@ -284,7 +285,7 @@ def feedback(
     _run(run)
 
 
-def _store_labels(url: str, labels: list, actor: str) -> FeedbackResult:
+def _store_labels(url: str, labels: list[Label], actor: str) -> FeedbackResult:
     """Upsert straight into the ledger at ``url`` (no server), counted like the server's answer."""
     from fraudgate.client import FeedbackResult
     from fraudgate.ledger import open_ledger
