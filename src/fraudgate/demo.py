@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from fraudgate.config import load_config
+from fraudgate.report.online import render_online
+from fraudgate.report.replay import render_summary
 from fraudgate.server_process import running_server
 
 
-def online_outcomes(config_path: Path) -> list[dict]:
+def online_outcomes(config_path: Path) -> list[dict[str, Any]]:
     """Per model and role (served / mirror): decisions joined with the labels that came back."""
     from fraudgate.ledger import open_ledger
 
@@ -43,37 +45,6 @@ def online_outcomes(config_path: Path) -> list[dict]:
     return rows
 
 
-def render_online(rows: list[dict], console: Console) -> None:
-    table = Table(
-        title="Online: ledger decisions joined with the labels that arrived "
-        "(served = answered the caller, mirror = scored in shadow)",
-        title_justify="left",
-    )
-    table.add_column("model (role)", no_wrap=True)
-    for column in ("decisions", "labelled", "TP", "FP", "FN"):
-        table.add_column(column, justify="right")
-    table.add_column("precision (95% CI)", justify="right", no_wrap=True)
-    table.add_column("recall (95% CI)", justify="right", no_wrap=True)
-
-    def fmt(interval: dict) -> str:
-        if interval["estimate"] != interval["estimate"]:  # nan: nothing to estimate yet
-            return "-"
-        return f"{interval['estimate']:.2f} ({interval['low']:.2f}-{interval['high']:.2f})"
-
-    for row in rows:
-        table.add_row(
-            f"{row['model']} ({row['role']})",
-            f"{row['decisions']:,}",
-            f"{row['labelled']:,}",
-            str(row["tp"]),
-            str(row["fp"]),
-            str(row["fn"]),
-            fmt(row["precision"]),
-            fmt(row["recall"]),
-        )
-    console.print(table)
-
-
 def serve_and_replay(
     config_path: Path,
     workdir: Path,
@@ -82,9 +53,9 @@ def serve_and_replay(
     rate: float,
     seed: int,
     console: Console,
-) -> dict:
+) -> dict[str, Any]:
     """Serve the demo's experiment, replay `transactions` through it, deliver their labels."""
-    from fraudgate.replay import ReplaySettings, render_summary, run_replay, target_from_config
+    from fraudgate.replay import ReplaySettings, run_replay, target_from_config
 
     target = target_from_config(config_path)
     log = workdir / "server.log"

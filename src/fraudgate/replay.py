@@ -39,10 +39,23 @@ import pandas as pd
 
 from fraudgate.client import AsyncFraudgateClient, FraudgateError, ScoreResult
 from fraudgate.client.wire import DEFAULT_MODEL, DEFAULT_ROUTING_PARAMETER
+from fraudgate.config import ADMIN_TOKEN_ENV
+from fraudgate.report.replay import render_summary
+
+__all__ = [
+    "ReplayBatch",
+    "ReplaySettings",
+    "ReplayTarget",
+    "label_schedule",
+    "render_summary",
+    "replay_async",
+    "run_replay",
+    "select_transactions",
+    "target_from_config",
+]
 
 MAX_LABEL_DELAY_DAYS = 90.0
 LABEL_DELAY_SIGMA = 1.0
-ADMIN_TOKEN_ENV = "FRAUDGATE_ADMIN_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -67,18 +80,20 @@ class ReplaySettings:
     transactions_per_day: int = 10_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReplayTarget:
-    """What the server config tells the replay: model to address, routing, token."""
+    """What the server config tells the replay: model to address, routing, token, address."""
 
     model: str = DEFAULT_MODEL
     routing_parameter: str | None = DEFAULT_ROUTING_PARAMETER
     token: str | None = None
     experiment: str | None = None
+    url: str | None = None  # the server's HTTP URL (server.host/http_port); None without config
 
 
 def target_from_config(path: str | Path | None) -> ReplayTarget:
-    """What the server's config says: the experiment's default model, routing key, the token."""
+    """What the server's config says (read through `fraudgate.config`, its one reader): the
+    experiment's default model, routing key, the token, where the server listens."""
     from fraudgate.config import load_config
 
     env_token = os.environ.get(ADMIN_TOKEN_ENV) or None
@@ -94,7 +109,9 @@ def target_from_config(path: str | Path | None) -> ReplayTarget:
         model = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
         parameter = DEFAULT_ROUTING_PARAMETER
     token = config.auth.token or env_token
-    return ReplayTarget(model, parameter, token, spec.name if spec else None)
+    return ReplayTarget(
+        model, parameter, token, spec.name if spec else None, config.server.client_url
+    )
 
 
 # -- transactions --------------------------------------------------------------------------------
@@ -443,60 +460,3 @@ def run_replay(
 ) -> dict[str, Any]:
     """Blocking wrapper of :func:`replay_async` (runs its own event loop)."""
     return asyncio.run(replay_async(settings, batch, console, show_progress))
-
-
-def render_summary(summary: dict[str, Any], console: Any) -> None:
-    """The replay summary as rich tables."""
-    from rich.table import Table
-
-    table = Table(
-        title=f"Replay against {summary['url']} ({summary['protocol']})", show_header=False
-    )
-    table.add_column("what", style="bold")
-    table.add_column("value")
-    errors = summary["errors"]
-    error_text = ", ".join(f"{k}: {v}" for k, v in errors.items()) or "none"
-    table.add_row(
-        "transactions", f"{summary['sent']} sent, {summary['ok']} ok, errors: {error_text}"
-    )
-    table.add_row(
-        "window", f"{summary['window']['from']} .. {summary['window']['to']} ({summary['source']})"
-    )
-    table.add_row("frauds replayed", str(summary["frauds_replayed"]))
-    lat = summary["latency_ms"]
-    table.add_row(
-        "throughput",
-        f"{summary['throughput_rps']} req/s over {summary['elapsed_s']} s "
-        f"(limit {summary['rate_limit_rps'] or 'none'} req/s, "
-        f"concurrency {summary['concurrency']})",
-    )
-    table.add_row("latency", f"p50 {lat['p50']} ms, p99 {lat['p99']} ms")
-    labels = summary["labels"]
-    label_text = (
-        f"{labels['sent']} sent in {labels['batches']} batch(es): {labels['inserted']} inserted, "
-        f"{labels['updated']} updated, {labels['unchanged']} unchanged, "
-        f"{labels['unknown']} unknown, {labels['rejected']} rejected"
-    )
-    if labels.get("delay_days"):
-        d = labels["delay_days"]
-        label_text += f"; delay p50 {d['p50']} d, p90 {d['p90']} d, max {d['max']} d"
-    if labels.get("error"):
-        label_text += f"\n[red]label delivery stopped: {labels['error']}[/]"
-    table.add_row("labels", label_text)
-    console.print(table)
-
-    split = Table(title="Observed split (model that answered)")
-    split.add_column("model")
-    split.add_column("requests", justify="right")
-    split.add_column("share", justify="right")
-    split.add_column("flagged as fraud", justify="right")
-    for model, count in summary["split"].items():
-        split.add_row(
-            model,
-            str(count),
-            f"{summary['split_share'][model]:.1%}",
-            str(summary["flagged"].get(model, 0)),
-        )
-    console.print(split)
-    for key, message in summary["error_examples"].items():
-        console.print(f"[red]error {key}[/]: {message}")

@@ -182,6 +182,24 @@ def test_async_send_labels(feedback_api, trained_registry):
     assert result.inserted == 1 and not result.unknown_transaction_ids
 
 
+def test_send_labels_records_the_actor_of_a_change(feedback_api):
+    """``actor`` reaches the label audit (what `fraudgate feedback --actor` relies on)."""
+    from fraudgate.config import load_config
+    from fraudgate.ledger import open_ledger
+
+    tid = f"actor-{uuid.uuid4().hex[:8]}"
+    when = datetime(2026, 3, 3, tzinfo=UTC)
+    with _client(feedback_api) as client:
+        assert client.send_labels([Label(tid, False, when)], actor="first-reader").inserted == 1
+        assert client.send_labels([Label(tid, True, when)], actor="investigator-7").updated == 1
+    store = open_ledger(load_config(feedback_api.config_path).ledger_config.url)
+    try:
+        history = store.label_history(tid)
+    finally:
+        store.close()
+    assert [change.actor for change in history] == ["investigator-7"]
+
+
 # -- admin -----------------------------------------------------------------------------------------
 
 

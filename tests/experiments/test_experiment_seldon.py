@@ -200,3 +200,14 @@ def test_invalid_manifests_fail(
     found = errors(validator, _broken(change))
     assert found, f"{change} should be rejected"
     assert any(e.startswith(f"{where}:") for e in found), found
+
+
+def test_export_refuses_names_kubernetes_cannot_hold() -> None:
+    """fraudgate's model names allow ``_``, ``.`` and capitals; Seldon's resources do not."""
+    s = ExperimentSpec.from_config(
+        {"name": "ab", "candidates": [{"name": "fraud_v1", "weight": 1}, {"name": B, "weight": 1}]}
+    )
+    with pytest.raises(ExperimentConfigError, match=r"experiment.candidates\[0\].name.*DNS-1123"):
+        to_seldon_experiment(s)
+    with pytest.raises(ExperimentConfigError, match="mirror_model.*DNS-1123"):
+        to_seldon_experiment(spec({"percent": 100}), mirror_model="Fraud-Shadow")

@@ -99,8 +99,12 @@ def _with(path: tuple, value: object) -> dict:
 
 BAD = [
     # (path to change, new value, field named in the error, words of the expectation)
-    (("name",), ..., "experiment.name", "DNS-1123"),
-    (("name",), "Fraud_AB", "experiment.name", "DNS-1123"),
+    (("name",), ..., "experiment.name", "a model name: letters, digits"),
+    # the shared model-name rule (fraudgate.protocol.limits.MODEL_NAME), the config's
+    (("name",), "Fraud AB", "experiment.name", "a model name: letters, digits"),
+    (("name",), "-fraud-ab", "experiment.name", "starting with a letter or digit"),
+    (("name",), "f" * 129, "experiment.name", "at most 128"),
+    (("name",), "fraud-ab_3", "experiment.name", "version"),
     (("name",), "fraud-v1-baseline", "experiment.name", "different from every model name"),
     (("candidates",), [], "experiment.candidates", "non-empty list"),
     (("candidates",), "fraud-v1-baseline", "experiment.candidates", "non-empty list"),
@@ -206,3 +210,16 @@ def test_with_weights() -> None:
 )
 def test_split_versioned_name(requested: str, expected: tuple) -> None:
     assert split_versioned_name(requested) == expected
+
+
+def test_names_follow_the_config_rule_underscores_and_capitals_included() -> None:
+    """One model-name rule for the config and the experiment: a config that serves ``fraud_v1``
+    can put it in an experiment (only a ``_<digits>`` suffix is refused: it names a version)."""
+    section = {
+        "name": "Fraud.AB_test",
+        "default": "fraud_v1",
+        "candidates": [{"name": "fraud_v1", "weight": 1}, {"name": "Fraud.V2", "weight": 1}],
+    }
+    spec = ExperimentSpec.from_config(section)
+    assert spec.candidate_names == ("fraud_v1", "Fraud.V2")
+    assert split_versioned_name("fraud_v1_2") == ("fraud_v1", "2")

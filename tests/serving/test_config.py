@@ -196,3 +196,33 @@ def test_missing_file_and_bad_yaml(tmp_path: Path):
     bad.write_text("models: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_one_model_name_rule_for_models_and_experiment(tmp_path: Path):
+    """A name the config serves (``_`` and ``.`` included) can be an experiment candidate."""
+    models = [
+        {"name": "fraud_v1", "uri": "models:/fraud-detection@champion"},
+        {"name": "Fraud.v2", "uri": "models:/fraud-detection@challenger"},
+        {"name": "legacy_7", "uri": "models:/fraud-detection@champion"},  # served, as before
+    ]
+    experiment = {
+        "name": "fraud_ab",
+        "default": "fraud_v1",
+        "candidates": [{"name": "fraud_v1", "weight": 1}, {"name": "Fraud.v2", "weight": 1}],
+    }
+    config = load_config(_write(tmp_path, {"models": models, "experiment": experiment}))
+    assert config.experiment_spec.candidate_names == ("fraud_v1", "Fraud.v2")
+    # a version suffix names a version, so an experiment cannot use it as a name
+    experiment["candidates"][1]["name"] = "legacy_7"
+    with pytest.raises(ConfigError, match=r"candidates\[1\].name.*version suffix"):
+        load_config(_write(tmp_path, {"models": models, "experiment": experiment}))
+
+
+def test_client_url_reaches_a_server_bound_to_every_interface(tmp_path: Path):
+    server = {"host": "0.0.0.0", "http_port": 9000, "grpc_port": 9001}
+    config = load_config(_write(tmp_path, {"models": [MODEL], "server": server}))
+    assert config.server.client_url == "http://127.0.0.1:9000"
+    server["host"] = "10.1.2.3"
+    assert load_config(
+        _write(tmp_path, {"models": [MODEL], "server": server})
+    ).server.client_url == ("http://10.1.2.3:9000")

@@ -1,4 +1,4 @@
-"""`fraudgate experiment set|show` and `fraudgate feedback FILE` (the lead registers them).
+"""`fraudgate experiment show|set` and `fraudgate feedback FILE`.
 
 ```python
 from fraudgate.cli.experiment import experiment_app, feedback
@@ -6,9 +6,10 @@ app.add_typer(experiment_app, name="experiment")
 app.command()(feedback)
 ```
 
-Both talk to a running server's admin/feedback API with a bearer token (``--token``, else
-``$FRAUDGATE_ADMIN_TOKEN``, else the ``auth`` section of ``--config``); ``feedback`` can also write
-straight into a ledger (``--ledger URL``) without a server.
+Both talk to a running server through `fraudgate.client.FraudgateClient` with a bearer token
+(``--token``, else ``$FRAUDGATE_ADMIN_TOKEN``, else the ``auth`` section of ``--config``);
+``feedback`` can also write straight into a ledger (``--ledger URL``) without a server.
+Rendering is `fraudgate.report.experiment`'s.
 
 Exit codes: 0 success; 1 some label rows rejected (the good ones are stored) or the server
 refused/failed; 2 unusable input (unreadable labels file, bad --weights, server unreachable).
@@ -17,20 +18,27 @@ refused/failed; 2 unusable input (unreadable labels file, bad --weights, server 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from fraudgate.config import ADMIN_TOKEN_ENV, DEMO_EXPERIMENT, ConfigError, load_config
+from fraudgate.config import ADMIN_TOKEN_ENV, DEFAULT_HOST, DEFAULT_HTTP_PORT, DEMO_EXPERIMENT
+
+if TYPE_CHECKING:
+    from fraudgate.client import FeedbackResult, FraudgateClient
+    from fraudgate.ledger import Label
 
 console = Console()
 err_console = Console(stderr=True)
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_HTTP_PORT}"
 FEEDBACK_CHUNK = 5000
+CLI_TIMEOUT_S = 60.0  # admin calls and feedback batches may wait for the ledger
 
 UrlOption = Annotated[
     str | None,
@@ -63,9 +71,21 @@ class _Fail(Exception):
         self.code = code
 
 
-def _settings(
+@dataclass(frozen=True, slots=True)
+class ServerTarget:
+    """Which server, with which token, and which experiment a command addresses."""
+
+    url: str
+    token: str | None
+    experiment: str
+
+
+def server_target(
     url: str | None, token: str | None, config: Path | None, name: str | None = None
-) -> tuple[str, str | None, str]:
+) -> ServerTarget:
+    """The options, else the config (read through `fraudgate.config`), else the defaults."""
+    from fraudgate.config import ConfigError, load_config
+
     loaded = None
     if config is not None:
         try:
@@ -73,12 +93,7 @@ def _settings(
         except ConfigError as exc:
             raise _Fail(f"--config: {exc}", 2) from None
     if url is None:
-        if loaded is not None:
-            host = loaded.server.host
-            host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-            url = f"http://{host}:{loaded.server.http_port}"
-        else:
-            url = DEFAULT_URL
+        url = loaded.server.client_url if loaded is not None else DEFAULT_URL
     if token is None:
         token = os.environ.get(ADMIN_TOKEN_ENV) or None
         if token is None and loaded is not None:
@@ -86,28 +101,31 @@ def _settings(
     if name is None:
         spec = loaded.experiment_spec if loaded is not None else None
         name = spec.name if spec is not None else DEMO_EXPERIMENT
-    return url.rstrip("/"), token, name
+    return ServerTarget(url.rstrip("/"), token, name)
 
 
-def _call(method: str, url: str, token: str | None, json: Any = None) -> Any:
-    import httpx
+@contextmanager
+def _client(target: ServerTarget) -> Iterator[FraudgateClient]:
+    from fraudgate.client import FraudgateClient
 
-    headers = {"authorization": f"Bearer {token}"} if token else {}
+    with FraudgateClient(target.url, token=target.token, timeout=CLI_TIMEOUT_S) as client:
+        yield client
+
+
+@contextmanager
+def _calling(what: str, url: str) -> Iterator[None]:
+    """Client failures as CLI failures: unreachable is exit 2, a refusal or error exit 1."""
+    from fraudgate.client import ConnectionFailed, FraudgateError
+
     try:
-        response = httpx.request(method, url, json=json, headers=headers, timeout=60.0)
-    except httpx.HTTPError as exc:
+        yield
+    except ConnectionFailed as exc:
         raise _Fail(f"cannot reach {url}: {exc}", 2) from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"error": response.text}
-    if response.status_code != 200:
-        message = body.get("error", response.text) if isinstance(body, dict) else response.text
-        raise _Fail(f"{method} {url} -> {response.status_code}: {message}", 1)
-    return body
+    except FraudgateError as exc:
+        raise _Fail(f"{what} at {url}: {exc}", 1) from None
 
 
-def _run(fn: Any) -> None:
+def _run(fn: Callable[[], None]) -> None:
     try:
         fn()
     except _Fail as exc:
@@ -148,33 +166,6 @@ def _weight(value: str, where: str) -> int:
     return number
 
 
-def _show_experiment(view: dict[str, Any]) -> None:
-    spec = view["experiment"]
-    table = Table(title=f"experiment {spec['name']} (generation {view['generation']})")
-    table.add_column("candidate")
-    table.add_column("weight", justify="right")
-    table.add_column("share", justify="right")
-    total = sum(c["weight"] for c in spec["candidates"]) or 1
-    for c in spec["candidates"]:
-        table.add_row(c["name"], str(c["weight"]), f"{100 * c['weight'] / total:.1f}%")
-    mirror = spec.get("mirror")
-    if mirror:
-        target = mirror.get("name") or "the other arm"
-        table.caption = f"mirror {mirror['percent']}% to {target}; default {spec.get('default')}"
-    console.print(table)
-    if view["history"]:
-        history = Table(title="weight changes")
-        for column in ("at", "actor", "old", "new"):
-            history.add_column(column)
-        for change in view["history"]:
-            history.add_row(change["at"], change["actor"], _fmt(change["old"]), _fmt(change["new"]))
-        console.print(history)
-
-
-def _fmt(weights: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in weights.items()) or "-"
-
-
 experiment_app = typer.Typer(
     add_completion=False, help="Inspect and change a running server's experiment."
 )
@@ -190,8 +181,12 @@ def experiment_show(
     """Show the experiment's split, mirror and the history of weight changes."""
 
     def run() -> None:
-        base, bearer, experiment = _settings(url, token, config, name)
-        _show_experiment(_call("GET", f"{base}/admin/experiments/{experiment}", bearer))
+        from fraudgate.report.experiment import render_experiment
+
+        target = server_target(url, token, config, name)
+        with _client(target) as client, _calling("experiment show", target.url):
+            info = client.get_experiment(target.experiment)
+        render_experiment(info, console)
 
     _run(run)
 
@@ -216,20 +211,19 @@ def experiment_set(
     """Change the experiment's traffic split live, without a restart."""
 
     def run() -> None:
-        base, bearer, experiment = _settings(url, token, config, name)
-        path = f"{base}/admin/experiments/{experiment}"
-        candidates = None
-        if "=" not in weights:
-            view = _call("GET", path, bearer)
-            candidates = [c["name"] for c in view["experiment"]["candidates"]]
-        new = parse_weights(weights, candidates)
-        who = actor or os.environ.get("USER") or "fraudgate-cli"
-        change = _call("PUT", f"{path}/weights", bearer, {"weights": new, "actor": who})
-        console.print(
-            f"experiment {experiment}: {_fmt(change['old'])} -> [bold]{_fmt(change['new'])}[/] "
-            f"by {change['actor']} at {change['at']} (generation {change['generation']})",
-            highlight=False,
-        )
+        from fraudgate.report.experiment import render_weight_change
+
+        target = server_target(url, token, config, name)
+        with _client(target) as client:
+            candidates = None
+            if "=" not in weights:
+                with _calling("experiment set", target.url):
+                    candidates = list(client.get_experiment(target.experiment).weights)
+            new = parse_weights(weights, candidates)
+            who = actor or os.environ.get("USER") or "fraudgate-cli"
+            with _calling("experiment set", target.url):
+                change = client.set_weights(target.experiment, new, who)
+        render_weight_change(target.experiment, change, console)
 
     _run(run)
 
@@ -261,9 +255,11 @@ def feedback(
     """
 
     def run() -> None:
+        from fraudgate.client import FeedbackResult
         from fraudgate.ledger import LabelFileError, parse_labels_file
         from fraudgate.protocol.errors import InvalidInput
         from fraudgate.protocol.limits import check_actor
+        from fraudgate.report.experiment import render_feedback
 
         try:  # the server and the store check it too: say so before reading the file
             check_actor(actor, "--actor")
@@ -273,85 +269,42 @@ def feedback(
             labels, errors = parse_labels_file(file)
         except LabelFileError as exc:
             raise _Fail(str(exc), 2) from None
-        totals = {"inserted": 0, "updated": 0, "unchanged": 0}
-        unknown: list[str] = []  # the ids listed (a server lists the first 100 per batch)
-        unknown_count = 0
+        result = FeedbackResult()
         if ledger is not None:
-            from fraudgate.ledger import open_ledger
-
-            try:
-                store = open_ledger(ledger)
-            except Exception as exc:
-                raise _Fail(f"--ledger: cannot open {ledger!r}: {exc}", 2) from None
-            try:
-                if labels:
-                    result = store.upsert_labels(labels, actor)
-                    totals = {
-                        "inserted": result.inserted,
-                        "updated": result.updated,
-                        "unchanged": result.unchanged,
-                    }
-                    unknown = list(result.unknown_transaction_ids)
-                    unknown_count = len(unknown)
-            finally:
-                store.close()
+            result = _store_labels(ledger, labels, actor)
         elif labels:
-            base, bearer, _ = _settings(url, token, config)
-            for start in range(0, len(labels), FEEDBACK_CHUNK):
-                chunk = labels[start : start + FEEDBACK_CHUNK]
-                rows = [
-                    {
-                        "transaction_id": label.transaction_id,
-                        "is_fraud": label.is_fraud,
-                        "label_time": label.label_time,
-                        "amount": label.amount,
-                    }
-                    for label in chunk
-                ]
-                body = _call("POST", f"{base}/feedback", bearer, {"labels": rows, "actor": actor})
-                for key in totals:
-                    totals[key] += body[key]
-                listed = body["unknown_transaction_ids"]
-                unknown.extend(listed)
-                unknown_count += body.get("unknown_count", len(listed))  # lists are truncated
-                if body["rejected"]:  # validated locally already: should not happen
-                    raise _Fail(f"the server rejected rows: {body['rejected'][:5]}", 1)
-        _report(file, len(labels), totals, unknown, errors, max(unknown_count, len(unknown)))
+            target = server_target(url, token, config)
+            with _client(target) as client, _calling("feedback", target.url):
+                result = client.send_labels(labels, batch_size=FEEDBACK_CHUNK, actor=actor)
+            if result.rejected:  # validated locally already: should not happen
+                raise _Fail(f"the server rejected rows: {list(result.rejected[:5])}", 1)
+        render_feedback(file, len(labels), result, errors, console, err_console)
         if errors:
             raise typer.Exit(1)
 
     _run(run)
 
 
-def _report(
-    file: Path,
-    good: int,
-    totals: dict[str, int],
-    unknown: list[str],
-    errors: list[Any],
-    unknown_count: int,
-) -> None:
-    table = Table(title=f"labels from {file}")
-    table.add_column("stored", justify="right")
-    table.add_column("inserted", justify="right")
-    table.add_column("updated", justify="right")
-    table.add_column("unchanged", justify="right")
-    table.add_column("unknown ids", justify="right")
-    table.add_column("rejected rows", justify="right")
-    rows_rejected = len({e.row for e in errors})
-    table.add_row(
-        str(good),
-        str(totals["inserted"]),
-        str(totals["updated"]),
-        str(totals["unchanged"]),
-        str(unknown_count),
-        str(rows_rejected),
+def _store_labels(url: str, labels: list[Label], actor: str) -> FeedbackResult:
+    """Upsert straight into the ledger at ``url`` (no server), counted like the server's answer."""
+    from fraudgate.client import FeedbackResult
+    from fraudgate.ledger import open_ledger
+
+    try:
+        store = open_ledger(url)
+    except Exception as exc:
+        raise _Fail(f"--ledger: cannot open {url!r}: {exc}", 2) from None
+    try:
+        if not labels:
+            return FeedbackResult()
+        stored = store.upsert_labels(labels, actor)
+    finally:
+        store.close()
+    unknown = tuple(stored.unknown_transaction_ids)
+    return FeedbackResult(
+        inserted=stored.inserted,
+        updated=stored.updated,
+        unchanged=stored.unchanged,
+        unknown_transaction_ids=unknown,
+        unknown_count=len(unknown),
     )
-    console.print(table)
-    if unknown_count:
-        shown = ", ".join(unknown[:10]) + (" ..." if unknown_count > 10 else "")
-        console.print(f"no decision recorded for {unknown_count} transaction ids: {shown}")
-    for error in errors[:50]:
-        err_console.print(f"rejected {error}", highlight=False)
-    if len(errors) > 50:
-        err_console.print(f"... and {len(errors) - 50} more rejected fields", highlight=False)

@@ -1,5 +1,8 @@
 """`fraudgate ledger ship`: move the decision journal into the ledger store;
-`fraudgate ledger quarantine [reship]`: list (re-ship) the journal lines the store refused."""
+`fraudgate ledger quarantine [reship]`: list (re-ship) the journal lines the store refused.
+
+The ledger (SQLAlchemy) is imported inside each command; tables are `fraudgate.report.ledger`'s.
+"""
 
 from __future__ import annotations
 
@@ -55,17 +58,9 @@ def _locations(
 
 @ledger_app.command("ship")
 def ship(
-    config: Annotated[
-        Path | None,
-        typer.Option(help="fraudgate YAML config: its ledger.url and ledger.journal_dir."),
-    ] = None,
-    ledger: Annotated[
-        str | None, typer.Option(help="Ledger URL (overrides the config's ledger.url).")
-    ] = None,
-    journal: Annotated[
-        Path | None,
-        typer.Option(help="Journal directory (overrides the config's ledger.journal_dir)."),
-    ] = None,
+    config: ConfigOption = None,
+    ledger: LedgerOption = None,
+    journal: JournalOption = None,
     once: Annotated[
         bool, typer.Option("--once", help="Ship what is there now and exit (default: follow).")
     ] = False,
@@ -121,36 +116,14 @@ def quarantine_list(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from datetime import UTC, datetime
-
-    from rich.table import Table
-
     from fraudgate.ledger.quarantine import records
+    from fraudgate.report.ledger import render_quarantine
 
-    console = Console()
     _, directory = _locations(Console(stderr=True), config, None, journal)
     if directory is None:
         Console(stderr=True).print("[red]error:[/] give --config or --journal")
         raise typer.Exit(2)
-    found = records(directory)
-    table = Table(title=f"quarantined journal lines in {directory}")
-    table.add_column("file", overflow="fold")
-    table.add_column("line", justify="right")
-    table.add_column("rows", justify="right")
-    table.add_column("reason", overflow="fold")
-    table.add_column("time", no_wrap=True)
-    for record in found:
-        assert record.path is not None
-        when = datetime.fromtimestamp(record.at, UTC).isoformat(timespec="seconds")
-        table.add_row(
-            str(record.path.relative_to(directory)),
-            str(record.number),
-            str(record.rows),
-            record.reason,
-            when.replace("+00:00", "Z"),
-        )
-    console.print(table)
-    console.print(f"{len(found)} lines, {sum(r.rows for r in found)} decisions in quarantine")
+    render_quarantine(directory, records(directory), Console())
 
 
 @quarantine_app.command("reship")
@@ -166,6 +139,7 @@ def quarantine_reship(
     """
     from fraudgate.ledger.journal import JournalShipper
     from fraudgate.ledger.store import open_ledger
+    from fraudgate.report.ledger import render_reship
 
     console = Console(stderr=True)
     url, directory = _locations(console, config, ledger, journal)
@@ -185,11 +159,6 @@ def quarantine_reship(
     except Exception as exc:
         console.print(f"[red]error:[/] re-shipping the quarantine of {directory} failed: {exc}")
         raise typer.Exit(1) from None
-    console.print(
-        f"re-shipped {result.shipped_lines} lines ({result.shipped_rows} decisions); "
-        f"{len(result.kept)} lines stay in quarantine"
-    )
-    for record in result.kept[:20]:
-        console.print(f"  {record.segment} byte {record.offset}: {record.reason}", highlight=False)
+    render_reship(result.shipped_lines, result.shipped_rows, result.kept, console)
     if result.kept:
         raise typer.Exit(1)

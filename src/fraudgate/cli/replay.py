@@ -1,11 +1,12 @@
-"""`fraudgate replay`: the typer command (the lead registers `replay` in the main CLI)."""
+"""`fraudgate replay`: the typer command; the work is `fraudgate.replay`'s, the config is read
+through `fraudgate.config` (`target_from_config`), the tables are `fraudgate.report.replay`'s."""
 
 from __future__ import annotations
 
 import math
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,18 +23,6 @@ def parse_days(text: str) -> float:
             f"received {text!r}"
         )
     return float(match["value"]) * _UNIT_DAYS[match["unit"]]
-
-
-def _url_from_config(config: Path | None) -> str | None:
-    if config is None:
-        return None
-    import yaml
-
-    data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-    server = data.get("server") or {}
-    host = server.get("host", "127.0.0.1")
-    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    return f"http://{host}:{server.get('http_port', 8080)}"
 
 
 def replay(
@@ -101,10 +90,11 @@ def replay(
         int, typer.Option(min=100, help="Transactions a day when simulating.")
     ] = 10_000,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
-) -> dict:
+) -> dict[str, Any]:
     from rich.console import Console
 
-    from fraudgate.replay import ReplaySettings, render_summary, run_replay, target_from_config
+    from fraudgate.replay import ReplaySettings, run_replay, target_from_config
+    from fraudgate.report.replay import render_summary
 
     console = Console()
     try:
@@ -112,7 +102,7 @@ def replay(
         if protocol not in ("rest", "grpc"):
             raise ValueError(f"--protocol: expected rest or grpc, received {protocol!r}")
         target = target_from_config(config)
-        url = url or _url_from_config(config)
+        url = url or target.url
         if not url:
             raise ValueError("--url: required (or give --config to take the server's address)")
     except (ValueError, OSError) as exc:

@@ -119,6 +119,13 @@ class ClientBase:
         return orjson.dumps({"weights": dict(weights), "actor": actor})
 
     @staticmethod
+    def _feedback_body(batch: list[dict[str, Any]], actor: str | None) -> bytes:
+        payload: dict[str, Any] = {"labels": batch}
+        if actor is not None:
+            payload["actor"] = actor
+        return orjson.dumps(payload)
+
+    @staticmethod
     def _json(body: bytes, what: str) -> Any:
         try:
             return orjson.loads(body)

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
-import orjson
 
 from fraudgate.client._base import DEFAULT_LABEL_BATCH, GRPC_OPTIONS, ClientBase
 from fraudgate.client.errors import (
@@ -227,12 +226,16 @@ class AsyncFraudgateClient(ClientBase):
 
     # -- feedback and admin ------------------------------------------------------------------------
     async def send_labels(
-        self, labels: Iterable[Any], *, batch_size: int = DEFAULT_LABEL_BATCH
+        self,
+        labels: Iterable[Any],
+        *,
+        batch_size: int = DEFAULT_LABEL_BATCH,
+        actor: str | None = None,
     ) -> FeedbackResult:
         """See :meth:`FraudgateClient.send_labels`."""
         total = FeedbackResult()
         for offset, batch in feedback_batches(labels, batch_size):
-            body = orjson.dumps({"labels": batch})
+            body = self._feedback_body(batch, actor)
             response = await self._send("POST", "/feedback", content=body)
             total = total + self._feedback(self._json(response.content, "feedback"), offset)
         return total

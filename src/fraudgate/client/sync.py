@@ -225,17 +225,20 @@ class FraudgateClient(ClientBase):
 
     # -- feedback and admin ------------------------------------------------------------------------
     def send_labels(
-        self, labels: Iterable[Any], *, batch_size: int = DEFAULT_LABEL_BATCH
+        self,
+        labels: Iterable[Any],
+        *,
+        batch_size: int = DEFAULT_LABEL_BATCH,
+        actor: str | None = None,
     ) -> FeedbackResult:
         """POST labels (``Label``, ledger ``Label`` or dicts) to ``/feedback`` in batches.
 
         Rejected rows are returned (row numbers count from 1 over all labels), not raised.
+        ``actor`` is recorded in the label audit when a label changes (server default otherwise).
         """
-        import orjson
-
         total = FeedbackResult()
         for offset, batch in feedback_batches(labels, batch_size):
-            body = orjson.dumps({"labels": batch})
+            body = self._feedback_body(batch, actor)
             response = self._send("POST", "/feedback", content=body)
             total = total + self._feedback(self._json(response.content, "feedback"), offset)
         return total

@@ -21,7 +21,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fraudgate.experiments.spec import ExperimentConfigError, ExperimentSpec, check_model_name
+from fraudgate.experiments.spec import (
+    DNS_LABEL,
+    ExperimentConfigError,
+    ExperimentSpec,
+    check_model_name,
+)
 
 API_VERSION = "mlops.seldon.io/v1alpha1"
 KIND = "Experiment"
@@ -59,9 +64,15 @@ def to_seldon_experiment(
     namespace: str | None = None,
     mirror_model: str | None = None,
 ) -> dict[str, Any]:
-    """The ``Experiment`` manifest (a plain dict, ready for ``yaml.safe_dump``)."""
+    """The ``Experiment`` manifest (a plain dict, ready for ``yaml.safe_dump``).
+
+    Seldon's resources are named by Kubernetes DNS-1123 labels, stricter than fraudgate's model
+    names (no ``_``, ``.`` or capitals): a name outside that form is refused here, at export.
+    """
+    _check_kubernetes_names(spec)
     if mirror_model is not None:
         check_model_name(mirror_model, "mirror_model")
+        _check_kubernetes_name(mirror_model, "mirror_model")
         if mirror_model in spec.model_names or mirror_model == spec.name:
             raise ExperimentConfigError(
                 "mirror_model", "a model name not used by the experiment", mirror_model
@@ -104,3 +115,21 @@ def _non_default(spec: ExperimentSpec) -> str:
     names = spec.candidate_names
     default = spec.default if spec.default is not None else names[0]
     return next(n for n in names if n != default)
+
+
+def _check_kubernetes_name(value: str, path: str) -> None:
+    if not DNS_LABEL.match(value):
+        raise ExperimentConfigError(
+            path,
+            "a Kubernetes DNS-1123 label for the Seldon export (lower-case letters, digits, '-'; "
+            "at most 63)",
+            value,
+        )
+
+
+def _check_kubernetes_names(spec: ExperimentSpec) -> None:
+    _check_kubernetes_name(spec.name, "experiment.name")
+    for i, candidate in enumerate(spec.candidates):
+        _check_kubernetes_name(candidate.name, f"experiment.candidates[{i}].name")
+    if spec.mirror is not None and spec.mirror.name is not None:
+        _check_kubernetes_name(spec.mirror.name, "experiment.mirror.name")

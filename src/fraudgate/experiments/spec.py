@@ -17,9 +17,11 @@ Field names and meaning follow the Seldon Core v2 ``Experiment`` resource
 Rules (each violation raises :class:`ExperimentConfigError` naming the field, the expected
 value and the received one):
 
-- names (experiment, candidates, mirror) are Kubernetes DNS-1123 labels, the form Seldon
-  ``Model`` resources take: ``fraud-v1-baseline``, never the version-suffixed
-  ``fraud-v1-baseline_1`` (that is how a request addresses one version explicitly);
+- names (experiment, candidates, mirror) follow the one model-name rule of
+  :data:`fraudgate.protocol.limits.MODEL_NAME` (the config's: letters, digits, ``.``, ``_``,
+  ``-``), but never end in a version suffix: ``fraud-v1-baseline``, not ``fraud-v1-baseline_1``
+  (that is how a request addresses one version explicitly). The Seldon export additionally
+  needs Kubernetes DNS-1123 labels (:mod:`fraudgate.experiments.seldon` checks that);
 - candidate names are unique; weights are integers in ``[0, 2**31-1]`` (int32, as in the CRD)
   and at least one is positive;
 - ``default``, when given, is one of the candidates (Seldon: ``ExperimentDefaultNotFound``);
@@ -39,13 +41,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from fraudgate.protocol.limits import MODEL_NAME_RULE, model_name_problem, split_versioned_name
+
 INT32_MAX = 2**31 - 1
 DEFAULT_ROUTING_PARAMETER = "card_id"
 ROUTING_HEADER = "x-routing-key"
 MAX_SALT_BYTES = 64  # BLAKE2b key length limit
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_VERSIONED = re.compile(r"^(?P<name>.+)_(?P<version>[0-9]+)$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # Kubernetes resource names
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9a-z-]+$")
 
 
@@ -200,17 +203,6 @@ class ExperimentSpec:
         return replace(self, candidates=tuple(Candidate(n, weights[n]) for n in known))
 
 
-def split_versioned_name(requested: str) -> tuple[str, str | None]:
-    """``"fraud-v1-baseline_1"`` -> ``("fraud-v1-baseline", "1")``; other names -> ``(name, None)``.
-
-    Unambiguous because model names are DNS-1123 labels, which contain no ``_``.
-    """
-    match = _VERSIONED.match(requested)
-    if match and _DNS_LABEL.match(match["name"]):
-        return match["name"], match["version"]
-    return requested, None
-
-
 # --------------------------------------------------------------------------- parsing
 
 _TOP_FIELDS = ("name", "default", "candidates", "mirror", "routing", "salt", "seed")
@@ -317,16 +309,17 @@ def _build(
 
 
 def check_model_name(value: Any, path: str) -> None:
-    if not isinstance(value, str) or not _DNS_LABEL.match(value):
-        expected = "a Kubernetes DNS-1123 label (lower-case letters, digits, '-'; at most 63)"
-        if isinstance(value, str):
-            base, version = split_versioned_name(value)
-            if version is not None:
-                expected = (
-                    f"a model name without a version suffix ({base!r}; "
-                    f"{value!r} addresses version {version} explicitly)"
-                )
-        raise ExperimentConfigError(path, expected, value)
+    """The shared model-name rule, and no version suffix (a name in an experiment is a route)."""
+    if model_name_problem(value) is not None:
+        raise ExperimentConfigError(path, f"a model name: {MODEL_NAME_RULE}", value)
+    base, version = split_versioned_name(value)
+    if version is not None:
+        raise ExperimentConfigError(
+            path,
+            f"a model name without a version suffix ({base!r}; "
+            f"{value!r} addresses version {version} explicitly)",
+            value,
+        )
 
 
 def _check_weight(value: Any, path: str) -> None:

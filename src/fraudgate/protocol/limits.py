@@ -22,10 +22,23 @@ MAX_ID_CHARS = 200  # request ids, transaction ids (the ledger's String(200) col
 MAX_ROUTING_KEY_CHARS = 200
 MAX_ACTOR_CHARS = 100
 MAX_REASON_CHARS = 500
-MAX_MODEL_NAME_CHARS = 128  # the config's model-name rule
+MAX_MODEL_NAME_CHARS = 128  # see MODEL_NAME
 MAX_QUOTED_CHARS = 200  # how much of a received value an error message quotes
 
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+# The one rule for model names, shared by the config (models[].name), the experiment spec
+# (experiment, candidate and mirror names) and models loaded by name at run time. It is the
+# config's long-standing rule, a superset of the Kubernetes DNS-1123 labels the experiment spec
+# used to demand, so every config that was valid stays valid.
+MODEL_NAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_MODEL_NAME_CHARS - 1}}}$")
+MODEL_NAME_RULE = (
+    f"letters, digits, '.', '_' or '-' (at most {MAX_MODEL_NAME_CHARS}, starting with a letter "
+    "or digit)"
+)
+# ``<name>_<digits>`` addresses one version of ``<name>`` (Seldon's convention, e.g.
+# ``fraud-v1-baseline_1``); `split_versioned_name` reads it.
+_VERSIONED = re.compile(r"^(?P<name>.+)_(?P<version>[0-9]+)$")
 
 
 def preview(value: Any, limit: int = MAX_QUOTED_CHARS) -> str:
@@ -75,3 +88,23 @@ def check_actor(value: Any, where: str = "actor") -> str:
 
 def check_reason(value: Any, where: str = "reason") -> str:
     return check_text(value, where, MAX_REASON_CHARS)
+
+
+def model_name_problem(value: Any) -> str | None:
+    """Why ``value`` is not a model name under `MODEL_NAME` (None when it is one)."""
+    if isinstance(value, str) and MODEL_NAME.match(value):
+        return None
+    return f"expected {MODEL_NAME_RULE}, received {preview(value)}"
+
+
+def split_versioned_name(requested: str) -> tuple[str, str | None]:
+    """``"fraud-v1-baseline_1"`` -> ``("fraud-v1-baseline", "1")``; other names -> ``(name, None)``.
+
+    A ``_<digits>`` suffix is a version when what precedes it is a model name. Names that end in
+    such a suffix may still be served (a config may have one); an experiment refuses them as its
+    own names, so a request its router sees is never ambiguous.
+    """
+    match = _VERSIONED.match(requested)
+    if match and MODEL_NAME.match(match["name"]):
+        return match["name"], match["version"]
+    return requested, None
