@@ -36,6 +36,7 @@ test: install system-deps
 lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy src
 
 bench: install system-deps
 	$(PY) bench/run_all.py

@@ -158,7 +158,7 @@ def _predict_rows(lib: ctypes.CDLL) -> Callable[[int, int, int, int], int]:
     rows = lib.fraudgate_predict_rows
     rows.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
     rows.restype = ctypes.c_int32
-    return rows  # type: ignore[no-any-return]
+    return rows
 
 
 class Tl2cgenRuntime:

@@ -13,7 +13,7 @@ import numpy as np
 from fraudgate.runtimes.base import as_input
 
 if TYPE_CHECKING:
-    import mlflow.pyfunc
+    from mlflow.pyfunc import PyFuncModel
 
     from fraudgate.runtimes.build import BuildReport
 
@@ -24,7 +24,7 @@ class PyfuncRuntime:
     name = "pyfunc"
     report: BuildReport | None = None
 
-    def __init__(self, pyfunc: mlflow.pyfunc.PyFuncModel, n_features: int) -> None:
+    def __init__(self, pyfunc: PyFuncModel, n_features: int) -> None:
         self.pyfunc = pyfunc
         self.n_features = n_features
         self.detail = "mlflow.pyfunc.PyFuncModel.predict"
