@@ -37,6 +37,7 @@ lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy src
 
 bench: install system-deps
 	$(PY) bench/run_all.py

@@ -23,8 +23,8 @@ from fraudgate.data.contract import FEATURE_VERSION, INPUT_NAME, N_FEATURES
 
 if TYPE_CHECKING:  # heavy imports stay out of module import time
     import lightgbm
-    import mlflow.pyfunc
     from matplotlib.figure import Figure
+    from mlflow.pyfunc import PyFuncModel
 
 REGISTERED_MODEL = "fraud-detection"
 TRAINING_EXPERIMENT = "fraud-detection-training"
@@ -67,7 +67,7 @@ class LoadedModel:
     threshold: float
     feature_version: str
     booster: lightgbm.Booster
-    pyfunc: mlflow.pyfunc.PyFuncModel
+    pyfunc: PyFuncModel
     local_path: str
 
 

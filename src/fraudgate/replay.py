@@ -29,10 +29,11 @@ import math
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,11 @@ __all__ = [
     "select_transactions",
     "target_from_config",
 ]
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from fraudgate.data.simulator import SimulatedData
 
 MAX_LABEL_DELAY_DAYS = 90.0
 LABEL_DELAY_SIGMA = 1.0
@@ -128,7 +134,7 @@ class ReplayBatch:
     simulation: dict[str, Any] = field(default_factory=dict)
 
 
-def _load_simulation(settings: ReplaySettings) -> tuple[Any, str]:
+def _load_simulation(settings: ReplaySettings) -> tuple[SimulatedData, str]:
     from fraudgate.data.simulator import SimulatedData, SimulationConfig, simulate
 
     data_dir = Path(settings.workdir) / "data"
@@ -239,7 +245,7 @@ class _Tally:
 def _client(settings: ReplaySettings) -> AsyncFraudgateClient:
     return AsyncFraudgateClient(
         settings.url,
-        protocol=settings.protocol,  # type: ignore[arg-type]
+        protocol=settings.protocol,
         grpc_address=settings.grpc_address,
         token=settings.token,
         timeout=settings.timeout,
@@ -250,7 +256,10 @@ def _client(settings: ReplaySettings) -> AsyncFraudgateClient:
 
 
 async def _score_all(
-    client: AsyncFraudgateClient, settings: ReplaySettings, batch: ReplayBatch, progress: Any
+    client: AsyncFraudgateClient,
+    settings: ReplaySettings,
+    batch: ReplayBatch,
+    progress: Callable[[_Tally], object],
 ) -> tuple[_Tally, float]:
     tally = _Tally()
     n = len(batch.frame)
@@ -295,7 +304,10 @@ async def _score_all(
 
 
 async def _deliver_labels(
-    client: AsyncFraudgateClient, settings: ReplaySettings, labels: pd.DataFrame, progress: Any
+    client: AsyncFraudgateClient,
+    settings: ReplaySettings,
+    labels: pd.DataFrame,
+    progress: Callable[[int], object],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "sent": 0,
@@ -366,7 +378,7 @@ def _percentile(values: list[float], q: float) -> float | None:
 async def replay_async(
     settings: ReplaySettings,
     batch: ReplayBatch | None = None,
-    console: Any = None,
+    console: Console | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Run the replay (see the module docstring) and return its summary; writes replay.json."""
@@ -455,7 +467,7 @@ async def replay_async(
 def run_replay(
     settings: ReplaySettings,
     batch: ReplayBatch | None = None,
-    console: Any = None,
+    console: Console | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Blocking wrapper of :func:`replay_async` (runs its own event loop)."""

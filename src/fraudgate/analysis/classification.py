@@ -102,7 +102,7 @@ def bootstrap_ranking_metrics(
     flagged = np.asarray(scores) >= threshold
     ones = np.ones(len(y))
     rng = np.random.default_rng(seed)
-    draws = {"f1": [], "pr_auc": [], "roc_auc": []}
+    draws: dict[str, list[float]] = {"f1": [], "pr_auc": [], "roc_auc": []}
     for _ in range(replicates):
         w = rng.poisson(1.0, len(y)).astype(np.float64)
         draws["f1"].append(_weighted_f1(y, flagged, w))

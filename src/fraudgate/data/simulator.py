@@ -291,7 +291,9 @@ def simulate(cfg: SimulationConfig | None = None) -> SimulatedData:
     tx = tx.sort_values(["seconds", "card_id"], kind="stable", ignore_index=True)
     tx.insert(0, "transaction_id", [f"tx-{cfg.seed}-{i:09d}" for i in range(len(tx))])
     tx.insert(1, "timestamp", cfg.start + pd.to_timedelta(np.round(tx["seconds"], 3), unit="s"))
-    tx["scenario"] = pd.Categorical.from_codes(tx["scenario"].to_numpy(), categories=SCENARIOS)
+    tx["scenario"] = pd.Categorical.from_codes(
+        tx["scenario"].to_numpy(), categories=pd.Index(SCENARIOS)
+    )
     tx = tx.drop(columns="seconds")
     customers = customers.drop(columns=["tx_rate"])
     summary = {

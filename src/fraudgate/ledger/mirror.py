@@ -21,11 +21,16 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fraudgate.ledger.records import DecisionBatch, DecisionRow, batch_rows
+from fraudgate.runtimes.base import KINDS
+from fraudgate.runtimes.loader import load_runtime
+
+if TYPE_CHECKING:
+    from fraudgate.runtimes.base import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +154,8 @@ def entry_rows(batch: DecisionBatch, entry: Any) -> int:
         return 0
 
 
-def _load(tracking_uri: str, uri: str, runtime: str) -> Any:
-    from fraudgate.registry import Registry
-    from fraudgate.runtimes import KINDS, build_runtime
-
+def _load(tracking_uri: str, uri: str, runtime: str) -> Runtime:
+    """The runtime for a mirror entry's model, loaded as the server loads it (the model file
+    checked in a child process first); an unknown kind in the entry builds ``auto``."""
     kind = runtime if runtime in KINDS else "auto"
-    return build_runtime(Registry(tracking_uri).load(uri), kind=kind)
+    return load_runtime(tracking_uri, uri, kind).runtime

@@ -82,9 +82,15 @@ STATUS_TABLE: dict[type[InferenceError], tuple[int, str]] = {
 INTERNAL = (500, "INTERNAL")
 
 
+def _status(error: BaseException) -> tuple[int, str]:
+    if isinstance(error, InferenceError):
+        return STATUS_TABLE.get(type(error), INTERNAL)
+    return INTERNAL
+
+
 def http_status(error: BaseException) -> int:
-    return STATUS_TABLE.get(type(error), INTERNAL)[0]
+    return _status(error)[0]
 
 
 def grpc_code_name(error: BaseException) -> str:
-    return STATUS_TABLE.get(type(error), INTERNAL)[1]
+    return _status(error)[1]

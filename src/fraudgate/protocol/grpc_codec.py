@@ -7,6 +7,7 @@ inputs get ``raw_output_contents`` (what tritonclient.grpc reads), typed inputs 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -43,11 +44,11 @@ def parameter_value(param: pb.InferParameter) -> Any:
     return None if which is None else getattr(param, which)
 
 
-def parameters_dict(params: Any) -> dict[str, Any]:
+def parameters_dict(params: Mapping[str, pb.InferParameter]) -> dict[str, Any]:
     return {key: parameter_value(value) for key, value in params.items()} if params else {}
 
 
-def set_parameter(target: Any, key: str, value: Any) -> None:
+def set_parameter(target: MutableMapping[str, pb.InferParameter], key: str, value: object) -> None:
     param = target[key]
     if isinstance(value, bool):
         param.bool_param = value

@@ -38,7 +38,14 @@ def check_model_file(path: str | Path, timeout_s: float = CHECK_TIMEOUT_S) -> No
     """Parse and score ``path`` in a child process; ModelCheckFailed unless that succeeds."""
     command = [sys.executable, "-m", "fraudgate.runtimes.check", str(path)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        # LightGBM logs raw bytes from a corrupt file (not UTF-8): decoding must not fail
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout_s,
+        )
     except subprocess.TimeoutExpired:
         raise ModelCheckFailed(
             f"checking the LightGBM model file {str(path)!r} took more than {timeout_s:.0f}s"

@@ -15,7 +15,6 @@ import gc
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,24 +38,16 @@ class StartupError(RuntimeError):
 
 
 def registry_loader(config: FraudgateConfig) -> ModelLoader:
-    """Load models through `fraudgate.registry.Registry` and build their runtime."""
-    lock = threading.Lock()
-    state: dict[str, Any] = {}
+    """Load models through the shared `fraudgate.runtimes.loader.RuntimeLoader`: each booster
+    file is parsed and scored in a child process first (a corrupt one crashes LightGBM, and must
+    not take this process down), then built into its fastest verified runtime."""
+    from fraudgate.runtimes.loader import RuntimeLoader
+
+    loader = RuntimeLoader(config.resolved_tracking_uri())
 
     def load(model: ModelConfig) -> LoadedRuntime:
-        from fraudgate.registry import Registry
-        from fraudgate.runtimes import build_runtime
-        from fraudgate.runtimes.check import check_model_file
-
-        with lock:  # MLflow is not built for concurrent loads; loads are rare
-            registry = state.get("registry")
-            if registry is None:
-                registry = state["registry"] = Registry(config.resolved_tracking_uri())
-            # the booster file is parsed and scored in a child process first: a corrupt one
-            # crashes LightGBM, and must not take this process down
-            loaded = registry.load(model.uri, check=check_model_file)
-            runtime = build_runtime(loaded, kind=model.runtime)
-        return LoadedRuntime(loaded, runtime)
+        served = loader.load(model.uri, model.runtime)
+        return LoadedRuntime(served.model, served.runtime)
 
     return load
 

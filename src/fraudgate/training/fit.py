@@ -43,6 +43,10 @@ class FittedModel:
     training_frauds: int
     extras: dict = field(default_factory=dict)
 
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """P(fraud) per row of ``x`` (the booster's dense output)."""
+        return np.asarray(self.booster.predict(x))
+
 
 def fit_model(
     x: np.ndarray,

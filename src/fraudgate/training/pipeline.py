@@ -16,6 +16,7 @@ from fraudgate.analysis.classification import (
 )
 from fraudgate.data.contract import FEATURE_NAMES, FEATURE_VERSION, to_matrix
 from fraudgate.training.fit import (
+    DEFAULT_ROUNDS,
     MIN_PRECISION,
     FittedModel,
     ThresholdChoice,
@@ -71,8 +72,8 @@ class OfflineResult:
     comparison: dict
     plan: TrainingPlan
     data_summary: dict
+    holdout_labels: np.ndarray
     feature_version: str = FEATURE_VERSION
-    holdout_labels: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -152,13 +153,13 @@ def train_and_compare(
             to_matrix(train, feature_names),
             train["is_fraud"].to_numpy(),
             seed=seed,
-            **({"rounds": rounds} if rounds else {}),
+            rounds=rounds or DEFAULT_ROUNDS,
         )
         y_valid = valid["is_fraud"].to_numpy().astype(int)
-        valid_scores = fitted.booster.predict(to_matrix(valid, feature_names))
+        valid_scores = fitted.predict(to_matrix(valid, feature_names))
         choice = choose_threshold(y_valid, valid_scores)
         say(f"evaluating {spec.serving_name} on the holdout")
-        scores = fitted.booster.predict(x_holdout)
+        scores = fitted.predict(x_holdout)
         report = evaluate(y_holdout, scores, choice.threshold, scenarios, seed)
         models[spec.key] = TrainedModel(
             spec,
@@ -170,7 +171,9 @@ def train_and_compare(
             time.perf_counter() - began,
         )
     comparison = compare(models["v1"], models["v2"], y_holdout, scenarios)
-    return OfflineResult(models, comparison, plan, data_summary or {}, feature_version, y_holdout)
+    return OfflineResult(
+        models, comparison, plan, data_summary or {}, y_holdout, feature_version=feature_version
+    )
 
 
 def compare(v1: TrainedModel, v2: TrainedModel, y: np.ndarray, scenarios) -> dict:
