@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from scipy.stats import fisher_exact, norm
 from statsmodels.stats.proportion import proportions_ztest
 
@@ -110,7 +111,7 @@ def compare_proportions(
         z, z_p = float(z), float(z_p)
     else:  # no variation at all: both arms identical, nothing to reject
         z, z_p = 0.0, 1.0
-    table = [[successes_b, trials_b - successes_b], [successes_a, trials_a - successes_a]]
+    table = np.array([[successes_b, trials_b - successes_b], [successes_a, trials_a - successes_a]])
     fisher_p = float(fisher_exact(table).pvalue)
     smallest_expected = min(n * p for n in (trials_a, trials_b) for p in (pooled, 1 - pooled))
     use_fisher = smallest_expected < MIN_EXPECTED_FOR_Z

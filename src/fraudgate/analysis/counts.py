@@ -11,9 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+_Counts = TypeVar("_Counts", bound=Any)
 
 
-def _add_fields(a, b):  # type: ignore[no-untyped-def]
+def _add_fields(a: _Counts, b: _Counts) -> _Counts:
+    """Field-wise sum of two records of one counts type (they merge without rows)."""
     return type(a)(*(getattr(a, f.name) + getattr(b, f.name) for f in fields(a)))
 
 
@@ -111,6 +115,9 @@ class ConfusionCounts:
         return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn}
 
 
+_CELLS = ("both", "only_a", "only_b", "neither")  # PairedTable's cells, in field order
+
+
 @dataclass(frozen=True, slots=True)
 class PairedTable:
     """Two models' decisions on the same transactions: who flagged what (a = champion).
@@ -158,7 +165,7 @@ class PairedTable:
         cls, flagged_a: Iterable[bool], flagged_b: Iterable[bool], amounts: Iterable[float] = ()
     ) -> PairedTable:
         """Count a table from per-transaction flags (tests, offline evaluation)."""
-        cells = {"both": 0, "only_a": 0, "only_b": 0, "neither": 0}
+        cells = dict.fromkeys(_CELLS, 0)
         sums = dict.fromkeys(cells, 0.0)
         squares = dict.fromkeys(cells, 0.0)
         amount_list = list(amounts)
@@ -169,9 +176,9 @@ class PairedTable:
                 sums[cell] += amount_list[i]
                 squares[cell] += amount_list[i] ** 2
         return cls(
-            **cells,
-            **{f"{k}_amount": v for k, v in sums.items()},
-            **{f"{k}_amount_sq": v for k, v in squares.items()},
+            *(cells[k] for k in _CELLS),
+            *(sums[k] for k in _CELLS),
+            *(squares[k] for k in _CELLS),
         )
 
 
