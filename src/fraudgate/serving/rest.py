@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 _JSON = b"application/json"
 _OCTET = b"application/octet-stream"
 _MODELS = "/v2/models/"
-_INFER = "/infer"
+_INFER = "/infer"  # the fast path in `RestApp.__call__` spells it out
 _LIVE = orjson.dumps({"live": True})
 _READY = orjson.dumps({"ready": True})
 _NOT_READY_SERVER = error_body("server is not ready: models are still loading or none is loaded")
@@ -106,8 +106,9 @@ class RestApp:
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        if method == "POST" and path.endswith(_INFER) and path.startswith(_MODELS):
-            await self._infer(scope, receive, send, path[len(_MODELS) : -len(_INFER)])
+        # the inference fast path: ``POST {_MODELS}...{_INFER}``, see `_check_fast_path`
+        if method == "POST" and path.endswith("/infer") and path.startswith(_MODELS):
+            await self._infer(scope, receive, send, path[len(_MODELS) : -len("/infer")])
             return
         try:
             match = self.router.match(method, path)
@@ -327,19 +328,23 @@ class RestApp:
         return Reply(200, orjson.dumps(self.dataplane.repository_index_request(ready)))
 
     async def _repository_load(self, call: Call) -> Reply:
-        name, authorization, dp = call.params["name"], call.authorization, self.dataplane
-        dp.authorize_management(authorization)  # before reading what the caller sent
-        parameters = (await self._json_body(call.scope, call.receive)).get("parameters")
-        deployed = await dp.load_model(name, parameters, authorization)
+        name, authorization = call.params["name"], call.authorization
+        parameters = await self._management_parameters(call)
+        deployed = await self.dataplane.load_model(name, parameters, authorization)
         body = {"name": name, "version": deployed.version, "state": "READY"}
         return Reply(200, orjson.dumps(body))
 
     async def _repository_unload(self, call: Call) -> Reply:
-        name, authorization, dp = call.params["name"], call.authorization, self.dataplane
-        dp.authorize_management(authorization)  # before reading what the caller sent
-        parameters = (await self._json_body(call.scope, call.receive)).get("parameters")
-        await dp.unload_model(name, parameters, authorization)
+        name, authorization = call.params["name"], call.authorization
+        parameters = await self._management_parameters(call)
+        await self.dataplane.unload_model(name, parameters, authorization)
         return Reply(200, orjson.dumps({"name": name, "state": "UNAVAILABLE"}))
+
+    async def _management_parameters(self, call: Call) -> Any:
+        """The body's raw ``parameters``, read only once the core lets the caller manage models
+        (`load_model` / `unload_model` check again, for every transport)."""
+        self.dataplane.authorize_management(call.authorization)
+        return (await self._json_body(call.scope, call.receive)).get("parameters")
 
     # -- feedback and experiment admin -----------------------------------------------------------
     async def _feedback(self, call: Call) -> Reply:
