@@ -241,3 +241,30 @@ def test_the_inference_fast_path_takes_only_the_tables_inference_routes():
     shadowed = Route("POST", "/v2/models/{name}/x/infer", RestApp._live, "x", "", (), _OK, (_P,))
     with pytest.raises(RuntimeError, match="no other route"):
         _check_fast_path((*ROUTES, shadowed))
+
+
+# -- the checks the transports leave to the core -------------------------------------------------
+
+
+def test_the_core_checks_admin_access_and_the_index_flag(app, tmp_path):
+    from fraudgate.protocol.errors import InvalidInput, Unauthorized, Unavailable
+
+    dataplane = app.dataplane
+    with pytest.raises(Unauthorized):
+        dataplane.experiment_admin(None)
+    with pytest.raises(Unauthorized):
+        dataplane.experiment_admin("Bearer wrong")
+    assert dataplane.experiment_admin(f"Bearer {TOKEN}") is dataplane.experiment
+    with pytest.raises(InvalidInput, match="ready: expected a boolean, received 'yes'"):
+        dataplane.repository_index_request("yes")
+    names = {item["name"] for item in dataplane.repository_index_request(False)}
+    assert names == {"fraud-v1-baseline", "fraud-v2-candidate"}
+    assert dataplane.repository_index_request(True) == []  # nothing loaded
+    status, _, answer = call(app, "POST", "/v2/repository/index", b'{"ready": 1}')
+    assert status == 400 and b"ready: expected a boolean" in answer
+
+    plain = load_config(
+        write_default_config(tmp_path / "plain.yaml", "sqlite:///unused.db", experiment=False)
+    )
+    with pytest.raises(Unavailable, match="no experiment or ledger is configured"):
+        DataPlane(plain, _unloaded).experiment_admin(f"Bearer {TOKEN}")
