@@ -616,3 +616,25 @@ class DataPlane:
             if previous is not None:
                 previous.metrics.ready.set(0)
                 previous.close()
+
+    # -- admin requests from the transports ---------------------------------------------------
+    def experiment_admin(self, authorization: str | None) -> ExperimentPlane:
+        """The experiment plane for an admin request (feedback, experiment view, weights).
+
+        Unavailable when no experiment or ledger is configured, else Unauthorized unless the
+        caller holds the admin token: checked here, before the transport reads the request body.
+        """
+        plane = self.experiment
+        if plane is None:
+            raise Unavailable(
+                "no experiment or ledger is configured; add `experiment:`/`ledger:` sections "
+                "to the config"
+            )
+        plane.check_token(authorization)
+        return plane
+
+    def repository_index_request(self, ready: Any) -> list[dict[str, Any]]:
+        """A repository index request from either transport, with its raw ``ready`` flag."""
+        if not isinstance(ready, bool):
+            raise InvalidInput(f"ready: expected a boolean, received {preview(ready)}")
+        return self.repository_index(ready_only=ready)

@@ -106,8 +106,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return response_to_proto(response, raw)
 
     async def RepositoryIndex(self, request: Any, context: Any) -> pb.RepositoryIndexResponse:
+        try:
+            index = self.dataplane.repository_index_request(request.ready)
+        except InferenceError as exc:
+            await _abort(context, exc)
         response = pb.RepositoryIndexResponse()
-        for item in self.dataplane.repository_index(ready_only=request.ready):
+        for item in index:
             response.models.add(
                 name=item["name"],
                 version=item.get("version", ""),

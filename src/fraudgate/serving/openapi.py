@@ -1,61 +1,124 @@
-"""The OpenAPI 3 document of the whole REST API, served at ``/openapi.json``.
+"""The OpenAPI 3 document of the REST API, written from its route table, at ``/openapi.json``.
 
-Written to be exact enough for a schema-driven fuzzer (e.g. schemathesis): every route, every
-status it can answer with, and the error body shape ``{"error": "..."}``.
+`openapi_document` turns the table's `Route` records (``fraudgate.serving.rest.ROUTES``) into the
+``paths`` (operation, parameters, body, responses, ``bearerAuth`` security on the admin routes);
+this module holds the component schemas they refer to and the documentation pieces routes share.
+Exact enough for a schema-driven fuzzer (schemathesis): every route, every status it can answer
+with, and the error body shape ``{"error": "..."}``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import fraudgate
 from fraudgate.data.contract import FEATURE_NAMES, INPUT_NAME, N_FEATURES
 from fraudgate.protocol.datatypes import ALL_DATATYPES
+from fraudgate.serving.routes import Body, Param, Response, Route
 
 _REF = "#/components/schemas/"
+JSON = "application/json"
+OCTET = "application/octet-stream"
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": _REF + name}
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def json_response(schema: str | Mapping[str, Any], description: str) -> Response:
+    """A JSON response whose schema is the named component (or the schema given)."""
+    return Response(description, {JSON: _ref(schema) if isinstance(schema, str) else schema})
 
 
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
+def json_body(schema: str | Mapping[str, Any], *, required: bool) -> Body:
+    """A JSON request body whose schema is the named component (or the schema given)."""
+    return Body({JSON: _ref(schema) if isinstance(schema, str) else schema}, required)
 
 
-_NAME = {
-    "name": "name",
-    "in": "path",
-    "required": True,
-    "description": "Model name, e.g. `fraud-v1-baseline`, or with a version suffix "
-    "(`fraud-v1-baseline_1`).",
-    "schema": {"type": "string", "minLength": 1},
-}
-_VERSION = {
-    "name": "version",
-    "in": "path",
-    "required": True,
-    "description": "Serving version (the server's deployment counter, starting at 1).",
-    "schema": {"type": "string", "minLength": 1},
-}
-_BAD = _error("Bad request: the message names the field, the expected and the received value.")
-_NOT_FOUND = _error("Unknown model or model version.")
-_TOO_LARGE = _error("Request body larger than the server's max_payload_bytes.")
-_NOT_READY = _error("The model (or server) is not ready: loading, unloaded or failed.")
-_UNAUTHORIZED = _error("Missing or wrong bearer token (header Authorization: Bearer <token>).")
-_UNAVAILABLE = _error("No ledger/experiment configured, or the ledger is unreachable.")
-_FORBIDDEN = _error(
+def _error(description: str) -> Response:
+    return json_response("Error", description)
+
+
+# -- parameters ----------------------------------------------------------------------------------
+MODEL_NAME = Param(
+    "name",
+    "path",
+    "Model name, e.g. `fraud-v1-baseline`, or with a version suffix (`fraud-v1-baseline_1`).",
+    {"type": "string", "minLength": 1},
+)
+MODEL_VERSION = Param(
+    "version",
+    "path",
+    "Serving version (the server's deployment counter, starting at 1).",
+    {"type": "string", "minLength": 1},
+)
+EXPERIMENT_NAME = Param(
+    "name",
+    "path",
+    "Experiment name, e.g. `fraud-detection-ab-test`.",
+    {"type": "string", "minLength": 1},
+)
+INFERENCE_HEADER_LENGTH = Param(
+    "Inference-Header-Content-Length",
+    "header",
+    "Triton binary extension: length of the JSON header that precedes the binary tensor data.",
+    {"type": "integer", "minimum": 0},
+    required=False,
+)
+
+# -- error responses -----------------------------------------------------------------------------
+BAD = _error("Bad request: the message names the field, the expected and the received value.")
+NOT_FOUND = _error("Unknown model or model version.")
+UNKNOWN_EXPERIMENT = _error("Unknown experiment.")
+TOO_LARGE = _error("Request body larger than the server's max_payload_bytes.")
+NOT_READY = _error("The model (or server) is not ready: loading, unloaded or failed.")
+UNAUTHORIZED = _error("Missing or wrong bearer token (header Authorization: Bearer <token>).")
+UNAVAILABLE = _error("No ledger/experiment configured, or the ledger is unreachable.")
+FORBIDDEN = _error(
     "Model management refused: switched off (server.model_management: off), or no admin token "
     "is configured (auth.token / auth.token_env)."
 )
-_MANAGEMENT_UNAVAILABLE = _error(
+MANAGEMENT_UNAVAILABLE = _error(
     "The model is not ready, or the ledger could not record the admin action (nothing changed)."
 )
-_BEARER = [{"bearerAuth": []}]
+
+# -- inference -----------------------------------------------------------------------------------
+_BINARY = {"type": "string", "format": "binary"}
+INFER_BODY = Body({JSON: _ref("InferenceRequest"), OCTET: _BINARY}, required=True)
+INFER_OK = Response(
+    "Scores; binary outputs follow the JSON header when requested (header "
+    "Inference-Header-Content-Length).",
+    {JSON: _ref("InferenceResponse"), OCTET: _BINARY},
+    {
+        "Inference-Header-Content-Length": {
+            "schema": {"type": "integer"},
+            "description": "Present when binary outputs follow.",
+        },
+        "X-Seldon-Route": {
+            "schema": {"type": "string"},
+            "description": "With an experiment or ledger configured: the model that answered, "
+            "`:fraud-v2-candidate_1:`.",
+        },
+    },
+)
+UNLOAD_BODY = json_body(
+    {
+        "type": "object",
+        "properties": {
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "actor": {"type": "string", "maxLength": 100},
+                    "unload_dependents": {"type": "boolean"},
+                },
+                "additionalProperties": False,
+            }
+        },
+    },
+    required=False,
+)
+METRICS_OK = Response("Prometheus text exposition format.", {"text/plain": {"type": "string"}})
 
 
 def _schemas() -> dict[str, Any]:
@@ -378,289 +441,51 @@ def _schemas() -> dict[str, Any]:
     }
 
 
-def _model_operations(prefix: str, params: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
-    tag = ["models"]
+def _response(response: Response) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": response.description}
+    if response.headers:
+        out["headers"] = {name: dict(header) for name, header in response.headers.items()}
+    if response.content:
+        out["content"] = {kind: {"schema": s} for kind, s in response.content.items()}
+    return out
+
+
+def _parameter(param: Param) -> dict[str, Any]:
     return {
-        f"{prefix}": {
-            "get": {
-                "operationId": f"modelMetadata{suffix}",
-                "summary": "Model metadata (inputs, outputs, threshold, runtime, MLflow version)",
-                "tags": tag,
-                "parameters": params,
-                "responses": {
-                    "200": _json(_ref("ModelMetadata"), "Model metadata."),
-                    "404": _NOT_FOUND,
-                    "503": _NOT_READY,
-                },
-            }
-        },
-        f"{prefix}/ready": {
-            "get": {
-                "operationId": f"modelReady{suffix}",
-                "summary": "Model readiness",
-                "tags": tag,
-                "parameters": params,
-                "responses": {
-                    "200": _json(_ref("Ready"), "The model is ready."),
-                    "404": _NOT_FOUND,
-                    "503": _NOT_READY,
-                },
-            }
-        },
-        f"{prefix}/infer": {
-            "post": {
-                "operationId": f"modelInfer{suffix}",
-                "summary": "Score transactions (Open Inference Protocol V2)",
-                "tags": tag,
-                "parameters": [
-                    *params,
-                    {
-                        "name": "Inference-Header-Content-Length",
-                        "in": "header",
-                        "required": False,
-                        "description": "Triton binary extension: length of the JSON header "
-                        "that precedes the binary tensor data.",
-                        "schema": {"type": "integer", "minimum": 0},
-                    },
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": _ref("InferenceRequest")},
-                        "application/octet-stream": {
-                            "schema": {"type": "string", "format": "binary"}
-                        },
-                    },
-                },
-                "responses": {
-                    "200": {
-                        "description": "Scores; binary outputs follow the JSON header when "
-                        "requested (header Inference-Header-Content-Length).",
-                        "headers": {
-                            "Inference-Header-Content-Length": {
-                                "schema": {"type": "integer"},
-                                "description": "Present when binary outputs follow.",
-                            },
-                            "X-Seldon-Route": {
-                                "schema": {"type": "string"},
-                                "description": "With an experiment or ledger configured: the "
-                                "model that answered, `:fraud-v2-candidate_1:`.",
-                            },
-                        },
-                        "content": {
-                            "application/json": {"schema": _ref("InferenceResponse")},
-                            "application/octet-stream": {
-                                "schema": {"type": "string", "format": "binary"}
-                            },
-                        },
-                    },
-                    "400": _BAD,
-                    "401": _UNAUTHORIZED,
-                    "404": _NOT_FOUND,
-                    "413": _TOO_LARGE,
-                    "503": _NOT_READY,
-                },
-            }
-        },
+        "name": param.name,
+        "in": param.where,
+        "required": param.required,
+        "description": param.description,
+        "schema": dict(param.schema),
     }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.0.3 description of every route the REST app serves."""
-    paths: dict[str, Any] = {
-        "/v2/health/live": {
-            "get": {
-                "operationId": "serverLive",
-                "summary": "Server liveness",
-                "tags": ["health"],
-                "responses": {"200": _json(_ref("Live"), "The server is live.")},
-            }
-        },
-        "/v2/health/ready": {
-            "get": {
-                "operationId": "serverReady",
-                "summary": "Server readiness (models loaded)",
-                "tags": ["health"],
-                "responses": {
-                    "200": _json(_ref("Ready"), "The server is ready."),
-                    "503": _NOT_READY,
-                },
-            }
-        },
-        "/v2": {
-            "get": {
-                "operationId": "serverMetadata",
-                "summary": "Server metadata",
-                "tags": ["health"],
-                "responses": {"200": _json(_ref("ServerMetadata"), "Server metadata.")},
-            }
-        },
+def _operation(route: Route[Any]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "tags": list(route.tags),
     }
-    paths.update(_model_operations("/v2/models/{name}", [_NAME], ""))
-    paths.update(
-        _model_operations("/v2/models/{name}/versions/{version}", [_NAME, _VERSION], "Version")
-    )
-    paths["/v2/repository/index"] = {
-        "post": {
-            "operationId": "repositoryIndex",
-            "summary": "List the models the server knows and their state",
-            "tags": ["repository"],
-            "requestBody": {
-                "required": False,
-                "content": {"application/json": {"schema": _ref("RepositoryIndexRequest")}},
-            },
-            "responses": {
-                "200": _json(_ref("RepositoryIndexResponse"), "The model index."),
-                "400": _BAD,
-                "413": _TOO_LARGE,
-            },
+    if route.admin:
+        operation["security"] = [{"bearerAuth": []}]
+    if route.parameters:
+        operation["parameters"] = [_parameter(p) for p in route.parameters]
+    if route.body is not None:
+        operation["requestBody"] = {
+            "required": route.body.required,
+            "content": {kind: {"schema": s} for kind, s in route.body.content.items()},
         }
+    operation["responses"] = {
+        str(status): _response(response) for status, response in sorted(route.responses.items())
     }
-    paths["/v2/repository/models/{name}/load"] = {
-        "post": {
-            "operationId": "repositoryModelLoad",
-            "summary": "Load (or reload, as the next serving version) a model",
-            "tags": ["repository"],
-            "security": _BEARER,
-            "parameters": [_NAME],
-            "requestBody": {
-                "required": False,
-                "content": {"application/json": {"schema": _ref("RepositoryLoadRequest")}},
-            },
-            "responses": {
-                "200": _json(_ref("RepositoryLoadResponse"), "The model is loaded."),
-                "400": _BAD,
-                "401": _UNAUTHORIZED,
-                "403": _FORBIDDEN,
-                "404": _NOT_FOUND,
-                "413": _TOO_LARGE,
-                "503": _MANAGEMENT_UNAVAILABLE,
-            },
-        }
-    }
-    paths["/v2/repository/models/{name}/unload"] = {
-        "post": {
-            "operationId": "repositoryModelUnload",
-            "summary": "Unload a model (it answers 503 until loaded again)",
-            "tags": ["repository"],
-            "security": _BEARER,
-            "parameters": [_NAME],
-            "requestBody": {
-                "required": False,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "parameters": {
-                                    "type": "object",
-                                    "properties": {
-                                        "actor": {"type": "string", "maxLength": 100},
-                                        "unload_dependents": {"type": "boolean"},
-                                    },
-                                    "additionalProperties": False,
-                                }
-                            },
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "200": _json(_ref("RepositoryUnloadResponse"), "The model is unloaded."),
-                "400": _BAD,
-                "401": _UNAUTHORIZED,
-                "403": _FORBIDDEN,
-                "404": _NOT_FOUND,
-                "413": _TOO_LARGE,
-                "503": _MANAGEMENT_UNAVAILABLE,
-            },
-        }
-    }
-    experiment_name = {
-        "name": "name",
-        "in": "path",
-        "required": True,
-        "description": "Experiment name, e.g. `fraud-detection-ab-test`.",
-        "schema": {"type": "string", "minLength": 1},
-    }
-    paths["/feedback"] = {
-        "post": {
-            "operationId": "feedback",
-            "summary": "Labels that arrive later (idempotent; changed labels are audited)",
-            "tags": ["experiment"],
-            "security": _BEARER,
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": _ref("FeedbackRequest")}},
-            },
-            "responses": {
-                "200": _json(_ref("FeedbackResponse"), "Good rows stored; bad rows listed."),
-                "400": _BAD,
-                "401": _UNAUTHORIZED,
-                "413": _TOO_LARGE,
-                "503": _UNAVAILABLE,
-            },
-        }
-    }
-    paths["/admin/experiments/{name}"] = {
-        "get": {
-            "operationId": "experiment",
-            "summary": "The experiment's spec, weight generation and weight-change history",
-            "tags": ["experiment"],
-            "security": _BEARER,
-            "parameters": [experiment_name],
-            "responses": {
-                "200": _json(_ref("Experiment"), "The experiment."),
-                "401": _UNAUTHORIZED,
-                "404": _error("Unknown experiment."),
-                "503": _UNAVAILABLE,
-            },
-        }
-    }
-    paths["/admin/experiments/{name}/weights"] = {
-        "put": {
-            "operationId": "setExperimentWeights",
-            "summary": "Change the split live (next request); recorded with time and actor",
-            "tags": ["experiment"],
-            "security": _BEARER,
-            "parameters": [experiment_name],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": _ref("WeightsRequest")}},
-            },
-            "responses": {
-                "200": _json(_ref("WeightChange"), "The change, in force."),
-                "400": _BAD,
-                "401": _UNAUTHORIZED,
-                "404": _error("Unknown experiment."),
-                "413": _TOO_LARGE,
-                "503": _UNAVAILABLE,
-            },
-        }
-    }
-    paths["/metrics"] = {
-        "get": {
-            "operationId": "metrics",
-            "summary": "Prometheus metrics",
-            "tags": ["operations"],
-            "responses": {
-                "200": {
-                    "description": "Prometheus text exposition format.",
-                    "content": {"text/plain": {"schema": {"type": "string"}}},
-                }
-            },
-        }
-    }
-    paths["/openapi.json"] = {
-        "get": {
-            "operationId": "openapi",
-            "summary": "This document",
-            "tags": ["operations"],
-            "responses": {
-                "200": _json({"type": "object"}, "The OpenAPI document."),
-            },
-        }
-    }
+    return operation
+
+
+def openapi_document(routes: Sequence[Route[Any]]) -> dict[str, Any]:
+    """The OpenAPI 3.0.3 description of `routes` (paths in table order)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.0.3",
         "info": {
