@@ -355,7 +355,7 @@ def test_weight_changes_are_recorded_in_order(store) -> None:  # type: ignore[no
     )
     store.record_weight_change("other", {"a": 1}, "ops", 1.5)
     history = store.weight_history("exp")
-    assert [(w.actor, w.at, w.weights["fraud-v2-candidate"]) for w in history] == [
+    assert [(w.actor, w.at, w.new["fraud-v2-candidate"]) for w in history] == [
         ("ops", 1.0, 20.0),
         ("ana", 2.0, 50.0),
     ]
