@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from itertools import repeat
 from typing import Any, Literal, TypeAlias, TypeVar
 
+import orjson
+
 # the ledger produces the analysis' sufficient statistics; one type for both
 from fraudgate.analysis.counts import ConfusionCounts  # noqa: F401
 from fraudgate.protocol.limits import MAX_QUOTED_CHARS, preview
@@ -73,6 +75,23 @@ class MirrorModel:
     tracking_uri: str
     runtime: str
     threshold: float
+    # its journal object, serialised once: a server journals the same model every tick
+    _json: orjson.Fragment = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        data = {
+            "name": self.name,
+            "version": self.version,
+            "uri": self.uri,
+            "tracking_uri": self.tracking_uri,
+            "runtime": self.runtime,
+            "threshold": self.threshold,
+        }
+        object.__setattr__(self, "_json", orjson.Fragment(orjson.dumps(data)))
+
+    def to_json(self) -> orjson.Fragment:
+        """The model's journal object (pre-serialised JSON that orjson embeds as is)."""
+        return self._json
 
     @classmethod
     def from_json(cls, data: object) -> MirrorModel:
@@ -114,6 +133,15 @@ class MirrorEntry:
     def copies(self, n: int) -> int:
         """How many copies this entry holds in a batch of ``n`` rows."""
         return n if self.rows is None else len(self.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry's journal object: ``{"model": {...}, "rows", "n_features", "x"}``."""
+        return {
+            "model": self.model.to_json(),
+            "rows": self.rows,
+            "n_features": self.n_features,
+            "x": self.x,
+        }
 
     @classmethod
     def from_json(cls, data: object) -> MirrorEntry:
@@ -185,7 +213,7 @@ class DecisionBatch:
 
     def to_json(self) -> dict[str, Any]:
         """The batch's journal object: ``{"n": rows, field: column, ..., "mirror": [entries]}``
-        (``"mirror"`` only when there are entries); orjson serialises the entries natively."""
+        (``"mirror"`` only when there are entries)."""
         data: dict[str, Any] = {
             "n": self.n,
             "request_id": self.request_id,
@@ -204,7 +232,7 @@ class DecisionBatch:
             "routing_key_hash": self.routing_key_hash,
         }
         if self.mirror:
-            data[MIRROR_KEY] = self.mirror
+            data[MIRROR_KEY] = [entry.to_json() for entry in self.mirror]
         return data
 
     @classmethod
