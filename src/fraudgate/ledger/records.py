@@ -1,4 +1,8 @@
-"""What the ledger stores and returns: plain frozen dataclasses, no database types.
+"""What the ledger stores and returns: plain dataclasses, no database types.
+
+One per-row decision record, `Decision`; the server, the journal, the writer and the store move
+decisions in columns, `DecisionBatch` (one per model per loop tick: no object per row), whose
+journal object (`DecisionBatch.to_json` / `from_json`) is the journal's line format.
 
 Times are UTC epoch seconds (floats) everywhere, so records compare and serialise trivially and
 SQLite and PostgreSQL store them identically (double precision).
@@ -55,10 +59,10 @@ class Decision:
 DECISION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Decision))
 MIRROR_KEY = "mirror"  # a batch's mirror entries, in its journal object
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 # A column of a `DecisionBatch`: one value per row (a list or tuple of n), or one value shared by
 # every row of the batch (the model, the role, the decision time).
-Column: TypeAlias = list[T] | tuple[T, ...] | T
+Column: TypeAlias = list[_T] | tuple[_T, ...] | _T
 
 
 @dataclass(frozen=True, slots=True)
