@@ -5,9 +5,10 @@
 
 The demo's experiment (80/20 by card, 100% shadow, SQLite ledger) is served from ``--workdir``
 (made by ``fraudgate demo``; without one, a small demo is built in bench/.scratch/replay with
-``--replay 0``) by one server with a fresh ledger for the benchmark. Client and server share the machine's cores, as
-they do in the demo. Each run replays the same ``--transactions`` transactions of the holdout
-window as fast as it can (no rate limit); scoring only is timed (labels are not sent). Modes:
+``--replay 0``) by one server with a fresh ledger for the benchmark. Client and server share
+the machine's cores, as they do in the demo. Each run replays the same ``--transactions``
+transactions of the holdout window as fast as it can (no rate limit); scoring only is timed
+(labels are not sent). Modes:
 
 * ``before (httpx, concurrency 16)``: what ``fraudgate replay`` did until now, one
   ``AsyncFraudgateClient.score`` (httpx) call per transaction, 16 in flight;

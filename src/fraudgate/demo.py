@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from fraudgate.config import load_config
+from fraudgate.replay import LabelDelays, ReplaySettings, run_replay, target_from_config
 from fraudgate.report.online import render_online
 from fraudgate.report.replay import render_summary
 from fraudgate.server_process import running_server
@@ -45,18 +48,28 @@ def online_outcomes(config_path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class DemoReplay:
+    """How the demo replays: days of traffic after the pattern emerged, and label arrival."""
+
+    transactions: int = 40_000  # at most this many, drawn from the replayed days
+    days: float = 7.0  # simulated days of traffic (from the start of the holdout window)
+    label_days: float = 14.0  # simulated days of label arrival after the last transaction
+    rate: float = 0.0  # requests per second; 0: as fast as the server answers
+    concurrency: int = 32
+    delays: LabelDelays = field(default_factory=LabelDelays)
+
+
 def serve_and_replay(
     config_path: Path,
     workdir: Path,
     *,
-    transactions: int,
-    rate: float,
+    plan: DemoReplay,
     seed: int,
     console: Console,
 ) -> dict[str, Any]:
-    """Serve the demo's experiment, replay `transactions` through it, deliver their labels."""
-    from fraudgate.replay import ReplaySettings, run_replay, target_from_config
-
+    """Serve the demo's experiment, replay `plan.days` of traffic through it with labels
+    arriving in simulated time, stop the server (the ledger is flushed), read the outcomes."""
     target = target_from_config(config_path)
     log = workdir / "server.log"
     with running_server(config_path, log, ready_timeout=300) as server:
@@ -65,13 +78,17 @@ def serve_and_replay(
         )
         settings = ReplaySettings(
             url=server.url,
-            transactions=transactions,
-            rate=rate,
+            transactions=plan.transactions,
+            rate=plan.rate if plan.rate > 0 else math.inf,
+            concurrency=plan.concurrency,
             seed=seed,
             workdir=workdir,
             token=target.token,
             model=target.model,
             routing_parameter=target.routing_parameter,
+            delays=plan.delays,
+            label_horizon_days=plan.label_days,
+            window_days=plan.days,
         )
         summary = run_replay(settings, console=console)
     render_summary(summary, console)

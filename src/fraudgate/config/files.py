@@ -19,8 +19,9 @@ from fraudgate.config.schema import (
 )
 
 
-def default_config_dict(tracking_uri: str) -> dict[str, Any]:
-    """The two-model config the demo serves: champion and challenger of ``fraud-detection``."""
+def default_config_dict(tracking_uri: str, *, aa: bool = False) -> dict[str, Any]:
+    """The two-model config the demo serves: champion and challenger of ``fraud-detection``
+    (with ``aa``, an A/A test: ``fraud-v2-candidate`` serves the champion too)."""
     batching = {"max_batch_size": DEFAULT_MAX_BATCH_SIZE, "max_wait_ms": DEFAULT_MAX_WAIT_MS}
     return {
         "registry": tracking_uri,
@@ -40,7 +41,7 @@ def default_config_dict(tracking_uri: str) -> dict[str, Any]:
             },
             {
                 "name": "fraud-v2-candidate",
-                "uri": "models:/fraud-detection@challenger",
+                "uri": f"models:/fraud-detection@{'champion' if aa else 'challenger'}",
                 "threshold": None,
                 "runtime": "auto",
                 "batching": dict(batching),
@@ -66,15 +67,18 @@ def demo_experiment_dict() -> dict[str, Any]:
     }
 
 
-def demo_config_dict(tracking_uri: str, workdir: Path, token: str | None = None) -> dict[str, Any]:
-    """`default_config_dict` plus the demo's experiment, a SQLite ledger in `workdir` and auth.
+def demo_config_dict(
+    tracking_uri: str, workdir: Path, token: str | None = None, *, aa: bool = False
+) -> dict[str, Any]:
+    """`default_config_dict` plus the demo's experiment, a SQLite ledger in `workdir` and auth
+    (``aa``: the same model in both arms).
 
     The admin/feedback token is ``token`` when given; else ``token_env: FRAUDGATE_ADMIN_TOKEN``
     when that variable is set; else a freshly generated random token written into the file.
     """
     import secrets
 
-    config = default_config_dict(tracking_uri)
+    config = default_config_dict(tracking_uri, aa=aa)
     config["experiment"] = demo_experiment_dict()
     config["ledger"] = {
         "url": f"sqlite:///{(Path(workdir) / 'ledger.db').resolve()}",
@@ -111,6 +115,7 @@ def write_default_config(
     *,
     experiment: bool = True,
     token: str | None = None,
+    aa: bool = False,
 ) -> Path:
     """Write the demo's config to `path` (validated by reading it back); return it.
 
@@ -120,7 +125,7 @@ def write_default_config(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if experiment:
-        data = demo_config_dict(tracking_uri, path.parent, token)
+        data = demo_config_dict(tracking_uri, path.parent, token, aa=aa)
         header = _HEADER + _DEMO_HEADER
     else:
         data = default_config_dict(tracking_uri)
