@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,18 @@ class DemoReplay:
     delays: LabelDelays = field(default_factory=LabelDelays)
 
 
+def drain_ledger(config_path: Path, console: Console) -> None:
+    """Ship what the stopped server's journal still holds (decisions, shadow scores) into the
+    ledger, so the evaluation sees every replayed transaction."""
+    command = [sys.executable, "-m", "fraudgate", "ledger", "ship", "--config", str(config_path)]
+    with console.status("shipping the rest of the decision journal into the ledger"):
+        done = subprocess.run(
+            [*command, "--once", "--nice", "0"], capture_output=True, text=True, check=False
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"fraudgate ledger ship --once failed:\n{done.stderr[-2000:]}")
+
+
 def serve_and_replay(
     config_path: Path,
     workdir: Path,
@@ -91,9 +105,93 @@ def serve_and_replay(
             window_days=plan.days,
         )
         summary = run_replay(settings, console=console)
+    drain_ledger(config_path, console)
     render_summary(summary, console)
     rows = online_outcomes(config_path)
     render_online(rows, console)
     online = {"replay": summary, "outcomes": rows}
     (workdir / "online.json").write_text(json.dumps(online, indent=2, default=str))
     return online
+
+
+@dataclass(frozen=True, slots=True)
+class DayOutcome:
+    """The evaluation as of the end of one simulated day of the demo's experiment."""
+
+    day: int
+    as_of: str  # ISO date-time (simulated)
+    outcome: str  # PROMOTE / CONTINUE / ROLLBACK / STOP
+    reason: str  # the first of the decision's reasons
+    expected_days: float | None
+
+
+def evaluate_daily(
+    config_path: Path, first_day: str, days: int, console: Console
+) -> tuple[list[DayOutcome], Any]:
+    """Evaluate the experiment as of the end of each simulated day (valid under daily looks:
+    the decision rule is sequential); print each day's outcome; return them and the last
+    `fraudgate.evaluation.Evaluation`."""
+    from datetime import UTC, datetime, timedelta
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from fraudgate.evaluation import evaluate
+    from fraudgate.ledger import open_ledger
+
+    config = load_config(config_path)
+    if config.ledger_config is None:
+        raise RuntimeError("the demo's config has no ledger: nothing to evaluate")
+    start = datetime.fromisoformat(first_day[:10]).replace(tzinfo=UTC)
+    outcomes: list[DayOutcome] = []
+    evaluation: Any = None
+    store = open_ledger(config.ledger_config.url)
+    progress = Progress(
+        TextColumn("[bold]evaluating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("simulated days"),
+        console=console,
+        transient=True,
+    )
+    try:
+        with progress:
+            task = progress.add_task("evaluating", total=days)
+            for day in range(1, days + 1):
+                as_of = start + timedelta(days=day)
+                evaluation = evaluate(config, store, as_of)
+                decision = evaluation.decision
+                outcome = DayOutcome(
+                    day=day,
+                    as_of=as_of.isoformat(),
+                    outcome=str(decision.outcome),
+                    reason=decision.reasons[0] if decision.reasons else "",
+                    expected_days=decision.expected_days_to_decision,
+                )
+                outcomes.append(outcome)
+                progress.console.print(render_day(outcome))
+                progress.update(task, advance=1)
+    finally:
+        store.close()
+    return outcomes, evaluation
+
+
+_COLOURS = {"PROMOTE": "green", "CONTINUE": "yellow", "ROLLBACK": "red", "STOP": "magenta"}
+
+
+def render_day(outcome: DayOutcome) -> str:
+    """One line per simulated day: date, outcome, reason."""
+    colour = _COLOURS.get(outcome.outcome, "white")
+    return (
+        f"day {outcome.day:>2} (as of {outcome.as_of[:10]}): "
+        f"[bold {colour}]{outcome.outcome:<8}[/] {outcome.reason}"
+    )
+
+
+def write_reports(evaluation: Any, outcomes: list[DayOutcome], workdir: Path) -> list[Path]:
+    """report.json and report.html of the last evaluation, plus the daily outcomes in
+    decisions.json."""
+    from dataclasses import asdict
+
+    daily = workdir / "decisions.json"
+    daily.write_text(json.dumps([asdict(o) for o in outcomes], indent=2))
+    return [daily]

@@ -52,8 +52,9 @@ import orjson
 import pandas as pd
 
 from fraudgate.client import AsyncFraudgateClient, FraudgateError
-from fraudgate.client.errors import ModelNotFound, error_from_http
+from fraudgate.client.errors import ConnectionFailed, ModelNotFound, error_from_http
 from fraudgate.client.http1 import Http1Pool
+from fraudgate.client.types import FeedbackResult
 from fraudgate.client.wire import (
     DECISION_OUTPUT,
     DEFAULT_MODEL,
@@ -329,13 +330,16 @@ class _Tally:
         return self.ok + sum(self.errors.values())
 
 
-def _client(settings: ReplaySettings) -> AsyncFraudgateClient:
+LABEL_TIMEOUT_S = 60.0  # a feedback batch waits for the ledger's commit, behind the shipper
+
+
+def _client(settings: ReplaySettings, timeout: float | None = None) -> AsyncFraudgateClient:
     return AsyncFraudgateClient(
         settings.url,
         protocol=settings.protocol,
         grpc_address=settings.grpc_address,
         token=settings.token,
-        timeout=settings.timeout,
+        timeout=max(settings.timeout, timeout or 0.0),
         model=settings.model,
         routing_parameter=settings.routing_parameter,
         max_connections=max(settings.concurrency, 1),
@@ -557,7 +561,7 @@ async def _send_due(
             return
         payload = [run.label_row(i) for i in rows]
         try:
-            result = await client.send_labels(payload, batch_size=size)
+            result = await _send_patiently(client, payload, size)
         except FraudgateError as exc:
             labels.error = f"{type(exc).__name__}: {exc}"
             for i in rows:  # back in the queue: they count as undelivered
@@ -581,6 +585,24 @@ async def _send_due(
                 float(labels.investigation[i] if alert else labels.chargeback[i])
             )
         progress(labels.sent)
+
+
+LABEL_ATTEMPTS = 3
+
+
+async def _send_patiently(
+    client: AsyncFraudgateClient, payload: list[dict[str, Any]], size: int
+) -> FeedbackResult:
+    """`send_labels`, tried again after a time-out or a dropped connection: a busy server may
+    be slow to commit, and labels are idempotent (a repeat counts as unchanged)."""
+    for attempt in range(1, LABEL_ATTEMPTS + 1):
+        try:
+            return await client.send_labels(payload, batch_size=size)
+        except ConnectionFailed:
+            if attempt == LABEL_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
 
 
 async def _label_feed(
@@ -662,7 +684,7 @@ async def replay_async(
         console=console,
         disable=not show_progress,
     )
-    async with _client(settings) as client:
+    async with _client(settings) as client, _client(settings, LABEL_TIMEOUT_S) as feedback:
         with progress:
             scoring = progress.add_task("scoring", total=run.n, info="")
             labelling = progress.add_task("labels", total=None, info="")
@@ -683,7 +705,7 @@ async def replay_async(
                 )
 
             stop = asyncio.Event()
-            feed = asyncio.create_task(_label_feed(run, client, stop, on_label))
+            feed = asyncio.create_task(_label_feed(run, feedback, stop, on_label))
             try:
                 elapsed = await _score_all(run, client, on_score)
             finally:
@@ -693,7 +715,7 @@ async def replay_async(
             if settings.label_horizon_days is not None and run.n:
                 horizon_ns = int(run.event_ns[-1] + settings.label_horizon_days * 86_400 * _NS)
             final = horizon_ns if horizon_ns is not None else np.iinfo(np.int64).max
-            await _send_due(run, client, final, on_label)
+            await _send_due(run, feedback, final, on_label)
             progress.update(labelling, total=run.labels.sent)
     tally = run.tally
     sent = run.n

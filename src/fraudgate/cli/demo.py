@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 from typing import Annotated
@@ -46,6 +47,14 @@ def demo(
             "--aa", help="A/A test: serve the champion in both arms (must not end in PROMOTE)."
         ),
     ] = False,
+    reuse_models: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-models",
+            help="Skip simulation and training when the work directory already holds them "
+            "(data/, offline.json, the registry): serve and evaluate the registered models again.",
+        ),
+    ] = False,
     seed: SeedOption = 7,
 ) -> None:
     """The whole loop on embedded defaults.
@@ -64,12 +73,16 @@ def demo(
     from fraudgate.report.progress import StepProgress
     from fraudgate.training.run import run_simulation, simulated_training_data
 
-    config = simulation_config(seed, days, tx_per_day, None)
-    with StepProgress(5, console) as steps:
-        sim = run_simulation(config, workdir / "data", steps)
-        training_data = simulated_training_data(sim, steps)
-        offline = train_and_compare(training_data, workdir, registry, seed, steps)
-    render_offline(offline, console)
+    trained = (workdir / "offline.json").is_file() and (workdir / "data").is_dir()
+    if reuse_models and trained:
+        console.print(f"reusing the simulation and the models registered in [bold]{workdir}[/]")
+    else:
+        config = simulation_config(seed, days, tx_per_day, None)
+        with StepProgress(5, console) as steps:
+            sim = run_simulation(config, workdir / "data", steps)
+            training_data = simulated_training_data(sim, steps)
+            offline = train_and_compare(training_data, workdir, registry, seed, steps)
+        render_offline(offline, console)
     config_path = write_default_config(
         workdir / "fraudgate.yaml", resolve_tracking_uri(registry, workdir), aa=aa
     )
@@ -85,8 +98,26 @@ def demo(
             plan = DemoReplay(
                 transactions=replay, days=replay_days, label_days=label_days, rate=rate
             )
-            serve_and_replay(config_path, workdir, plan=plan, seed=seed, console=console)
+            online = serve_and_replay(config_path, workdir, plan=plan, seed=seed, console=console)
         except RuntimeError as exc:
             raise fail(str(exc)) from None
         console.print(f"wrote [bold]{workdir / 'online.json'}[/] and {workdir / 'replay.json'}")
+        days = math.ceil(replay_days + label_days)
+        decide_and_report(config_path, workdir, online["replay"]["window"]["from"], days)
     console.print(f"serve both models yourself: [bold]fraudgate serve --config {config_path}[/]")
+
+
+def decide_and_report(config_path: Path, workdir: Path, first_day: str, days: int) -> None:
+    """Evaluate once per simulated day, print each outcome, end with the decision and write
+    report.json / report.html."""
+    from fraudgate.demo import evaluate_daily, write_reports
+
+    console.rule("Daily evaluation (simulated days, sequential decision rule)")
+    outcomes, evaluation = evaluate_daily(config_path, first_day, days, console)
+    final = outcomes[-1]
+    colour = {"PROMOTE": "green", "ROLLBACK": "red"}.get(final.outcome, "yellow")
+    console.print(f"decision after {final.day} simulated days: [bold {colour}]{final.outcome}[/]")
+    for reason in evaluation.decision.reasons:
+        console.print(f"  - {reason}")
+    paths = write_reports(evaluation, outcomes, workdir)
+    console.print("wrote " + ", ".join(f"[bold]{p}[/]" for p in paths))
