@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,12 @@ from fraudgate.ledger.records import (
     AdminAction,
     ConfusionCounts,
     Decision,
-    DecisionRow,
+    DecisionBatch,
     Label,
     LabelChange,
     LabelResult,
     ModelOutcome,
     WeightChange,
-    decision_row,
 )
 from fraudgate.ledger.schema import (
     LATEST_VERSION,
@@ -311,11 +310,11 @@ class LedgerStore:
 
     def record_decisions(self, batch: Iterable[Decision]) -> int:
         """Insert decisions in one transaction; returns how many. Durable when this returns."""
-        rows = [decision_row(d) for d in batch]
-        if rows:
+        decisions = list(batch)
+        if decisions:
             with self.decision_sink() as sink:
-                sink.write(rows)
-        return len(rows)
+                sink.write([DecisionBatch.of(decisions)])
+        return len(decisions)
 
     @contextmanager
     def decision_sink(self) -> Iterator[DecisionSink]:
@@ -614,18 +613,36 @@ class LedgerStore:
             clean[str(name)] = value
         when = time.time() if at is None else _epoch(at)
         assert when is not None
+        table = weight_changes.c
         with self._write() as conn:
-            conn.execute(
+            inserted = conn.execute(
                 sa.insert(weight_changes).values(
                     experiment=experiment,
                     weights_json=json.dumps(clean, sort_keys=True),
                     actor=actor,
                     changed_at=when,
                 )
-            )
-        return WeightChange(experiment=experiment, weights=clean, actor=actor, at=when)
+            ).inserted_primary_key
+            assert inserted is not None
+            inserted_id = inserted[0]
+            before = conn.execute(  # the change before it in `weight_history` order
+                sa.select(table.weights_json)
+                .where(
+                    table.experiment == experiment,
+                    sa.or_(
+                        table.changed_at < when,
+                        sa.and_(table.changed_at == when, table.id < inserted_id),
+                    ),
+                )
+                .order_by(table.changed_at.desc(), table.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+        old = {} if before is None else json.loads(before)
+        return WeightChange(experiment=experiment, at=when, actor=actor, old=old, new=clean)
 
     def weight_history(self, experiment: str) -> list[WeightChange]:
+        """The experiment's recorded weight changes, oldest first (``old``: the previous
+        change's weights; ``generation`` unknown: None)."""
         query = (
             sa.select(weight_changes)
             .where(weight_changes.c.experiment == experiment)
@@ -633,15 +650,21 @@ class LedgerStore:
         )
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [
-            WeightChange(
-                experiment=row.experiment,
-                weights=json.loads(row.weights_json),
-                actor=row.actor,
-                at=float(row.changed_at),
+        history: list[WeightChange] = []
+        old: dict[str, float] = {}
+        for row in rows:
+            new = json.loads(row.weights_json)
+            history.append(
+                WeightChange(
+                    experiment=row.experiment,
+                    at=float(row.changed_at),
+                    actor=row.actor,
+                    old=old,
+                    new=new,
+                )
             )
-            for row in rows
-        ]
+            old = new
+        return history
 
     # -- model-management audit -------------------------------------------------------------
 
@@ -697,10 +720,34 @@ _UPSERT_OFFSET = (
 )
 
 
-class DecisionSink:
-    """Inserts decision rows on one DBAPI connection it keeps: the group-commit writer's hot path.
+# A decision as the DBAPI inserts it: its values in DECISION_FIELDS order (private to the store).
+_Row = tuple[Any, ...]
 
-    Plain DBAPI calls with tuples (no per-row SQLAlchemy processing); the rows are durable when
+
+def _value_rows(batches: Sequence[DecisionBatch]) -> list[_Row]:
+    """The value tuples of the batches' rows (a shared value repeated on every row)."""
+    rows: list[_Row] = []
+    for batch in batches:
+        n = batch.n
+        columns = [v if isinstance(v, list | tuple) else repeat(v, n) for v in batch.columns()]
+        try:
+            rows.extend(zip(*columns, strict=True))
+        except ValueError:
+            for name, column in zip(DECISION_FIELDS, columns, strict=True):
+                if isinstance(column, list | tuple) and len(column) != n:
+                    raise ValueError(
+                        f"batch.{name}: expected {n} values, received {len(column)}"
+                    ) from None
+            raise
+    return rows
+
+
+class DecisionSink:
+    """Inserts decision batches on one DBAPI connection it keeps: the group-commit writer's and
+    the journal shipper's hot path.
+
+    Plain DBAPI calls with one value tuple per row, made here from the batches' columns (no
+    per-row SQLAlchemy processing, no object per row); the rows are durable when
     :meth:`write` returns. On SQLite a write is ONE multi-row ``INSERT ... VALUES (...), (...)``
     statement per chunk of ``SQLITE_ROWS_PER_STATEMENT`` rows: a single ``sqlite3_step``, so the
     writer thread gives up and retakes the GIL once per chunk instead of once per row (on a busy
@@ -726,13 +773,15 @@ class DecisionSink:
 
     def write(
         self,
-        rows: Sequence[DecisionRow],
+        batches: Sequence[DecisionBatch],
         shipped: tuple[str, int] | None = None,
         marks: Sequence[tuple[str, int]] = (),
     ) -> None:
-        """Insert ``rows``; with ``shipped`` (journal segment, byte offset) also record that
-        offset, and ``marks`` (more such pairs: quarantine markers), in the same transaction
-        (see `fraudgate.ledger.journal` and `fraudgate.ledger.quarantine`)."""
+        """Insert the decisions of ``batches``; with ``shipped`` (journal segment, byte offset)
+        also record that offset, and ``marks`` (more such pairs: quarantine markers), in the
+        same transaction (see `fraudgate.ledger.journal` and `fraudgate.ledger.quarantine`).
+        ValueError if a batch's column does not hold one value per row."""
+        rows = _value_rows(batches)
         if marks:
             offsets = [*marks] if shipped is None else [shipped, *marks]
         else:
@@ -752,7 +801,7 @@ class DecisionSink:
             self._discard()
             raise
 
-    def _write_sqlite(self, rows: Sequence[DecisionRow], offsets: list[tuple[str, int]]) -> None:
+    def _write_sqlite(self, rows: Sequence[_Row], offsets: list[tuple[str, int]]) -> None:
         cursor = self._raw.cursor()
         step = SQLITE_ROWS_PER_STATEMENT
         try:
@@ -779,9 +828,7 @@ class DecisionSink:
             )
         return sql
 
-    def _write_postgresql(
-        self, rows: Sequence[DecisionRow], offsets: list[tuple[str, int]]
-    ) -> None:
+    def _write_postgresql(self, rows: Sequence[_Row], offsets: list[tuple[str, int]]) -> None:
         cursor = self._raw.cursor()
         try:
             if rows:
