@@ -27,7 +27,9 @@ class Decision:
 
     ``role`` is ``"served"`` for the model whose answer went back to the caller and ``"mirror"``
     for a shadow model that scored a copy of the request. ``routing_key_hash`` is a hash of the
-    card/customer id the router used (never the raw key).
+    card/customer id the router used (never the raw key). ``event_time`` is when the transaction
+    happened (the analysis' clock: label maturity and days count from it); None means the
+    decision time (the store records ``decided_at`` then).
     """
 
     request_id: str
@@ -44,6 +46,7 @@ class Decision:
     latency_ms: float
     amount: float | None = None
     routing_key_hash: str | None = None
+    event_time: float | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -51,6 +54,8 @@ class Decision:
 
 
 DECISION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Decision))
+# Fields a journal line may lack (written before they existed): read as None.
+OPTIONAL_JOURNAL_FIELDS: tuple[str, ...] = ("event_time",)
 MIRROR_KEY = "mirror"  # a batch's mirror entries, in its journal object
 
 T = TypeVar("T")
@@ -143,6 +148,9 @@ class DecisionBatch:
     value shared by every row. Columns cost the hot path a list append per value instead of an
     object per row. ``mirror``: the features of the rows copied to mirror models, for the
     shipper to score (served batches journaled with ``acknowledge: journal`` only).
+    ``event_time``: the transactions' event times (the request parameter ``event_time``);
+    None (or a None row) means the decision time, so a journal line without it reads as
+    ``decided_at``.
     """
 
     n: int
@@ -160,6 +168,7 @@ class DecisionBatch:
     latency_ms: Column[float]
     amount: Column[float | None] = None
     routing_key_hash: Column[str | None] = None
+    event_time: Column[float | None] = None
     mirror: Sequence[MirrorEntry] = ()
 
     @classmethod
@@ -167,7 +176,10 @@ class DecisionBatch:
         """The batch of ``decisions`` (every field a tuple of one value per decision)."""
         if not decisions:
             return cls(0, *([()] * len(DECISION_FIELDS)))
-        return cls(len(decisions), *zip(*map(_decision_fields, decisions), strict=True))
+        batch = cls(len(decisions), *zip(*map(_decision_fields, decisions), strict=True))
+        if all(e is None for e in batch.event_time):  # type: ignore[union-attr]
+            batch.event_time = None  # the decision time (and the journal line stays as it was)
+        return batch
 
     def columns(self) -> tuple[Any, ...]:
         """The decision fields' columns, in DECISION_FIELDS order."""
@@ -203,6 +215,8 @@ class DecisionBatch:
             "amount": self.amount,
             "routing_key_hash": self.routing_key_hash,
         }
+        if self.event_time is not None:  # absent = the decision time (older lines lack it)
+            data["event_time"] = self.event_time
         if self.mirror:
             data[MIRROR_KEY] = self.mirror
         return data
@@ -225,6 +239,9 @@ class DecisionBatch:
         columns: list[Any] = []
         for name in DECISION_FIELDS:
             if name not in data:
+                if name in OPTIONAL_JOURNAL_FIELDS:
+                    columns.append(None)
+                    continue
                 raise ValueError(f"batch.{name}: missing")
             value = data[name]
             if isinstance(value, list | tuple) and len(value) != n:
@@ -251,14 +268,35 @@ _decision_fields: Callable[[Decision | DecisionBatch], tuple[Any, ...]] = operat
 )
 
 
+LABEL_SOURCES: tuple[str, ...] = ("investigation", "chargeback", "manual")
+DEFAULT_LABEL_SOURCE = "manual"
+
+
 @dataclass(frozen=True, slots=True)
 class Label:
-    """The truth about one transaction, known days later (chargeback, investigation)."""
+    """The truth about one transaction, known days later.
+
+    ``label_time`` is when the label became known (``known_at``: the analysis as of T counts
+    only labels with ``label_time <= T``); ``source`` says how: ``investigation`` (an alert
+    was checked), ``chargeback`` (a missed fraud came back) or ``manual``.
+    """
 
     transaction_id: str
     is_fraud: bool
     label_time: float
     amount: float | None = None
+    source: str = DEFAULT_LABEL_SOURCE
+
+    def __post_init__(self) -> None:
+        if self.source not in LABEL_SOURCES:
+            raise ValueError(
+                f"Label.source: expected one of {LABEL_SOURCES}, received {self.source!r}"
+            )
+
+    @property
+    def known_at(self) -> float:
+        """When the label became known (epoch seconds): ``label_time``."""
+        return self.label_time
 
 
 @dataclass(frozen=True, slots=True)

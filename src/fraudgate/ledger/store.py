@@ -74,7 +74,7 @@ _LABEL_LOCK = 0x66676C_0002
 _IN_CHUNK = 500  # ids per IN (...) list
 # A 32 MiB SQLite page cache per connection (the decisions' indexes stay in memory).
 _SQLITE_CACHE_KIB = 32 * 1024
-# decision rows per multi-row INSERT statement (x 14 columns = bound parameters, well within
+# decision rows per multi-row INSERT statement (x 15 columns = bound parameters, well within
 # SQLite's limit of 32766); see DecisionSink
 SQLITE_ROWS_PER_STATEMENT = 500
 
@@ -201,6 +201,7 @@ def _label_from(row: sa.Row) -> Label:
         is_fraud=bool(row.is_fraud),
         label_time=float(row.label_time),
         amount=None if row.amount is None else float(row.amount),
+        source=row.source,
     )
 
 
@@ -221,7 +222,13 @@ def _decision_from(row: sa.Row) -> Decision:
         latency_ms=float(m["latency_ms"]),
         amount=None if m["amount"] is None else float(m["amount"]),
         routing_key_hash=m["routing_key_hash"],
+        event_time=_event_time(m["event_time"], m["decided_at"]),
     )
+
+
+def _event_time(event_time: float | None, decided_at: float) -> float | None:
+    """A stored event time as the record has it: None when it is the decision time."""
+    return None if event_time is None or event_time == decided_at else float(event_time)
 
 
 class LedgerStore:
@@ -358,7 +365,7 @@ class LedgerStore:
     ) -> LabelResult:
         """Store labels idempotently.
 
-        A label identical to the stored one (same is_fraud, label_time and amount) is
+        A label identical to the stored one (same is_fraud, label_time, amount and source) is
         ``unchanged``; a different one replaces it and the old and new values go to the audit
         table with ``actor`` and the time. Labels for transactions that have no decision yet are
         stored anyway (labels may arrive before a replica's decisions are flushed, and the join
@@ -412,6 +419,7 @@ class LedgerStore:
                     "is_fraud": label.is_fraud,
                     "label_time": label.label_time,
                     "amount": label.amount,
+                    "source": label.source,
                     "received_at": now,
                     "updated_at": now,
                     "actor": actor,
@@ -425,6 +433,7 @@ class LedgerStore:
                     "is_fraud": label.is_fraud,
                     "label_time": label.label_time,
                     "amount": label.amount,
+                    "source": label.source,
                     "updated_at": now,
                     "actor": actor,
                 }
@@ -441,6 +450,7 @@ class LedgerStore:
                         is_fraud=sa.bindparam("is_fraud"),
                         label_time=sa.bindparam("label_time"),
                         amount=sa.bindparam("amount"),
+                        source=sa.bindparam("source"),
                         updated_at=sa.bindparam("updated_at"),
                         actor=sa.bindparam("actor"),
                     ),
@@ -724,12 +734,27 @@ _UPSERT_OFFSET = (
 _Row = tuple[Any, ...]
 
 
+_EVENT_TIME = DECISION_FIELDS.index("event_time")
+_DECIDED_AT = DECISION_FIELDS.index("decided_at")
+
+
 def _value_rows(batches: Sequence[DecisionBatch]) -> list[_Row]:
-    """The value tuples of the batches' rows (a shared value repeated on every row)."""
+    """The value tuples of the batches' rows (a shared value repeated on every row); a missing
+    event time is the decision time."""
     rows: list[_Row] = []
     for batch in batches:
         n = batch.n
-        columns = [v if isinstance(v, list | tuple) else repeat(v, n) for v in batch.columns()]
+        values = list(batch.columns())
+        event, decided = values[_EVENT_TIME], values[_DECIDED_AT]
+        if event is None:
+            values[_EVENT_TIME] = decided
+        elif isinstance(event, list | tuple) and None in event:
+            if isinstance(decided, list | tuple) and len(decided) == len(event):
+                pairs = zip(event, decided, strict=True)
+                values[_EVENT_TIME] = [d if e is None else e for e, d in pairs]
+            elif not isinstance(decided, list | tuple):
+                values[_EVENT_TIME] = [decided if e is None else e for e in event]
+        columns = [v if isinstance(v, list | tuple) else repeat(v, n) for v in values]
         try:
             rows.extend(zip(*columns, strict=True))
         except ValueError:
