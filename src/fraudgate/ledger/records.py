@@ -6,6 +6,7 @@ SQLite and PostgreSQL store them identically (double precision).
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -13,7 +14,7 @@ from itertools import repeat
 from typing import Any, Literal, TypeAlias, TypeVar
 
 # the ledger produces the analysis' sufficient statistics; one type for both
-from fraudgate.analysis.counts import ConfusionCounts  # noqa: F401
+from fraudgate.analysis.counts import ConfusionCounts, LatencyHistogram, PairedCounts
 from fraudgate.protocol.limits import MAX_QUOTED_CHARS, preview
 from fraudgate.weights import WeightChange  # noqa: F401  (one type, shared with experiments)
 
@@ -382,3 +383,124 @@ class RowError:
             "received": received,
             "message": str(self),
         }
+
+
+# -- the evaluation's counts (LedgerStore.experiment_counts): sums that add together ----------
+
+SECONDS_PER_DAY = 86_400.0
+
+
+def _merge_days(a: Sequence[Any], b: Sequence[Any]) -> tuple[Any, ...]:
+    """Per-day records of two windows or replicas, added where they share a day, by day."""
+    merged: dict[int, Any] = {row.day: row for row in a}
+    for row in b:
+        merged[row.day] = merged[row.day] + row if row.day in merged else row
+    return tuple(merged[day] for day in sorted(merged))
+
+
+@dataclass(frozen=True, slots=True)
+class DayCounts:
+    """One arm's confusion counts of the transactions whose event time falls on ``day``
+    (UTC days since the epoch: ``event_time // 86400``); ``unlabelled`` are the pending ones."""
+
+    day: int
+    counts: ConfusionCounts
+
+    def __add__(self, other: DayCounts) -> DayCounts:
+        if not isinstance(other, DayCounts) or other.day != self.day:
+            return NotImplemented
+        return DayCounts(self.day, self.counts + other.counts)
+
+
+@dataclass(frozen=True, slots=True)
+class PairedDay:
+    """The paired counts of the transactions whose event time falls on ``day``."""
+
+    day: int
+    counts: PairedCounts
+
+    def __add__(self, other: PairedDay) -> PairedDay:
+        if not isinstance(other, PairedDay) or other.day != self.day:
+            return NotImplemented
+        return PairedDay(self.day, self.counts + other.counts)
+
+
+@dataclass(frozen=True, slots=True)
+class ArmCounts:
+    """One arm's served decisions, counted in the database (see ``experiment_counts``).
+
+    ``counts``: one per transaction, labels as of T, unlabelled transactions older than the
+    maturity window counted as legitimate, younger ones ``unlabelled`` (pending). ``units``:
+    distinct randomisation units (routing key hashes; the SRM's sample): added across windows
+    it counts a unit once per window, so merge only disjoint replicas' or pass the whole
+    window. ``latency``: every served decision's latency. ``first_event`` / ``last_event``:
+    the window's event-time range (inf / -inf when empty).
+    """
+
+    arm: str
+    counts: ConfusionCounts = ConfusionCounts()
+    units: int = 0
+    latency: LatencyHistogram = LatencyHistogram()
+    by_day: tuple[DayCounts, ...] = ()
+    first_event: float = math.inf
+    last_event: float = -math.inf
+
+    def __add__(self, other: ArmCounts) -> ArmCounts:
+        if not isinstance(other, ArmCounts) or other.arm != self.arm:
+            return NotImplemented
+        return ArmCounts(
+            self.arm,
+            self.counts + other.counts,
+            self.units + other.units,
+            self.latency + other.latency,
+            _merge_days(self.by_day, other.by_day),
+            min(self.first_event, other.first_event),
+            max(self.last_event, other.last_event),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentCounts:
+    """Everything the evaluation reads from the ledger for one experiment, window and as-of T.
+
+    ``arms``: per arm (served decisions), by arm name. ``paired``: the transactions that both
+    ``champion`` (a) and ``challenger`` (b) scored, served or mirrored, split fraud / legit /
+    pending by the same rules as the arms; ``paired_by_day`` the same per event day. Adds
+    with ``+`` across windows and replicas of one experiment at one as-of time.
+    """
+
+    experiment: str
+    champion: str
+    challenger: str
+    as_of: float
+    maturity_s: float
+    arms: tuple[ArmCounts, ...] = ()
+    paired: PairedCounts = PairedCounts()
+    paired_by_day: tuple[PairedDay, ...] = ()
+
+    def arm(self, name: str) -> ArmCounts:
+        """The arm's counts (empty counts when it has no decisions in the window)."""
+        for arm in self.arms:
+            if arm.arm == name:
+                return arm
+        return ArmCounts(name)
+
+    def __add__(self, other: ExperimentCounts) -> ExperimentCounts:
+        if not isinstance(other, ExperimentCounts):
+            return NotImplemented
+        mine = (self.experiment, self.champion, self.challenger, self.as_of, self.maturity_s)
+        theirs = (other.experiment, other.champion, other.challenger, other.as_of)
+        if mine[:4] != theirs or self.maturity_s != other.maturity_s:
+            raise ValueError(
+                "ExperimentCounts: expected the same experiment, champion, challenger, as_of "
+                f"and maturity to add, received {mine} and {(*theirs, other.maturity_s)}"
+            )
+        arms = {arm.arm: arm for arm in self.arms}
+        for arm in other.arms:
+            arms[arm.arm] = arms[arm.arm] + arm if arm.arm in arms else arm
+        return ExperimentCounts(
+            *mine,
+            arms=tuple(arms[name] for name in sorted(arms)),
+            paired=self.paired + other.paired,
+            paired_by_day=_merge_days(self.paired_by_day, other.paired_by_day),
+        )
