@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from dataclasses import replace
 
 import pytest
 from scipy.stats import binomtest
@@ -33,17 +33,37 @@ def make_state(a: int, b: int, **extra: object) -> ExperimentState:
 def test_set_weights_takes_effect_for_the_next_request_and_is_recorded() -> None:
     state = make_state(100, 0)
     assert state.route("card-1").model == A
-    before = datetime.now(UTC)
+    before = time.time()
     change = state.set_weights({A: 0, B: 100}, actor="alice")
     assert state.route("card-1").model == B  # the very next request
     assert state.route("card-1").generation == 1 == change.generation == state.generation
     assert change.actor == "alice" and change.experiment == "fraud-detection-ab-test"
     assert change.old == {A: 100, B: 0} and change.new == {A: 0, B: 100}
-    assert before <= change.at <= datetime.now(UTC) and change.at.tzinfo is UTC
+    assert before <= change.at <= time.time()  # UTC epoch seconds
     assert state.spec.weights == {A: 0, B: 100}
     second = state.set_weights({A: 50, B: 50}, actor="ramp-bot")
     assert state.history == (change, second)
     assert second.old == change.new and second.generation == 2
+
+
+def test_a_change_is_the_one_weight_change_record_and_round_trips_its_view() -> None:
+    from fraudgate.ledger import WeightChange as LedgerWeightChange
+    from fraudgate.weights import WeightChange
+
+    state = make_state(80, 20)
+    change = state.set_weights({A: 0, B: 100}, actor="alice")
+    assert type(change) is WeightChange is LedgerWeightChange
+    view = change.to_json()
+    assert view["at"].endswith("Z") and view["generation"] == 1
+    assert (view["old"], view["new"]) == ({A: 80, B: 20}, {A: 0, B: 100})
+    assert "generation" not in change.to_json(with_generation=False)
+    back = WeightChange.from_json(view, change.experiment)
+    assert back.at == pytest.approx(change.at, abs=1e-6)  # the view keeps microseconds
+    assert replace(back, at=change.at) == change
+    with pytest.raises(ValueError, match="at: expected an ISO-8601 time"):
+        WeightChange.from_json({**view, "at": "yesterday"}, change.experiment)
+    with pytest.raises(ValueError, match="new: expected an object"):
+        WeightChange.from_json({**view, "new": [1, 2]}, change.experiment)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ import yaml
 from experiment_config import EXPERIMENT, TOKEN, V1, V2, write_config
 from load import payload
 
-from fraudgate.ledger import open_ledger, rows_batch
+from fraudgate.ledger import Decision, DecisionBatch, open_ledger
 from fraudgate.ledger.journal import Journal
 from fraudgate.protocol.grpc_gen import inference_pb2 as pb
 from fraudgate.protocol.grpc_gen import inference_pb2_grpc as pb_grpc
@@ -158,8 +158,8 @@ def test_quarantined_lines_are_counted_in_metrics(server, client, pg_module):
     journal_dir = yaml.safe_load(server.config_path.read_text())["ledger"].get("journal_dir")
     root = server.config_path.parent / (journal_dir or "ledger-journal")
     journal = Journal(root, ledger_id)
-    row = ("r" * 300, "t-q", 1.7e9, "exp", V1, "served", V1, "1", 0.5, 0.5, True, 0.1, None, None)
-    journal.append([rows_batch([row, row])])
+    row = Decision("r" * 300, "t-q", 1.7e9, "exp", V1, "served", V1, "1", 0.5, 0.5, True, 0.1)
+    journal.append([DecisionBatch.of([row, row])])
     journal.close()  # the server's shipper adopts it
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import time
 
-from fraudgate.ledger import rows_batch
+from fraudgate.ledger import Decision, DecisionBatch
 from fraudgate.ledger.journal import Journal, spawn_shipper
 
 
@@ -26,7 +26,7 @@ def main() -> None:
     i = 0
     while True:
         request_id = f"a{i}"
-        row = (
+        row = Decision(
             request_id,
             f"t{i}",
             time.time(),
@@ -42,7 +42,7 @@ def main() -> None:
             12.5,
             "ab",
         )
-        journal.append([rows_batch([row])])
+        journal.append([DecisionBatch.of([row])])
         out.write(request_id + "\n")
         out.flush()
         i += 1

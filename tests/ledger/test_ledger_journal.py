@@ -15,14 +15,14 @@ import pytest
 from typer.testing import CliRunner
 
 from fraudgate.cli import app
-from fraudgate.ledger import LedgerStore, open_ledger, rows_batch
+from fraudgate.ledger import Decision, DecisionBatch, LedgerStore, open_ledger
 from fraudgate.ledger.journal import LEDGER_ID_FILE, Journal, JournalShipper
 
 HERE = Path(__file__).parent
 
 
-def _row(i: int, role: str = "served") -> tuple:
-    return (
+def _row(i: int, role: str = "served") -> Decision:
+    return Decision(
         f"r{i}",
         f"t{i}",
         1.7e9 + i,
@@ -51,12 +51,12 @@ def test_ships_exactly_once_across_passes_and_rotations(store: LedgerStore, tmp_
     shipper = JournalShipper(store, tmp_path / "journal")
     try:
         for i in range(40):
-            journal.append([rows_batch([_row(i)])])
+            journal.append([DecisionBatch.of([_row(i)])])
         assert shipper.ship_once() == 40
         assert shipper.ship_once() == 0  # nothing twice
         segments = sorted(journal.directory.glob("*.jsonl"))
         assert len(segments) == 1, "sealed, shipped segments are deleted; the live one stays"
-        journal.append([rows_batch([_row(i) for i in range(40, 45)])])  # one line, 5 rows
+        journal.append([DecisionBatch.of([_row(i) for i in range(40, 45)])])  # one line, 5 rows
         assert shipper.ship_once() == 5
         journal.close()  # the owner is gone: the rest is sealed, shipped and cleaned up
         shipper.ship_once()
@@ -75,7 +75,7 @@ def test_a_torn_last_line_of_a_dead_writer_is_skipped_and_counted(tmp_path: Path
     store = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     journal = Journal(tmp_path / "journal", store.ledger_id())
     for i in range(3):
-        journal.append([rows_batch([_row(i)])])
+        journal.append([DecisionBatch.of([_row(i)])])
     segment = next(journal.directory.glob("*.jsonl"))
     shipper = JournalShipper(store, tmp_path / "journal")
     try:
@@ -114,10 +114,10 @@ def test_a_journal_whose_server_died_while_creating_it_is_removed(tmp_path: Path
 def test_a_corrupt_line_is_reported_and_the_rest_shipped(tmp_path: Path, caplog):
     store = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     journal = Journal(tmp_path / "journal", store.ledger_id())
-    journal.append([rows_batch([_row(0)])])
+    journal.append([DecisionBatch.of([_row(0)])])
     with next(journal.directory.glob("*.jsonl")).open("ab") as file:
         file.write(b'{"not": "rows"}\n')
-    journal.append([rows_batch([_row(1)])])
+    journal.append([DecisionBatch.of([_row(1)])])
     journal.close()
     shipper = JournalShipper(store, tmp_path / "journal")
     try:
@@ -134,8 +134,8 @@ def test_a_journal_of_another_ledger_is_left_alone(tmp_path: Path):
     assert ours.ledger_id() != theirs.ledger_id()
     root = tmp_path / "shared-journal"
     mine, other = Journal(root, ours.ledger_id()), Journal(root, theirs.ledger_id())
-    mine.append([rows_batch([_row(1)])])
-    other.append([rows_batch([_row(2)])])
+    mine.append([DecisionBatch.of([_row(1)])])
+    other.append([DecisionBatch.of([_row(2)])])
     mine.close()
     other.close()
     shippers = [JournalShipper(ours, root), JournalShipper(theirs, root)]
@@ -156,7 +156,7 @@ def test_two_shippers_never_share_an_instance(tmp_path: Path):
     store = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     journals = [Journal(tmp_path / "journal", store.ledger_id()) for _ in range(3)]
     for n, journal in enumerate(journals):
-        journal.append([rows_batch([_row(100 * n + i) for i in range(10)])])
+        journal.append([DecisionBatch.of([_row(100 * n + i) for i in range(10)])])
     first, second = (
         JournalShipper(store, tmp_path / "journal"),
         JournalShipper(store, tmp_path / "journal"),
@@ -164,7 +164,7 @@ def test_two_shippers_never_share_an_instance(tmp_path: Path):
     try:
         assert first.ship_once() == 30  # claims all three
         for n, journal in enumerate(journals):
-            journal.append([rows_batch([_row(100 * n + 50)])])
+            journal.append([DecisionBatch.of([_row(100 * n + 50)])])
         assert second.ship_once() == 0  # every instance is claimed by the first
         assert first.ship_once() == 3
         counts = _request_counts(store)
@@ -230,7 +230,7 @@ def test_ship_command_reports_and_validates(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     store = open_ledger(url)
     journal = Journal(tmp_path / "journal", store.ledger_id())
-    journal.append([rows_batch([_row(i) for i in range(7)])])
+    journal.append([DecisionBatch.of([_row(i) for i in range(7)])])
     journal.close()
     store.close()
     args = ["ledger", "ship", "--once", "--ledger", url, "--journal", str(tmp_path / "journal")]
@@ -278,7 +278,7 @@ def test_shipper_follows_its_parent_and_drains_when_it_is_gone(tmp_path: Path):
 def test_fsync_option_appends_the_same(tmp_path: Path, fsync: bool):
     store = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     journal = Journal(tmp_path / "journal", store.ledger_id(), fsync=fsync)
-    journal.append([rows_batch([_row(1)])])
+    journal.append([DecisionBatch.of([_row(1)])])
     segment, size = journal.position()
     assert size == (journal.root / segment).stat().st_size > 0
     assert os.path.basename(segment).endswith(".jsonl")
@@ -302,14 +302,14 @@ def test_a_deleted_journal_is_detected_and_its_unshipped_tail_recovered_exactly_
     shipper = JournalShipper(store, tmp_path / "journal")
     try:
         for i in range(10):
-            journal.append([rows_batch([_row(i)])])
+            journal.append([DecisionBatch.of([_row(i)])])
         assert shipper.ship_once() == 10  # the shipper now holds the instance's shipper lock
         for i in range(10, 25):  # acknowledged, never shipped
-            journal.append([rows_batch([_row(i)])])
+            journal.append([DecisionBatch.of([_row(i)])])
         old = journal.directory
         shutil.rmtree(tmp_path / "journal")
         with pytest.raises(JournalLost, match="was deleted"):
-            journal.append([rows_batch([_row(99)])])  # the append that finds it gone
+            journal.append([DecisionBatch.of([_row(99)])])  # the append that finds it gone
         assert journal.lost == 1 and journal.directory != old and journal.directory.is_dir()
         (orphan,) = journal.orphans
         busy = recover_orphan(store, orphan, wait_s=0.2)  # the shipper still holds the lock
@@ -319,7 +319,7 @@ def test_a_deleted_journal_is_detected_and_its_unshipped_tail_recovered_exactly_
         assert tail.exclusive and tail.rows == 15 and tail.shipped_bytes > 0
         journal.append_raw(tail.data)
         close_orphan(orphan)
-        journal.append([rows_batch([_row(25)])])
+        journal.append([DecisionBatch.of([_row(25)])])
         shipper.ship_once()
         counts = _request_counts(store)
         assert set(counts) == {f"r{i}" for i in range(26)} and set(counts.values()) == {1}

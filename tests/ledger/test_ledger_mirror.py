@@ -4,26 +4,41 @@ decision's ids, and a copy that cannot be scored never holds back the served dec
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from fraudgate.ledger import LedgerStore, rows_batch
+from fraudgate.ledger import Decision, DecisionBatch, LedgerStore, MirrorModel
 from fraudgate.ledger.journal import Journal, JournalShipper
-from fraudgate.ledger.mirror import MIRROR_KEY, mirror_entry, model_spec
+from fraudgate.ledger.mirror import mirror_entry, model_spec
 
 
-def _served(n: int) -> list[tuple]:
+def _served(n: int, prefix: str = "") -> list[Decision]:
     return [
-        (f"req{i}", f"tx{i}", 1.7e9 + i, "exp", "fraud-v1-baseline", "served")
-        + ("fraud-v1-baseline", "1", 0.1, 0.5, False, 0.2, 10.0 + i, f"key{i}")
-        for i in range(n)
+        Decision(
+            f"{prefix}req{i}",
+            f"{prefix}tx{i}",
+            1.7e9 + i,
+            "exp",
+            "fraud-v1-baseline",
+            "served",
+            "fraud-v1-baseline",
+            "1",
+            0.1,
+            0.5,
+            False,
+            0.2,
+            10.0 + i,
+            f"key{i}",
+        )
+        for i in range(n)  # fmt: skip
     ]
 
 
-def _spec(trained_registry, runtime: str = "native", uri: str | None = None) -> dict:
+def _spec(trained_registry, runtime: str = "native", uri: str | None = None) -> MirrorModel:
     """The spec a server writes for its deployed challenger (serving version 3)."""
     deployed = SimpleNamespace(
         name="fraud-v2-candidate",
@@ -36,7 +51,7 @@ def _spec(trained_registry, runtime: str = "native", uri: str | None = None) -> 
     )
     spec = model_spec(deployed, trained_registry.tracking_uri)
     if uri is not None:
-        spec["uri"] = uri
+        spec = replace(spec, uri=uri)
     return spec
 
 
@@ -45,9 +60,9 @@ def test_shipper_scores_the_journaled_copies_with_the_mirror_model(
     store: LedgerStore, tmp_path: Path, trained_registry, rows
 ):
     x = trained_registry.sample[:5]
-    batch = rows_batch(_served(5))
+    batch = DecisionBatch.of(_served(5))
     copied = list(range(5)) if rows is None else rows
-    batch[MIRROR_KEY] = [mirror_entry(_spec(trained_registry), rows, x[copied])]
+    batch.mirror = [mirror_entry(_spec(trained_registry), rows, x[copied])]
     journal = Journal(tmp_path / "journal", store.ledger_id())
     journal.append([batch])
     shipper = JournalShipper(store, tmp_path / "journal")
@@ -77,14 +92,12 @@ def test_a_copy_that_cannot_be_scored_never_holds_back_the_served_decisions(
 ):
     x = trained_registry.sample[:4]
     journal = Journal(tmp_path / "journal", store.ledger_id())
-    broken = rows_batch(_served(4))
-    broken[MIRROR_KEY] = [
-        mirror_entry(_spec(trained_registry, uri="models:/no-such-model/7"), None, x)
-    ]
-    truncated = rows_batch([(f"b{i}", f"btx{i}", *row[2:]) for i, row in enumerate(_served(4))])
+    broken = DecisionBatch.of(_served(4))
+    broken.mirror = [mirror_entry(_spec(trained_registry, uri="models:/no-such-model/7"), None, x)]
+    truncated = DecisionBatch.of(_served(4, prefix="b"))
     entry = mirror_entry(_spec(trained_registry), None, x)
-    entry["x"] = entry["x"][:40]  # fewer feature rows than copies
-    truncated[MIRROR_KEY] = [entry]
+    entry.x = entry.x[:40]  # fewer feature rows than copies
+    truncated.mirror = [entry]
     journal.append([broken])
     journal.append([truncated])
     shipper = JournalShipper(store, tmp_path / "journal")

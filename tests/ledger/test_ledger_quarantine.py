@@ -12,20 +12,21 @@ from typer.testing import CliRunner
 
 from fraudgate.cli import app
 from fraudgate.ledger import (
+    Decision,
+    DecisionBatch,
     Label,
     LedgerStore,
     open_ledger,
     quarantine,
-    rows_batch,
     validate_label_rows,
 )
 from fraudgate.ledger.journal import Journal, JournalShipper
 from fraudgate.protocol.errors import InvalidInput
 
 
-def _row(request_id: str, i: int = 0) -> tuple:
-    return (request_id, f"t-{i}", 1.7e9 + i, "exp", "m1", "served", "m1", "1", 0.25, 0.5, False,
-            0.1, None, None)  # fmt: skip
+def _row(request_id: str, i: int = 0) -> Decision:
+    return Decision(request_id, f"t-{i}", 1.7e9 + i, "exp", "m1", "served", "m1", "1", 0.25,
+                    0.5, False, 0.1)  # fmt: skip
 
 
 def _request_counts(store: LedgerStore) -> Counter:
@@ -46,12 +47,12 @@ def test_refused_lines_are_quarantined_the_rest_shipped_once_and_reshipped(
     store = open_ledger(pg_schema_url)
     try:
         journal = Journal(root, store.ledger_id())
-        journal.append([rows_batch([_row("good-0")])])
+        journal.append([DecisionBatch.of([_row("good-0")])])
         long_id = "r" * 300  # past the String(200) column: StringDataRightTruncation
-        journal.append([rows_batch([_row(long_id, 1), _row("sibling", 2)])])
-        journal.append([rows_batch([_row("nul\x00id", 3)])])  # psycopg refuses NUL
+        journal.append([DecisionBatch.of([_row(long_id, 1), _row("sibling", 2)])])
+        journal.append([DecisionBatch.of([_row("nul\x00id", 3)])])  # psycopg refuses NUL
         for i in range(1, 6):
-            journal.append([rows_batch([_row(f"good-{i}", 10 + i)])])
+            journal.append([DecisionBatch.of([_row(f"good-{i}", 10 + i)])])
         journal.close()
 
         ship = ("ledger", "ship", "--once", "--nice", "0", "--ledger", pg_schema_url)
@@ -93,7 +94,7 @@ def test_a_database_failure_is_retried_not_quarantined(pg_schema_url: str, tmp_p
     shipper = JournalShipper(store, tmp_path / "journal")
     try:
         for i in range(3):
-            journal.append([rows_batch([_row(f"r{i}", i)])])
+            journal.append([DecisionBatch.of([_row(f"r{i}", i)])])
         with store._engine.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE decisions RENAME TO decisions_moved")
         with pytest.raises(Exception) as caught:
@@ -120,7 +121,7 @@ def test_a_record_left_by_a_kill_before_its_commit_is_not_reshipped(
     without a marker; if the shipper then ships that line, reship must drop the record."""
     root = tmp_path / "journal"
     journal = Journal(root, store.ledger_id())
-    journal.append([rows_batch([_row("only", 1)])])
+    journal.append([DecisionBatch.of([_row("only", 1)])])
     segment, end = journal.position()
     line = next(journal.directory.glob("*.jsonl")).read_bytes().rstrip(b"\n")
     quarantine.add(root, quarantine.QuarantinedLine(segment, 0, end, 1, "killed", 0.0, line))

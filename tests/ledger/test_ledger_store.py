@@ -355,13 +355,32 @@ def test_weight_changes_are_recorded_in_order(store) -> None:  # type: ignore[no
     )
     store.record_weight_change("other", {"a": 1}, "ops", 1.5)
     history = store.weight_history("exp")
-    assert [(w.actor, w.at, w.weights["fraud-v2-candidate"]) for w in history] == [
+    assert [(w.actor, w.at, w.new["fraud-v2-candidate"]) for w in history] == [
         ("ops", 1.0, 20.0),
         ("ana", 2.0, 50.0),
     ]
     assert store.weight_history("nope") == []
     with pytest.raises(ValueError, match="weights"):
         store.record_weight_change("exp", {"a": -1}, "ops")
+
+
+def test_a_weight_change_carries_the_weights_before_it(store) -> None:  # type: ignore[no-untyped-def]
+    first = store.record_weight_change("exp", {"a": 80, "b": 20}, "ops", 1.0)
+    second = store.record_weight_change("exp", {"a": 50, "b": 50}, "ana", 2.0)
+    early = store.record_weight_change("exp", {"a": 90, "b": 10}, "late-clock", 0.5)
+    assert (first.old, first.new, first.generation) == ({}, {"a": 80.0, "b": 20.0}, None)
+    assert second.old == {"a": 80, "b": 20} and early.old == {}  # by time, as in the history
+    history = store.weight_history("exp")
+    assert [(c.actor, c.old, c.new) for c in history] == [
+        ("late-clock", {}, {"a": 90, "b": 10}),
+        ("ops", {"a": 90, "b": 10}, {"a": 80, "b": 20}),
+        ("ana", {"a": 80, "b": 20}, {"a": 50, "b": 50}),
+    ]
+    assert history[-1] == second
+    view = second.to_json()
+    assert view == {"at": "1970-01-01T00:00:02Z", "actor": "ana", "old": {"a": 80, "b": 20},
+                    "new": {"a": 50, "b": 50}}  # fmt: skip
+    assert all(type(w) is int for w in view["new"].values())  # whole floats shown as ints
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,8 @@ from fraudgate.experiments.spec import (
     RoutingConfig,
     split_versioned_name,
 )
-from fraudgate.experiments.state import ExperimentState, WeightChange
+from fraudgate.experiments.state import ExperimentState
+from fraudgate.weights import WeightChange
 
 __all__ = [
     "Candidate",

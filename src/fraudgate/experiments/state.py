@@ -11,25 +11,14 @@ the new weights. The history lives in memory; the ledger persists it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from fraudgate.experiments.router import RouteDecision, Router, RoutingTable, should_route
 from fraudgate.experiments.spec import ExperimentConfigError, ExperimentSpec
-
-
-@dataclass(frozen=True, slots=True)
-class WeightChange:
-    """One live weight change: when (UTC), who, the weights before and after, new generation."""
-
-    at: datetime
-    actor: str
-    old: dict[str, int]
-    new: dict[str, int]
-    generation: int
-    experiment: str
+from fraudgate.weights import WeightChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +77,12 @@ class ExperimentState:
             self.router.publish(table)
             self._snapshot = _Snapshot(new_spec, table)
             change = WeightChange(
-                at=datetime.now(UTC),
+                experiment=new_spec.name,
+                at=time.time(),
                 actor=actor,
                 old=old_spec.weights,
                 new=new_spec.weights,
                 generation=generation,
-                experiment=new_spec.name,
             )
             self._history.append(change)
             return change

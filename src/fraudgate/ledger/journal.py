@@ -47,7 +47,7 @@ import orjson
 
 from fraudgate.ledger import quarantine
 from fraudgate.ledger.mirror import MirrorScorer
-from fraudgate.ledger.records import DecisionBatch, DecisionRow, batch_rows
+from fraudgate.ledger.records import DecisionBatch
 from fraudgate.ledger.store import DecisionSink, LedgerStore
 
 log = logging.getLogger(__name__)
@@ -147,11 +147,11 @@ class Journal:
         self._fd, self._segment, self._size = fd, self._segment + 1, 0
 
     def append(self, batches: Sequence[DecisionBatch]) -> None:
-        """Append decision batches (`fraudgate.ledger.records.DecisionBatch`) as one line;
-        durable against a kill once this returns."""
-        data = orjson.dumps(batches, option=_DUMPS_OPTIONS)
+        """Append decision batches as one line (a JSON list of `DecisionBatch.to_json`
+        objects); durable against a kill once this returns."""
+        data = orjson.dumps([batch.to_json() for batch in batches], option=_DUMPS_OPTIONS)
         self.append_raw(data)
-        self.appended_rows += sum(batch["n"] for batch in batches)
+        self.appended_rows += sum(batch.n for batch in batches)
 
     def append_raw(self, data: bytes) -> None:
         """Append complete journal lines (``data`` ends with a newline)."""
@@ -304,7 +304,7 @@ def recover_orphan(
     rows = 0
     for line in data.splitlines():
         with contextlib.suppress(ValueError, TypeError, KeyError):
-            rows += sum(batch["n"] for batch in orjson.loads(line))
+            rows += sum(batch["n"] for batch in orjson.loads(line))  # a count, not validated
     return RecoveredTail(data, rows, shipped, exclusive)
 
 
@@ -316,12 +316,14 @@ def close_orphan(orphan: OrphanSegment) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Line:
-    """One complete journal line of a batch being shipped, with its parsed rows."""
+    """One complete journal line of a batch being shipped, with its parsed decisions (the
+    served batches and the mirror decisions scored from their entries)."""
 
     start: int  # byte offset in the segment
     end: int  # just past its newline
     raw: bytes
-    rows: list[DecisionRow]
+    batches: list[DecisionBatch]
+    rows: int  # decisions in ``batches``
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,10 +505,10 @@ class JournalShipper:
                     return shipped, done, False
                 complete = buffer[: end + 1]
                 lines = self._parse(complete, key, done)
-                rows = [row for line in lines for row in line.rows]
+                batches = [batch for line in lines for batch in line.batches]
                 try:
-                    self._sink.write(rows, (key, done + len(complete)))
-                    written = len(rows)
+                    self._sink.write(batches, (key, done + len(complete)))
+                    written = sum(line.rows for line in lines)
                 except Exception as exc:
                     if not quarantine.refused_data(exc):
                         raise  # the database is down: retried, the journal keeps everything
@@ -526,15 +528,15 @@ class JournalShipper:
         written = 0
         middle = len(lines) // 2
         for half in (lines[:middle], lines[middle:]):
-            rows = [row for line in half for row in line.rows]
+            batches = [batch for line in half for batch in line.batches]
             try:
-                self._sink.write(rows, (key, half[-1].end))
+                self._sink.write(batches, (key, half[-1].end))
             except Exception as exc:
                 if not quarantine.refused_data(exc):
                     raise
                 written += self._ship_lines(half, key, exc)
             else:
-                written += len(rows)
+                written += sum(line.rows for line in half)
         return written
 
     def _quarantine(self, line: _Line, key: str, refusal: BaseException) -> None:
@@ -542,7 +544,7 @@ class JournalShipper:
             segment=key,
             offset=line.start,
             end=line.end,
-            rows=len(line.rows),
+            rows=line.rows,
             reason=quarantine.describe(refusal),
             at=time.time(),
             line=line.raw,
@@ -564,22 +566,23 @@ class JournalShipper:
         lines: list[_Line] = []
         for raw in data.splitlines():
             end = offset + len(raw) + 1
-            lines.append(_Line(offset, end, raw, self._parse_line(raw, key, offset)))
+            batches = self._parse_line(raw, key, offset)
+            lines.append(_Line(offset, end, raw, batches, sum(batch.n for batch in batches)))
             offset = end
         return lines
 
-    def _parse_line(self, raw: bytes, key: str, offset: int) -> list[DecisionRow]:
+    def _parse_line(self, raw: bytes, key: str, offset: int) -> list[DecisionBatch]:
+        """The line's served batches and their scored mirror decisions ([] if corrupt)."""
         try:
-            batches = orjson.loads(raw)
-            if not isinstance(batches, list):
+            data = orjson.loads(raw)
+            if not isinstance(data, list):
                 raise ValueError("expected a list of decision batches")
-            parsed = [row for batch in batches for row in batch_rows(batch)]
-            parsed += self.mirror.decisions(batches)  # batch_rows checked they are dicts
+            batches = [DecisionBatch.from_json(item, self.mirror.reject) for item in data]
         except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
             self.bad_lines += 1
             log.error("journal %s near byte %d: skipping a corrupt line: %s", key, offset, exc)
             return []
-        return parsed
+        return batches + self.mirror.decisions(batches)
 
     def reship_quarantined(self) -> ReshipResult:
         """Try the quarantined lines again (e.g. once the schema or store is fixed): a line
@@ -606,9 +609,9 @@ class JournalShipper:
                         if pending:  # still the shipper's to ship or quarantine
                             keep.append(record)
                     else:
-                        rows = self._parse_line(record.line, record.segment, record.offset)
+                        batches = self._parse_line(record.line, record.segment, record.offset)
                         try:
-                            self._sink.write(rows, None, marks=((record.marker, 1),))
+                            self._sink.write(batches, None, marks=((record.marker, 1),))
                         except Exception as exc:
                             if not quarantine.refused_data(exc):
                                 raise
@@ -616,7 +619,7 @@ class JournalShipper:
                             continue
                         done.append(record.marker)
                         shipped_lines += 1
-                        shipped_rows += len(rows)
+                        shipped_rows += sum(batch.n for batch in batches)
                 quarantine.rewrite(path, keep)
                 kept.extend(keep)
             for marker in done:  # after the rewrite: a kill before it leaves marker 1

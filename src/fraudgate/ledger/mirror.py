@@ -1,7 +1,7 @@
 """Mirror copies scored by the shipper, off the serving process (``acknowledge: journal``).
 
 The server does not score its mirror copies itself: it journals the mirrored rows' features with
-the served decisions of the same tick (`mirror_entry`, under the served batch's ``"mirror"`` key:
+the served decisions of the same tick (`mirror_entry`, in the served batch's ``mirror`` entries:
 one base64 FP32 matrix per mirror model, a few microseconds per tick). The shipper scores them
 (`MirrorScorer`) and inserts the mirror decisions in the same transaction as the served ones, so
 a mirror copy is scored exactly once too. This is how Seldon Core runs a mirror: in its own model
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fraudgate.ledger.records import DecisionBatch, DecisionRow, batch_rows
+from fraudgate.ledger.records import DecisionBatch, MirrorEntry, MirrorModel
 from fraudgate.runtimes.base import KINDS
 from fraudgate.runtimes.loader import load_runtime
 
@@ -34,13 +34,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MIRROR_KEY = "mirror"
+__all__ = ["MirrorScorer", "mirror_entry", "model_spec"]
+
 RETRY_LOAD_S = 60.0  # a model that failed to load is tried again after this long
 # per-row columns a mirror decision copies from the served decision of the same request
 _COPIED = ("request_id", "transaction_id", "experiment", "arm", "amount", "routing_key_hash")
 
 
-def model_spec(model: Any, tracking_uri: str) -> dict[str, Any]:
+def model_spec(model: Any, tracking_uri: str) -> MirrorModel:
     """What a shipper needs to load and score exactly the model a server deployed.
 
     ``model``: a `fraudgate.serving.dataplane.DeployedModel`. Its registry version is pinned
@@ -49,26 +50,21 @@ def model_spec(model: Any, tracking_uri: str) -> dict[str, Any]:
     registered = getattr(loaded, "registered_name", "")
     version = getattr(loaded, "version", "")
     uri = f"models:/{registered}/{version}" if registered and version else str(loaded.uri)
-    return {
-        "name": model.name,
-        "version": model.version,
-        "uri": uri,
-        "tracking_uri": tracking_uri,
-        "runtime": model.runtime_name,
-        "threshold": model.threshold,
-    }
+    return MirrorModel(
+        name=model.name,
+        version=model.version,
+        uri=uri,
+        tracking_uri=tracking_uri,
+        runtime=model.runtime_name,
+        threshold=model.threshold,
+    )
 
 
-def mirror_entry(spec: dict[str, Any], rows: list[int] | None, x: np.ndarray) -> dict[str, Any]:
+def mirror_entry(spec: MirrorModel, rows: list[int] | None, x: np.ndarray) -> MirrorEntry:
     """A served batch's mirror entry: ``rows`` (indices into the batch; None = every row) are
     copied to the model ``spec`` describes; ``x`` holds their features."""
     x = np.ascontiguousarray(x, dtype="<f4")
-    return {
-        "model": spec,
-        "rows": rows,
-        "n_features": int(x.shape[1]),
-        "x": base64.b64encode(x.data).decode("ascii"),
-    }
+    return MirrorEntry(spec, rows, int(x.shape[1]), base64.b64encode(x.data).decode("ascii"))
 
 
 class MirrorScorer:
@@ -81,53 +77,59 @@ class MirrorScorer:
         self.scored = 0
         self.failed = 0
 
-    def decisions(self, batches: Sequence[DecisionBatch]) -> list[DecisionRow]:
+    def decisions(self, batches: Sequence[DecisionBatch]) -> list[DecisionBatch]:
         """The mirror decisions of served ``batches`` that carry mirror entries."""
-        rows: list[DecisionRow] = []
+        scored: list[DecisionBatch] = []
         for batch in batches:
-            for entry in batch.get(MIRROR_KEY) or ():
+            for entry in batch.mirror:
                 try:
-                    rows.extend(self._score(batch, entry))
+                    scored.append(self._score(batch, entry))
                 except Exception as exc:  # never blocks shipping the served decisions
-                    n = entry_rows(batch, entry)
+                    n = entry.copies(batch.n)
                     self.failed += n
                     log.error("mirror: %d copies not scored: %s", n, exc)
-        return rows
+        return scored
 
-    def _score(self, batch: DecisionBatch, entry: dict[str, Any]) -> list[DecisionRow]:
-        spec = entry["model"]
-        n_features = int(entry["n_features"])
-        x = np.frombuffer(base64.b64decode(entry["x"]), dtype="<f4").reshape(-1, n_features)
-        index = entry["rows"]
-        n = batch["n"] if index is None else len(index)
+    def reject(self, entry: object, error: ValueError) -> None:
+        """A malformed journaled entry (see `DecisionBatch.from_json`): its copies are lost."""
+        log.error("mirror: copies not scored: %s", error)
+
+    def _score(self, batch: DecisionBatch, entry: MirrorEntry) -> DecisionBatch:
+        spec = entry.model
+        x = np.frombuffer(base64.b64decode(entry.x), dtype="<f4").reshape(-1, entry.n_features)
+        index = entry.rows
+        n = entry.copies(batch.n)
         if x.shape[0] != n:
             raise ValueError(f"mirror entry: {x.shape[0]} feature rows for {n} copies")
         runtime = self._runtime(spec)
         started = time.perf_counter()
         scores = np.asarray(runtime.predict(x), dtype=np.float32).reshape(-1)
         latency_ms = (time.perf_counter() - started) * 1000.0  # the scoring call's
-        mirror: DecisionBatch = {"n": n}
-        for name in _COPIED:
-            value = batch[name]
-            if isinstance(value, list) and index is not None:
-                value = [value[i] for i in index]
-            mirror[name] = value
-        cut = float(np.float32(spec["threshold"]))
-        mirror.update(
+        copied = [_take(getattr(batch, name), index) for name in _COPIED]
+        request_id, transaction_id, experiment, arm, amount, routing_key_hash = copied
+        cut = float(np.float32(spec.threshold))
+        mirror = DecisionBatch(
+            n=n,
+            request_id=request_id,
+            transaction_id=transaction_id,
             decided_at=time.time(),
+            experiment=experiment,
+            arm=arm,
             role="mirror",
-            model_name=spec["name"],
-            model_version=spec["version"],
+            model_name=spec.name,
+            model_version=spec.version,
             score=scores.tolist(),
-            threshold=float(spec["threshold"]),
+            threshold=float(spec.threshold),
             is_fraud_decision=(scores >= cut).tolist(),
             latency_ms=latency_ms,
+            amount=amount,
+            routing_key_hash=routing_key_hash,
         )
         self.scored += n
-        return batch_rows(mirror)
+        return mirror
 
-    def _runtime(self, spec: dict[str, Any]) -> Any:
-        key = (str(spec["tracking_uri"]), str(spec["uri"]), str(spec["runtime"]))
+    def _runtime(self, spec: MirrorModel) -> Any:
+        key = (spec.tracking_uri, spec.uri, spec.runtime)
         runtime = self._runtimes.get(key)
         if runtime is not None:
             return runtime
@@ -146,12 +148,11 @@ class MirrorScorer:
             return runtime
 
 
-def entry_rows(batch: DecisionBatch, entry: Any) -> int:
-    """How many copies a mirror entry of ``batch`` holds (0 when it is malformed)."""
-    try:
-        return int(batch["n"]) if entry["rows"] is None else len(entry["rows"])
-    except Exception:
-        return 0
+def _take(column: Any, index: list[int] | None) -> Any:
+    """The values of ``column`` (a per-row list, or one shared value) at rows ``index``."""
+    if index is None or not isinstance(column, list | tuple):
+        return column
+    return [column[i] for i in index]
 
 
 def _load(tracking_uri: str, uri: str, runtime: str) -> Runtime:

@@ -1,13 +1,14 @@
 """Group-commit decision writer: batched, off the event loop, and lossless once acknowledged.
 
-The server does ``await writer.submit_rows(rows)`` *before* it sends its 200 (``submit`` and
-``submit_many`` take `Decision` objects and do the same). Rows submitted from one event loop
-during one loop iteration are gathered into ONE group that is handed to the writer thread by one
-``call_soon`` callback at the end of that iteration: one queue put (one thread wake-up) per
-iteration, not per request. The background thread takes everything queued (up to ``max_batch``
-rows), writes it in ONE transaction on its own long-lived connection (`DecisionSink`), and only
-after the commit returns resolves the futures of that batch (one ``call_soon_threadsafe`` per
-event loop per batch). On PostgreSQL two such threads (``writers=2``) take turns, so one batch is
+The server does ``await writer.submit_batches(batches)`` (`DecisionBatch` columns) *before* it
+sends its 200 (``submit`` and ``submit_many`` take `Decision` records and do the same). Batches
+submitted from one event loop during one loop iteration are gathered into ONE group that is
+handed to the writer thread by one ``call_soon`` callback at the end of that iteration: one queue
+put (one thread wake-up) per iteration, not per request. The background thread takes everything
+queued (up to ``max_batch`` rows), writes it in ONE transaction on its own long-lived connection
+(`DecisionSink`, which turns the columns into rows, off the event loop), and only after the
+commit returns resolves the futures of that batch (one ``call_soon_threadsafe`` per event loop
+per batch). On PostgreSQL two such threads (``writers=2``) take turns, so one batch is
 inserted while the previous one waits for its commit's fsync. So:
 
 * the event loop never touches the database (no blocking I/O on the loop);
@@ -21,10 +22,10 @@ durable. A retried batch whose first commit failed ambiguously may be written tw
 counts a transaction once per model (see ``LedgerStore.labelled_outcomes``).
 
 Mirror decisions (shadow scores, never returned to anyone) take the fire-and-forget path
-:meth:`DecisionWriter.record_mirror`: they join the same batches but nobody waits for them. They
-are written best-effort: flushed on graceful :meth:`close`, lost if the process is SIGKILLed
-before their batch commits, and dropped (counted in ``stats().dropped_mirror``) if more than
-``max_pending_mirror`` are waiting, so a slow database can never grow memory without bound.
+:meth:`DecisionWriter.record_mirror_batch`: they join the same batches but nobody waits for
+them. They are written best-effort: flushed on graceful :meth:`close`, lost if the process is
+SIGKILLed before their batch commits, and dropped (counted in ``stats().dropped_mirror``) if more
+than ``max_pending_mirror`` are waiting, so a slow database can never grow memory without bound.
 Served decisions are never dropped: their callers wait, which is the back-pressure.
 """
 
@@ -39,8 +40,9 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
-from fraudgate.ledger.records import Decision, DecisionRow, decision_row
+from fraudgate.ledger.records import Decision, DecisionBatch
 from fraudgate.ledger.store import DecisionSink, LedgerStore
 
 log = logging.getLogger(__name__)
@@ -71,19 +73,21 @@ class WriterStats:
         return self.written / self.batches if self.batches else 0.0
 
 
-# A queue item: (seq, rows, waiter). seq numbers items in submission order (for flush); waiter
-# is None (mirror), a concurrent.futures.Future (blocking callers), or a tuple
-# (loop, [asyncio.Future, ...]) (the awaiting requests of one loop iteration's group).
-_Item = tuple[int, list[DecisionRow], object]
+# A queue item: (seq, batches, rows, waiter). seq numbers items in submission order (for flush);
+# rows counts the batches' decisions; waiter is None (mirror), a concurrent.futures.Future
+# (blocking callers), or a tuple (loop, [asyncio.Future, ...]) (the awaiting requests of one
+# loop iteration's group).
+_Item = tuple[int, list[DecisionBatch], int, object]
+_Waiters = tuple[asyncio.AbstractEventLoop, list[asyncio.Future[None]]]
 
 
 class _Group:
-    """Rows and waiters submitted from one event loop during one loop iteration."""
+    """Batches and waiters submitted from one event loop during one loop iteration."""
 
-    __slots__ = ("rows", "futures")
+    __slots__ = ("batches", "futures")
 
     def __init__(self) -> None:
-        self.rows: list[DecisionRow] = []
+        self.batches: list[DecisionBatch] = []
         self.futures: list[asyncio.Future[None]] = []
 
 
@@ -144,26 +148,27 @@ class DecisionWriter:
 
     # -- producer side (any thread / event loop) --------------------------------------------
 
-    def _put(self, rows: list[DecisionRow], waiter: object) -> None:
+    def _put(self, batches: list[DecisionBatch], waiter: object) -> None:
+        rows = sum(batch.n for batch in batches)
         with self._lock:
             if self._closed:
                 raise WriterClosed("the decision writer is closed")
-            self._submitted += len(rows)
+            self._submitted += rows
             self._seq += 1
-            self._queue.put((self._seq, rows, waiter))
+            self._queue.put((self._seq, batches, rows, waiter))
 
     async def submit(self, decision: Decision) -> None:
         """Resolve once ``decision`` is committed (durable). Raises LedgerWriteError if not."""
-        await self.submit_rows([decision_row(decision)])
+        await self.submit_batches([DecisionBatch.of([decision])])
 
     async def submit_many(self, decisions: Iterable[Decision]) -> None:
         """Resolve once all ``decisions`` are committed (they go into the same batch)."""
-        await self.submit_rows([decision_row(d) for d in decisions])
+        await self.submit_batches([DecisionBatch.of(list(decisions))])
 
-    async def submit_rows(self, rows: Iterable[DecisionRow]) -> None:
-        """Resolve once all ``rows`` (tuples in DECISION_FIELDS order) are committed.
+    async def submit_batches(self, batches: Iterable[DecisionBatch]) -> None:
+        """Resolve once the decisions of all ``batches`` are committed.
 
-        The rows join this loop iteration's group, handed to the writer thread at its end.
+        The batches join this loop iteration's group, handed to the writer thread at its end.
         """
         if self._closed:
             raise WriterClosed("the decision writer is closed")
@@ -173,42 +178,43 @@ class DecisionWriter:
             group = self._groups[loop] = _Group()
             loop.call_soon(self._hand_over, loop)
         future = loop.create_future()
-        group.rows.extend(rows)
+        group.batches.extend(batches)
         group.futures.append(future)
         await future
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         group = self._groups.pop(loop)
         try:
-            self._put(group.rows, (loop, group.futures))
+            self._put(group.batches, (loop, group.futures))
         except WriterClosed as exc:
             _settle(group.futures, exc)
 
     def submit_blocking(self, decisions: Iterable[Decision], timeout: float | None = None) -> None:
         """For threads without an event loop (e.g. a sync gRPC handler): block until durable."""
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._put([decision_row(d) for d in decisions], future)
+        self._put([DecisionBatch.of(list(decisions))], future)
         future.result(timeout)
 
     def record_mirror(self, decision: Decision) -> bool:
         """Fire-and-forget (never blocks). Returns False if dropped because of back-pressure."""
-        return self.record_mirror_rows([decision_row(decision)])
+        return self.record_mirror_batch(DecisionBatch.of([decision]))
 
     def record_mirror_many(self, decisions: Iterable[Decision]) -> bool:
-        return self.record_mirror_rows([decision_row(d) for d in decisions])
+        return self.record_mirror_batch(DecisionBatch.of(list(decisions)))
 
-    def record_mirror_rows(self, rows: list[DecisionRow]) -> bool:
-        """Fire-and-forget rows (tuples in DECISION_FIELDS order); False if dropped."""
+    def record_mirror_batch(self, batch: DecisionBatch) -> bool:
+        """Fire-and-forget a batch of mirror decisions; False if dropped (back-pressure)."""
+        rows = batch.n
         with self._lock:
             if self._closed:
                 raise WriterClosed("the decision writer is closed")
-            if self._pending_mirror + len(rows) > self._max_pending_mirror:
-                self._dropped_mirror += len(rows)
+            if self._pending_mirror + rows > self._max_pending_mirror:
+                self._dropped_mirror += rows
                 return False
-            self._pending_mirror += len(rows)
-            self._submitted += len(rows)
+            self._pending_mirror += rows
+            self._submitted += rows
             self._seq += 1
-            self._queue.put((self._seq, rows, None))
+            self._queue.put((self._seq, [batch], rows, None))
         return True
 
     async def flush(self) -> None:
@@ -282,7 +288,7 @@ class DecisionWriter:
                 self._queue.put(_STOP)
                 return
             items: list[_Item] = [first]  # type: ignore[list-item]
-            size = len(first[1])  # type: ignore[index]
+            size = first[2]  # type: ignore[index]
             stop = False
             while size < self._max_batch:
                 try:
@@ -293,7 +299,7 @@ class DecisionWriter:
                     stop = True
                     break
                 items.append(item)  # type: ignore[arg-type]
-                size += len(item[1])  # type: ignore[index]
+                size += item[2]  # type: ignore[index]
             self._commit(sink, items)
             if stop:
                 self._queue.put(_STOP)
@@ -309,19 +315,20 @@ class DecisionWriter:
             self._store.checkpoint()
 
     def _commit(self, sink: DecisionSink, items: list[_Item]) -> None:
-        batch = items[0][1] if len(items) == 1 else [row for _, rows, _ in items for row in rows]
-        mirrors = sum(len(rows) for _, rows, waiter in items if waiter is None)
+        batches = items[0][1] if len(items) == 1 else [b for item in items for b in item[1]]
+        rows = sum(item[2] for item in items)
+        mirrors = sum(item[2] for item in items if item[3] is None)
         error: BaseException | None = None
         for attempt in range(self._retry_attempts):
             try:
-                sink.write(batch)
+                sink.write(batches)
                 error = None
                 break
             except Exception as exc:  # database down, lock timeout, ...
                 error = exc
                 log.warning(
                     "ledger write of %d decisions failed (attempt %d/%d): %s",
-                    len(batch),
+                    rows,
                     attempt + 1,
                     self._retry_attempts,
                     exc,
@@ -331,12 +338,12 @@ class DecisionWriter:
         with self._lock:
             self._pending_mirror -= mirrors
             if error is None:
-                self._written += len(batch)
+                self._written += rows
                 self._batches += 1
-                self._largest = max(self._largest, len(batch))
+                self._largest = max(self._largest, rows)
             else:
-                self._failed += len(batch)
-            self._finished.update(seq for seq, _, _ in items)
+                self._failed += rows
+            self._finished.update(item[0] for item in items)
             while self._watermark + 1 in self._finished:
                 self._watermark += 1
                 self._finished.discard(self._watermark)
@@ -349,7 +356,7 @@ class DecisionWriter:
         if error is not None:
             log.error("dropping %d mirror decisions after failed ledger write", mirrors)
             failure: BaseException | None = LedgerWriteError(
-                f"could not record {len(batch)} decisions in the ledger: {error}"
+                f"could not record {rows} decisions in the ledger: {error}"
             )
         else:
             failure = None
@@ -358,7 +365,8 @@ class DecisionWriter:
     @staticmethod
     def _resolve(items: list[_Item], failure: BaseException | None) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-        for _, _, waiter in items:
+        for item in items:
+            waiter = item[3]
             if waiter is None:
                 continue
             if isinstance(waiter, concurrent.futures.Future):
@@ -367,7 +375,7 @@ class DecisionWriter:
                 else:
                     waiter.set_exception(failure)
                 continue
-            loop, futures = waiter  # type: ignore[misc]
+            loop, futures = cast(_Waiters, waiter)
             by_loop.setdefault(loop, []).extend(futures)
         for loop, futures in by_loop.items():
             # RuntimeError: the loop is closed, so nobody is waiting any more.

@@ -40,7 +40,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,7 +53,8 @@ from fraudgate.experiments import (
     RouteDecision,
     extract_routing_key,
 )
-from fraudgate.ledger.mirror import MIRROR_KEY, entry_rows, mirror_entry, model_spec
+from fraudgate.ledger.mirror import mirror_entry, model_spec
+from fraudgate.ledger.records import DecisionBatch, MirrorEntry, MirrorModel, Role
 from fraudgate.protocol.errors import (
     InvalidInput,
     ModelNotFound,
@@ -74,8 +74,6 @@ from fraudgate.serving.auth import AdminAuth
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
-    from fraudgate.ledger.records import DecisionBatch
-
 log = logging.getLogger(__name__)
 
 CONFIG_ACTOR = "config"
@@ -86,12 +84,6 @@ MAX_PENDING_MIRROR_ROWS = 50_000
 _SYNC_OFFLOAD_ROWS = 2048  # mirror batches above this are scored off the event-loop thread
 
 HeadersFn = Callable[[], Mapping[str, str] | None]
-
-
-def _iso(moment: datetime | float) -> str:
-    if not isinstance(moment, datetime):
-        moment = datetime.fromtimestamp(moment, UTC)
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _int_weights(weights: Mapping[str, float]) -> dict[str, int]:
@@ -172,7 +164,7 @@ class ExperimentPlane:
         self.record_failures = 0  # ticks whose decisions could not be recorded (answered 503)
         self.mirror_failed = 0
         self._admin_lock = asyncio.Lock()
-        self._specs: dict[tuple[str, str], dict[str, Any]] = {}  # mirror models, for the journal
+        self._specs: dict[tuple[str, str], MirrorModel] = {}  # mirror models, for the journal
         self._tracking_uri = config.resolved_tracking_uri()  # named in journaled mirror copies
         self._poll_task: asyncio.Task[None] | None = None
         self._quarantine: Any = None  # cached summary of the journal's quarantine (metrics)
@@ -248,10 +240,10 @@ class ExperimentPlane:
         configured = state.spec.weights
         history = store.weight_history(name)
         last_config = next((c for c in reversed(history) if c.actor == CONFIG_ACTOR), None)
-        if last_config is None or _int_weights(last_config.weights) != configured:
+        if last_config is None or _int_weights(last_config.new) != configured:
             store.record_weight_change(name, configured, CONFIG_ACTOR)
             return
-        latest = _int_weights(history[-1].weights)
+        latest = _int_weights(history[-1].new)
         if latest != configured:
             try:
                 state.set_weights(latest, f"{history[-1].actor} (restored from the ledger)")
@@ -277,7 +269,7 @@ class ExperimentPlane:
                 continue
             if not history:
                 continue
-            latest = _int_weights(history[-1].weights)
+            latest = _int_weights(history[-1].new)
             if latest == self.state.spec.weights:
                 continue
             async with self._admin_lock:
@@ -482,10 +474,10 @@ class ExperimentPlane:
         if self._recording:
             batch = _decision_batch(model, "served", group, scores, decisions, time.perf_counter())
             if copies:
-                batch[MIRROR_KEY] = self._mirror_entries(copies, x)
+                batch.mirror = self._mirror_entries(copies, x)
             batches.append(batch)
 
-    def _mirror_entries(self, copies: dict[str, list[int]], x: np.ndarray) -> list[Any]:
+    def _mirror_entries(self, copies: dict[str, list[int]], x: np.ndarray) -> list[MirrorEntry]:
         entries = []
         for name, rows in copies.items():
             try:
@@ -522,9 +514,9 @@ class ExperimentPlane:
                 _fail(answers, exc)
                 return
             for batch in batches:
-                self.recorded["served"] += batch["n"]
-                for entry in batch.get(MIRROR_KEY, ()):
-                    self.mirror_journaled += entry_rows(batch, entry)
+                self.recorded["served"] += batch.n
+                if batch.mirror:
+                    self.mirror_journaled += batch.mirror_copies()
         elif batches and self.writer is not None:
             self._spawn(self._commit(batches, answers, mirrored))
             return
@@ -536,13 +528,10 @@ class ExperimentPlane:
         answers: list[_Answer],
         mirrored: list[_Queued],
     ) -> None:
-        from fraudgate.ledger import batch_rows
-
-        rows = [row for b in batches for row in batch_rows(b)]
         # A bounded wait: past ledger.commit_timeout_ms the requests get 503. Their commit goes
         # on (shielded) and may still land: then the decisions are recorded though they were not
         # acknowledged, as with any 503 whose work was done; an acknowledged one is never lost.
-        commit = asyncio.ensure_future(self.writer.submit_rows(rows))
+        commit = asyncio.ensure_future(self.writer.submit_batches(batches))
         self._tasks.add(commit)
         commit.add_done_callback(self._tasks.discard)
         health = self.health
@@ -569,7 +558,7 @@ class ExperimentPlane:
             self.record_failures += 1
             _fail(answers, exc)
             return
-        self.recorded["served"] += len(rows)
+        self.recorded["served"] += sum(batch.n for batch in batches)
         self._settle_all(answers, mirrored)
 
     def _settle_all(self, answers: list[_Answer], mirrored: list[_Queued]) -> None:
@@ -643,16 +632,13 @@ class ExperimentPlane:
         try:
             if self.journal is not None:
                 self.journal.append([batch])
-            else:
-                from fraudgate.ledger import batch_rows
-
-                if not self.writer.record_mirror_rows(batch_rows(batch)):
-                    self.mirror_dropped += batch["n"]
-                    return
+            elif not self.writer.record_mirror_batch(batch):
+                self.mirror_dropped += batch.n
+                return
         except self._write_errors:
-            self.mirror_dropped += batch["n"]
+            self.mirror_dropped += batch.n
             return
-        self.recorded["mirror"] += batch["n"]
+        self.recorded["mirror"] += batch.n
 
     # -- metrics (a prometheus_client collector, read at scrape time) ---------------------------
     def collect(self) -> Iterator[Metric]:
@@ -802,19 +788,9 @@ class ExperimentPlane:
                 changes = await asyncio.to_thread(self.store.weight_history, name)
             except Exception as exc:
                 raise Unavailable(f"the ledger could not be read: {exc}") from exc
-            history = []
-            previous: dict[str, Any] = {}
-            for change in changes:
-                new = _int_weights(change.weights)
-                history.append(
-                    {"at": _iso(change.at), "actor": change.actor, "old": previous, "new": new}
-                )
-                previous = new
         else:
-            history = [
-                {"at": _iso(c.at), "actor": c.actor, "old": c.old, "new": c.new}
-                for c in state.history
-            ]
+            changes = list(state.history)
+        history = [change.to_json(with_generation=False) for change in changes]
         return {
             "experiment": state.spec.to_config(),
             "generation": state.generation,
@@ -845,13 +821,7 @@ class ExperimentPlane:
             except ExperimentConfigError as exc:  # pragma: no cover - validated above
                 raise InvalidInput(str(exc)) from None
         log.info("experiment %s: weights %s -> %s by %s", name, change.old, change.new, actor)
-        return {
-            "at": _iso(change.at),
-            "actor": change.actor,
-            "old": change.old,
-            "new": change.new,
-            "generation": change.generation,
-        }
+        return change.to_json()
 
 
 # -- decision batches -------------------------------------------------------------------------
@@ -859,7 +829,7 @@ class ExperimentPlane:
 
 def _decision_batch(
     model: Any,  # DeployedModel
-    role: str,
+    role: Role,
     group: list[_Queued],
     scores: np.ndarray,
     decisions: np.ndarray,
@@ -891,23 +861,23 @@ def _decision_batch(
         latencies = [latency_ms] * len(rows)
     else:
         latencies = [(now - started) * 1000.0 for started in starts]
-    return {
-        "n": scores.shape[0],
-        "request_id": request_ids,
-        "transaction_id": transactions,
-        "decided_at": time.time(),
-        "experiment": experiments,
-        "arm": arms,
-        "role": role,
-        "model_name": model.name,
-        "model_version": model.version,
-        "score": scores.reshape(-1).tolist(),
-        "threshold": model.threshold,
-        "is_fraud_decision": decisions.reshape(-1).tolist(),
-        "latency_ms": latencies,
-        "amount": amounts,
-        "routing_key_hash": keys,
-    }
+    return DecisionBatch(
+        n=scores.shape[0],
+        request_id=request_ids,
+        transaction_id=transactions,
+        decided_at=time.time(),
+        experiment=experiments,
+        arm=arms,
+        role=role,
+        model_name=model.name,
+        model_version=model.version,
+        score=scores.reshape(-1).tolist(),
+        threshold=model.threshold,
+        is_fraud_decision=decisions.reshape(-1).tolist(),
+        latency_ms=latencies,
+        amount=amounts,
+        routing_key_hash=keys,
+    )
 
 
 def _per_row(transaction: Any, amount: Any) -> Any:
