@@ -50,7 +50,9 @@ def test_demo_runs_the_whole_loop(tmp_path):
     assert labels["by_source"]["investigation"] == sum(replay["flagged"].values())
     assert labels["by_source"]["chargeback"] > 0 and labels["pending"] > 0
     assert labels["sent"] + labels["pending"] + labels["unlabelled"] == sent
-    assert labels["inserted"] == labels["sent"] and labels["unknown"] == 0
+    # labels delivered while scoring may precede their decisions into the ledger (stored anyway,
+    # joined later): so unknown ones are possible, but none is lost
+    assert labels["inserted"] == labels["sent"]
     roles = {(row["model"], row["role"]): row for row in online["outcomes"]}
     # 100% mirror: every replayed transaction is scored by both models
     for model in ("fraud-v1-baseline", "fraud-v2-candidate"):
