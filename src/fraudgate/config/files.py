@@ -51,6 +51,12 @@ def default_config_dict(tracking_uri: str, *, aa: bool = False) -> dict[str, Any
 
 
 DEMO_EXPERIMENT = "fraud-detection-ab-test"
+# The demo's evaluation: a transaction with no label counts as legitimate once 14 days old (the
+# demo replays a week and follows its labels for two more; half the chargebacks are in by then),
+# and the challenger may alert up to 3.5 times as often as the champion: it is meant to catch
+# the new pattern the champion misses, and the precision floor guards the investigators' time.
+DEMO_MATURITY_DAYS = 14.0
+DEMO_MAX_ALERT_RATE_INCREASE = 2.5
 
 
 def demo_experiment_dict() -> dict[str, Any]:
@@ -85,6 +91,10 @@ def demo_config_dict(
         "enabled": True,
         "weights_poll_s": DEFAULT_WEIGHTS_POLL_S,
     }
+    config["analysis"] = {
+        "maturity_days": DEMO_MATURITY_DAYS,
+        "guardrails": {"max_alert_rate_increase": DEMO_MAX_ALERT_RATE_INCREASE},
+    }
     if token is None and os.environ.get(ADMIN_TOKEN_ENV):
         config["auth"] = {"token_env": ADMIN_TOKEN_ENV, "inference": False}
     else:
@@ -104,6 +114,9 @@ _DEMO_HEADER = """\
 #   request in shadow (mirror percent 100, no name); explicit versions (fraud-v1-baseline_1,
 #   /versions/1) bypass the experiment
 # ledger: every decision is recorded here; labels arrive through POST /feedback
+# analysis: how the demo evaluates the experiment (`fraudgate report`): unlabelled transactions
+#   count as legitimate once maturity_days old; the challenger may alert more than the champion
+#   (it catches the new pattern), up to guardrails.max_alert_rate_increase
 # auth.token: the bearer token for /feedback, /admin and model management (repository
 #   load/unload; `fraudgate experiment set --token ...`)
 """
