@@ -188,10 +188,17 @@ def render_day(outcome: DayOutcome) -> str:
 
 
 def write_reports(evaluation: Any, outcomes: list[DayOutcome], workdir: Path) -> list[Path]:
-    """report.json and report.html of the last evaluation, plus the daily outcomes in
-    decisions.json."""
+    """report.json and report.html of the last evaluation (`fraudgate report`'s writers), and
+    the daily outcomes in decisions.json."""
     from dataclasses import asdict
+
+    from fraudgate.report.evaluation import write_evaluation_json
+    from fraudgate.report.evaluation_html import write_evaluation_html
 
     daily = workdir / "decisions.json"
     daily.write_text(json.dumps([asdict(o) for o in outcomes], indent=2))
-    return [daily]
+    return [
+        write_evaluation_json(evaluation, workdir / "report.json"),
+        write_evaluation_html(evaluation, workdir / "report.html"),
+        daily,
+    ]

@@ -111,10 +111,12 @@ def decide_and_report(config_path: Path, workdir: Path, first_day: str, days: in
     """Evaluate once per simulated day, print each outcome, end with the decision and write
     report.json / report.html."""
     from fraudgate.demo import evaluate_daily, write_reports
+    from fraudgate.report.evaluation import render_evaluation
 
     console.rule("Daily evaluation (simulated days, sequential decision rule)")
     outcomes, evaluation = evaluate_daily(config_path, first_day, days, console)
     final = outcomes[-1]
+    render_evaluation(evaluation, console)
     colour = {"PROMOTE": "green", "ROLLBACK": "red"}.get(final.outcome, "yellow")
     console.print(f"decision after {final.day} simulated days: [bold {colour}]{final.outcome}[/]")
     for reason in evaluation.decision.reasons:
