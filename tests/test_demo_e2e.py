@@ -22,7 +22,7 @@ def _demo(workdir, *extra):
             "--replay-days",
             "5",
             "--label-days",
-            "10",
+            "16",
             *extra,
         ],
         capture_output=True,
@@ -61,16 +61,16 @@ def test_demo_runs_the_whole_loop(tmp_path):
         assert served + mirrored == sent
     assert "Holdout comparison" in result.stdout and "Online" in result.stdout
     days = json.loads((workdir / "decisions.json").read_text())
-    assert len(days) == 15 and [d["day"] for d in days] == list(range(1, 16))
+    assert len(days) == 21 and [d["day"] for d in days] == list(range(1, 22))
     assert {d["outcome"] for d in days} <= {"PROMOTE", "CONTINUE", "ROLLBACK", "STOP"}
     assert days[-1]["outcome"] == "PROMOTE", days
     assert all(d["reason"] for d in days)
-    assert "decision after 15 simulated days: PROMOTE" in result.stdout
+    assert "decision after 21 simulated days: PROMOTE" in result.stdout
     assert (workdir / "report.json").is_file() and (workdir / "report.html").is_file()
 
     aa = _demo(workdir, "--aa", "--reuse-models")
     assert "reusing the simulation" in aa.stdout and "Holdout comparison" not in aa.stdout
     aa_days = json.loads((workdir / "decisions.json").read_text())
-    assert len(aa_days) == 15 and aa_days[-1]["outcome"] != "PROMOTE", aa_days
+    assert len(aa_days) == 21 and aa_days[-1]["outcome"] != "PROMOTE", aa_days
     aa_online = json.loads((workdir / "online.json").read_text())
     assert aa_online["replay"]["ok"] == aa_online["replay"]["sent"]

@@ -53,10 +53,12 @@ def default_config_dict(tracking_uri: str, *, aa: bool = False) -> dict[str, Any
 DEMO_EXPERIMENT = "fraud-detection-ab-test"
 # The demo's evaluation: a transaction with no label counts as legitimate once 14 days old (the
 # demo replays a week and follows its labels for two more; half the chargebacks are in by then),
-# and the challenger may alert up to 3.5 times as often as the champion: it is meant to catch
-# the new pattern the champion misses, and the precision floor guards the investigators' time.
+# and the challenger may alert up to 11 times as often as the champion: it is meant to catch the
+# new pattern the champion misses (on the demo's data the champion alerts on ~0.1-0.3% of
+# transactions, the challenger on ~1%, nearly all fraud), and the precision floor guards the
+# investigators' time.
 DEMO_MATURITY_DAYS = 14.0
-DEMO_MAX_ALERT_RATE_INCREASE = 2.5
+DEMO_MAX_ALERT_RATE_INCREASE = 10.0
 
 
 def demo_experiment_dict() -> dict[str, Any]:
