@@ -1,4 +1,5 @@
-"""The online half of `fraudgate demo`: serve the experiment, replay traffic, read the ledger."""
+"""The online half of `fraudgate demo`: serve the experiment, replay days of traffic with labels
+arriving in simulated time, read the ledger, evaluate once per simulated day, write the report."""
 
 from __future__ import annotations
 
