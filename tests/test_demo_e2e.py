@@ -66,11 +66,14 @@ def test_demo_runs_the_whole_loop(tmp_path):
     assert days[-1]["outcome"] == "PROMOTE", days
     assert all(d["reason"] for d in days)
     assert "decision after 21 simulated days: PROMOTE" in result.stdout
-    assert (workdir / "report.json").is_file() and (workdir / "report.html").is_file()
+    report = json.loads((workdir / "report.json").read_text())
+    assert report["decision"]["outcome"] == "PROMOTE" and report["design"] == "paired"
+    assert (workdir / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
 
     aa = _demo(workdir, "--aa", "--reuse-models")
     assert "reusing the simulation" in aa.stdout and "Holdout comparison" not in aa.stdout
     aa_days = json.loads((workdir / "decisions.json").read_text())
     assert len(aa_days) == 21 and aa_days[-1]["outcome"] != "PROMOTE", aa_days
+    assert json.loads((workdir / "report.json").read_text())["decision"]["outcome"] != "PROMOTE"
     aa_online = json.loads((workdir / "online.json").read_text())
     assert aa_online["replay"]["ok"] == aa_online["replay"]["sent"]
