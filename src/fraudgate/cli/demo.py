@@ -89,10 +89,13 @@ def demo(
     for stale in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):  # a fresh experiment each run
         (workdir / stale).unlink(missing_ok=True)
     shutil.rmtree(workdir / "ledger-journal", ignore_errors=True)
-    console.print(
-        f"wrote [bold]{workdir / 'offline.json'}[/], {workdir / 'offline.html'} and "
-        f"[bold]{config_path}[/]"
-    )
+    if reuse_models and trained:
+        console.print(f"wrote [bold]{config_path}[/]")
+    else:
+        console.print(
+            f"wrote [bold]{workdir / 'offline.json'}[/], {workdir / 'offline.html'} and "
+            f"[bold]{config_path}[/]"
+        )
     if replay:
         try:
             plan = DemoReplay(
