@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from fraudgate.cli.replay import app, parse_days
+from fraudgate.config import load_config
 from fraudgate.data.simulator import SimulationConfig, simulate
+from fraudgate.ledger import open_ledger
 from fraudgate.replay import (
     LabelDelays,
     ReplayBatch,
@@ -163,7 +167,28 @@ def test_replay_against_the_experiment_server_all_ok(experiment_server, small_wo
     assert labels["sent"] + labels["unlabelled"] == 200 and labels["pending"] == 0
     assert labels["sent"] >= frauds and labels["rejected"] == 0
     assert labels["inserted"] + labels["updated"] + labels["unchanged"] == labels["sent"]
-    assert labels["unknown"] == 0  # every label joins a recorded decision
+    # labels delivered while scoring may reach the ledger before their decisions (stored
+    # anyway, joined later): once the shipper caught up, every label joins a served decision
+    # and the ledger holds each with its source and simulated known time
+    frame = select_transactions(settings).frame.set_index("transaction_id")
+    ids = frame.index.tolist()
+    store = open_ledger(load_config(experiment_server.config_path).ledger_config.url)
+    try:
+        stored = store.labels_for(ids)
+        assert len(stored) == labels["sent"]
+        assert Counter(label.source for label in stored.values()) == Counter(labels["by_source"])
+        deadline = time.monotonic() + 60
+        while True:
+            served = {d.transaction_id for d in store.decisions_for(stored) if d.role == "served"}
+            if served == set(stored) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert served == set(stored)
+        for tid, label in stored.items():  # simulated known times: event time + the delay
+            delay = label.label_time - frame.loc[tid, "timestamp"].tz_localize("UTC").timestamp()
+            assert 3600 - 1 <= delay <= 120 * 86_400 + 1, (tid, delay)
+    finally:
+        store.close()
     assert json.loads((small_workdir / "replay.json").read_text()) == json.loads(
         json.dumps(summary, default=str)
     )
