@@ -10,11 +10,21 @@
    at most ``rate`` requests per second, each addressed to the experiment's default model with the
    card id as routing key (request parameter ``card_id`` unless the config says otherwise) and the
    transaction id and amount as request parameters, so the ledger records them.
-3. **Labels.** Every replayed transaction's truth arrives ``delay`` days after it happened, with
-   ``delay ~ LogNormal(median=label_delay_days, sigma=1)`` capped at 90 days: most within days,
-   a long tail of weeks (chargebacks, investigations). Labels are sorted by that simulated label
-   time and POSTed to ``/feedback`` in batches; ``label_wall_seconds > 0`` spreads the batches
-   over that much wall time (time compressed) instead of sending them back to back.
+3. **Labels, the realistic way, in simulated time.** An alert of the served model gets an
+   ``investigation`` outcome (fraud or not) after hours to a couple of days; a fraud it missed
+   gets a ``chargeback`` after a long-tailed delay (log-normal, tail past 90 days); a legitimate
+   transaction it did not flag gets nothing (see :class:`LabelDelays`). The simulated clock is
+   the event time of the latest transaction sent, so simulated days pass in seconds; every
+   ``label_interval_s`` the labels known by then are POSTed to ``/feedback`` with their
+   ``label_time`` (when the label became known) and ``source``. After the last transaction
+   the clock jumps ``label_horizon_days`` ahead (None: to the end) and the rest is delivered;
+   later labels stay pending. Each request carries the transaction's event time as the request
+   parameter ``event_time`` (epoch seconds, simulated).
+
+REST requests go through `fraudgate.client.http1.Http1Pool` (keep-alive connections, the body
+encoded once with orjson, the answer read for the served model and decision only); gRPC through
+:class:`AsyncFraudgateClient`. Every request holds one transaction: the experiment routes a
+request as one unit by its card, so rows of different cards must not share one.
 
 The run stops by itself after ``N`` transactions and only talks to the given URL. It returns a
 summary dict (also written to ``<workdir>/replay.json``): sent / ok / errors by status, the
@@ -24,6 +34,8 @@ observed split per model, labels sent / inserted / unknown, throughput, latency 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import json
 import math
 import os
@@ -36,14 +48,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
-from fraudgate.client import AsyncFraudgateClient, FraudgateError, ScoreResult
-from fraudgate.client.wire import DEFAULT_MODEL, DEFAULT_ROUTING_PARAMETER
+from fraudgate.client import AsyncFraudgateClient, FraudgateError
+from fraudgate.client.errors import ConnectionFailed, ModelNotFound, error_from_http
+from fraudgate.client.http1 import Http1Pool
+from fraudgate.client.types import FeedbackResult
+from fraudgate.client.wire import (
+    DECISION_OUTPUT,
+    DEFAULT_MODEL,
+    DEFAULT_ROUTING_PARAMETER,
+    INPUT_NAME,
+    ROUTE_HEADER,
+    ROUTING_HEADER,
+    prepare_infer,
+)
 from fraudgate.config import ADMIN_TOKEN_ENV
 from fraudgate.report.replay import render_summary
 
 __all__ = [
+    "LabelDelays",
     "ReplayBatch",
     "ReplaySettings",
     "ReplayTarget",
@@ -64,15 +89,55 @@ MAX_LABEL_DELAY_DAYS = 90.0
 LABEL_DELAY_SIGMA = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class LabelDelays:
+    """How late labels arrive, in simulated days (log-normal: median, sigma, cap).
+
+    An alert of the served model is investigated within hours to a couple of days; a fraud it
+    missed comes back as a chargeback weeks later (long tail past 90 days); a legitimate
+    transaction it did not flag never gets a label.
+    """
+
+    investigation_median_days: float = 0.5
+    investigation_sigma: float = 0.6
+    investigation_max_days: float = 3.0
+    chargeback_median_days: float = 14.0
+    chargeback_sigma: float = 0.8
+    chargeback_max_days: float = 120.0
+
+    def draw(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per transaction: (investigation delay, chargeback delay), drawn up front so the
+        schedule does not depend on the order responses come back in."""
+        rng = np.random.default_rng([seed, 1])
+        return (
+            _lognormal(rng, self.investigation_median_days, self.investigation_sigma, n).clip(
+                1 / 24, self.investigation_max_days
+            ),
+            np.minimum(
+                _lognormal(rng, self.chargeback_median_days, self.chargeback_sigma, n),
+                self.chargeback_max_days,
+            ),
+        )
+
+
+def _lognormal(rng: np.random.Generator, median: float, sigma: float, n: int) -> np.ndarray:
+    if median <= 0:
+        return np.zeros(n)
+    return rng.lognormal(mean=math.log(median), sigma=sigma, size=n)
+
+
 @dataclass(frozen=True)
 class ReplaySettings:
     url: str
     transactions: int = 1000
     rate: float = 200.0  # requests per second; <= 0 or inf: as fast as the workers go
     concurrency: int = 16
-    label_delay_days: float = 3.0  # median delay; 0 = labels known right away
-    label_wall_seconds: float = 0.0  # spread label batches over this much wall time
+    delays: LabelDelays = field(default_factory=LabelDelays)
+    # simulated days past the last transaction up to which labels are delivered (None: all)
+    label_horizon_days: float | None = None
+    label_interval_s: float = 0.25  # wall seconds between label deliveries while scoring
     label_batch: int = 500
+    window_days: float | None = None  # replay only the first days of the holdout window
     token: str | None = None
     seed: int = 7
     workdir: Path = Path(".fraudgate/demo")
@@ -164,7 +229,10 @@ def select_transactions(settings: ReplaySettings) -> ReplayBatch:
         start_day = max(
             start_day, TrainingPlan.for_simulation(cfg.days, cfg.emerging_day).holdout.start
         )
-    pool = np.flatnonzero(day.to_numpy() >= start_day)
+    in_window = day.to_numpy() >= start_day
+    if settings.window_days is not None:
+        in_window &= day.to_numpy() < start_day + settings.window_days
+    pool = np.flatnonzero(in_window)
     if len(pool) == 0:
         pool = np.arange(len(features))
     n = min(settings.transactions, len(pool))
@@ -189,25 +257,41 @@ def select_transactions(settings: ReplaySettings) -> ReplayBatch:
     )
 
 
-def label_schedule(frame: pd.DataFrame, median_days: float, seed: int) -> pd.DataFrame:
-    """One label per transaction, at timestamp + LogNormal delay (median ``median_days``)."""
-    rng = np.random.default_rng([seed, 1])
-    n = len(frame)
-    if median_days <= 0:
-        delay = np.zeros(n)
-    else:
-        delay = rng.lognormal(mean=math.log(median_days), sigma=LABEL_DELAY_SIGMA, size=n)
-        delay = np.minimum(delay, MAX_LABEL_DELAY_DAYS)
+INVESTIGATION, CHARGEBACK = "investigation", "chargeback"
+
+
+def label_schedule(
+    frame: pd.DataFrame, flagged: np.ndarray, delays: LabelDelays, seed: int
+) -> pd.DataFrame:
+    """The labels the replayed transactions get, ordered by the time each becomes known.
+
+    ``flagged[i]``: the served model alerted on transaction ``i`` -> an ``investigation`` outcome
+    (fraud or not) after a short delay; an unflagged fraud -> a ``chargeback`` after a long one;
+    an unflagged legitimate transaction -> no label.
+    """
+    flagged = np.asarray(flagged, dtype=bool)
+    fraud = frame["is_fraud"].to_numpy(dtype=bool)
+    if flagged.shape != fraud.shape:
+        raise ValueError(
+            f"flagged: expected one decision per transaction ({fraud.shape[0]}), "
+            f"received {flagged.shape[0]}"
+        )
+    investigation, chargeback = delays.draw(len(frame), seed)
+    labelled = flagged | fraud
+    delay = np.where(flagged, investigation, chargeback)[labelled]
+    events = frame["timestamp"].to_numpy()[labelled]
     labels = pd.DataFrame(
         {
-            "transaction_id": frame["transaction_id"].to_numpy(),
-            "is_fraud": frame["is_fraud"].to_numpy(),
-            "label_time": frame["timestamp"] + pd.to_timedelta(delay, unit="D"),
-            "amount": frame["amount"].to_numpy(),
+            "transaction_id": frame["transaction_id"].to_numpy()[labelled],
+            "is_fraud": fraud[labelled],
+            "event_time": events,
+            "known_at": events + pd.to_timedelta(delay, unit="D").to_numpy(),
+            "source": np.where(flagged[labelled], INVESTIGATION, CHARGEBACK),
+            "amount": frame["amount"].to_numpy()[labelled],
             "delay_days": delay,
         }
     )
-    return labels.sort_values("label_time", kind="stable", ignore_index=True)
+    return labels.sort_values("known_at", kind="stable", ignore_index=True)
 
 
 # -- the replay ----------------------------------------------------------------------------------
@@ -223,14 +307,14 @@ class _Tally:
     flagged: Counter = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
 
-    def record(self, result: ScoreResult) -> None:
+    def record(self, model: str, route: str | None, alert: bool, latency_ms: float) -> None:
         self.ok += 1
-        self.split[result.model_name] += 1
-        if result.route:
-            self.routes[result.route] += 1
-        if result.is_fraud:
-            self.flagged[result.model_name] += 1
-        self.latencies.append(result.latency_ms)
+        self.split[model] += 1
+        if route:
+            self.routes[route] += 1
+        if alert:
+            self.flagged[model] += 1
+        self.latencies.append(latency_ms)
 
     def fail(self, error: BaseException) -> None:
         if isinstance(error, FraudgateError):
@@ -241,31 +325,182 @@ class _Tally:
         self.errors[key] += 1
         self.error_examples.setdefault(key, message[:300])
 
+    @property
+    def done(self) -> int:
+        return self.ok + sum(self.errors.values())
 
-def _client(settings: ReplaySettings) -> AsyncFraudgateClient:
+
+LABEL_TIMEOUT_S = 60.0  # a feedback batch waits for the ledger's commit, behind the shipper
+
+
+def _client(settings: ReplaySettings, timeout: float | None = None) -> AsyncFraudgateClient:
     return AsyncFraudgateClient(
         settings.url,
         protocol=settings.protocol,
         grpc_address=settings.grpc_address,
         token=settings.token,
-        timeout=settings.timeout,
+        timeout=max(settings.timeout, timeout or 0.0),
         model=settings.model,
         routing_parameter=settings.routing_parameter,
         max_connections=max(settings.concurrency, 1),
     )
 
 
+_NS = 1_000_000_000
+
+
+@dataclass
+class _Labels:
+    """Labels waiting for the simulated clock, and what was delivered so far."""
+
+    delays: LabelDelays
+    investigation: np.ndarray
+    chargeback: np.ndarray
+    pending: list[tuple[int, int]] = field(default_factory=list)  # heap of (known_at ns, row)
+    sent: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    unknown: int = 0
+    unknown_examples: list[str] = field(default_factory=list)
+    batches: int = 0
+    by_source: Counter = field(default_factory=Counter)
+    error: str | None = None
+    delivered_delays: list[float] = field(default_factory=list)
+
+
+class _Run:
+    """One replay's state: the transactions, the simulated clock, the label queue."""
+
+    def __init__(self, settings: ReplaySettings, batch: ReplayBatch) -> None:
+        self.settings = settings
+        self.batch = batch
+        frame = batch.frame
+        self.n = len(frame)
+        self.ids = frame["transaction_id"].tolist()
+        self.cards = frame["card_id"].tolist()
+        self.amounts = frame["amount"].tolist()
+        self.fraud = frame["is_fraud"].to_numpy(dtype=bool)
+        self.event_ns = frame["timestamp"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+        self.event_s = (self.event_ns / _NS).tolist()
+        self.flagged = np.zeros(self.n, dtype=bool)
+        self.answered = np.zeros(self.n, dtype=bool)
+        self.served_by: list[str | None] = [None] * self.n
+        self.now_ns = int(self.event_ns[0]) if self.n else 0  # the simulated clock
+        investigation, chargeback = settings.delays.draw(self.n, settings.seed)
+        self.labels = _Labels(settings.delays, investigation, chargeback)
+        self.tally = _Tally()
+
+    def answer(self, i: int, model: str, route: str | None, alert: bool, latency: float) -> None:
+        """Record transaction i's served decision and queue the label it will get."""
+        self.tally.record(model, route, alert, latency)
+        self.answered[i] = True
+        self.flagged[i] = alert
+        self.served_by[i] = model
+        if alert:
+            delay = float(self.labels.investigation[i])
+        elif self.fraud[i]:
+            delay = float(self.labels.chargeback[i])
+        else:
+            return
+        heapq.heappush(self.labels.pending, (int(self.event_ns[i] + delay * 86_400 * _NS), i))
+
+    def due(self, until_ns: int, limit: int) -> list[int]:
+        """Rows of the labels known by ``until_ns`` (simulated), oldest first, at most limit."""
+        out: list[int] = []
+        pending = self.labels.pending
+        while pending and pending[0][0] <= until_ns and len(out) < limit:
+            out.append(heapq.heappop(pending)[1])
+        return out
+
+    def label_row(self, i: int) -> dict[str, Any]:
+        alert = bool(self.flagged[i])
+        delay = float(self.labels.investigation[i] if alert else self.labels.chargeback[i])
+        known = self.event_ns[i] + int(delay * 86_400 * _NS)
+        return {
+            "transaction_id": self.ids[i],
+            "is_fraud": bool(self.fraud[i]),
+            "label_time": _iso_ns(int(known)),
+            "source": INVESTIGATION if alert else CHARGEBACK,
+            "amount": float(self.amounts[i]),
+        }
+
+
+def _iso_ns(ns: int) -> str:
+    return datetime.fromtimestamp(ns / _NS, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _request_body(run: _Run, i: int) -> tuple[bytes, dict[str, str] | None]:
+    """One transaction's REST body, encoded once (orjson serialises the float32 row)."""
+    settings = run.settings
+    params: dict[str, Any] = {"content_type": "np"}
+    headers = None
+    if settings.routing_parameter:
+        params[settings.routing_parameter] = int(run.cards[i])
+    else:
+        headers = {ROUTING_HEADER: str(int(run.cards[i]))}
+    params["transaction_id"] = run.ids[i]
+    params["amount"] = float(run.amounts[i])
+    params["event_time"] = run.event_s[i]
+    body = {
+        "id": f"replay-{run.ids[i]}",
+        "inputs": [
+            {
+                "name": INPUT_NAME,
+                "shape": [1, run.batch.features.shape[1]],
+                "datatype": "FP32",
+                "data": run.batch.features[i],
+            }
+        ],
+        "parameters": params,
+    }
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), headers
+
+
+def _served_decision(body: bytes) -> tuple[str, bool]:
+    """(model that answered, its decision) from a one-row REST response."""
+    data = orjson.loads(body)
+    decision = False
+    for output in data.get("outputs", ()):
+        if output.get("name") == DECISION_OUTPUT:
+            decision = bool(output["data"][0])
+    return str(data.get("model_name", "")), decision
+
+
+async def _score_rest(run: _Run, pool: Http1Pool, i: int, path: str) -> None:
+    body, headers = _request_body(run, i)
+    start = time.perf_counter()
+    response = await pool.request("POST", path, body, headers)
+    latency = (time.perf_counter() - start) * 1000
+    if response.status >= 400:
+        raise error_from_http(response.status, response.body, not_found=ModelNotFound)
+    model, alert = _served_decision(response.body)
+    run.answer(i, model, response.headers.get(ROUTE_HEADER), alert, latency)
+
+
+async def _score_grpc(run: _Run, client: AsyncFraudgateClient, i: int) -> None:
+    call = prepare_infer(
+        run.batch.features[i],
+        model=run.settings.model,
+        routing_key=int(run.cards[i]),
+        transaction_id=run.ids[i],
+        amount=float(run.amounts[i]),
+        request_id=f"replay-{run.ids[i]}",
+        routing_parameter=run.settings.routing_parameter,
+        extra_parameters={"event_time": run.event_s[i]},
+    )
+    result = await client.infer(call)
+    run.answer(i, result.model_name, result.route, bool(result.is_fraud), result.latency_ms)
+
+
 async def _score_all(
+    run: _Run,
     client: AsyncFraudgateClient,
-    settings: ReplaySettings,
-    batch: ReplayBatch,
     progress: Callable[[_Tally], object],
-) -> tuple[_Tally, float]:
-    tally = _Tally()
-    n = len(batch.frame)
-    ids = batch.frame["transaction_id"].tolist()
-    cards = batch.frame["card_id"].tolist()
-    amounts = batch.frame["amount"].tolist()
+) -> float:
+    settings = run.settings
+    n = run.n
     interval = (
         0.0
         if not settings.rate or not math.isfinite(settings.rate) or settings.rate <= 0
@@ -273,101 +508,142 @@ async def _score_all(
     )
     next_index = 0
     started = time.perf_counter()
+    path = f"/v2/models/{settings.model}/infer"
+    pool = (
+        Http1Pool(
+            settings.url,
+            max_connections=max(1, settings.concurrency),
+            timeout=settings.timeout,
+            headers={"content-type": "application/json"},
+        )
+        if settings.protocol == "rest"
+        else None
+    )
 
     async def worker() -> None:
         nonlocal next_index
-        while True:
+        while next_index < n:
             i = next_index
-            if i >= n:
-                return
             next_index += 1
-            due = started + i * interval
-            wait = due - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            run.now_ns = max(run.now_ns, int(run.event_ns[i]))
+            if interval:
+                wait = started + i * interval - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
             try:
-                result = await client.score(
-                    batch.features[i],
-                    routing_key=int(cards[i]),
-                    transaction_id=ids[i],
-                    amount=float(amounts[i]),
-                    request_id=f"replay-{ids[i]}",
-                )
+                if pool is not None:
+                    await _score_rest(run, pool, i, path)
+                else:
+                    await _score_grpc(run, client, i)
             except Exception as exc:  # counted by kind; the replay goes on
-                tally.fail(exc)
-            else:
-                tally.record(result)
-            progress(tally)
+                run.tally.fail(exc)
+            if i % 64 == 0:
+                progress(run.tally)
 
-    await asyncio.gather(*(worker() for _ in range(max(1, settings.concurrency))))
-    return tally, time.perf_counter() - started
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, settings.concurrency))))
+    finally:
+        if pool is not None:
+            await pool.aclose()
+    progress(run.tally)
+    return time.perf_counter() - started
 
 
-async def _deliver_labels(
+async def _send_due(
+    run: _Run, client: AsyncFraudgateClient, until_ns: int, progress: Callable[[int], object]
+) -> None:
+    """POST every queued label known by ``until_ns`` (simulated), in batches."""
+    labels = run.labels
+    size = max(1, run.settings.label_batch)
+    while labels.error is None:
+        rows = run.due(until_ns, size)
+        if not rows:
+            return
+        payload = [run.label_row(i) for i in rows]
+        try:
+            result = await _send_patiently(client, payload, size)
+        except FraudgateError as exc:
+            labels.error = f"{type(exc).__name__}: {exc}"
+            for i in rows:  # back in the queue: they count as undelivered
+                heapq.heappush(labels.pending, (until_ns + 1, i))
+            return
+        labels.sent += len(payload)
+        labels.batches += 1
+        labels.inserted += result.inserted
+        labels.updated += result.updated
+        labels.unchanged += result.unchanged
+        labels.rejected += result.rejected_count
+        labels.unknown += result.unknown_count
+        labels.unknown_examples.extend(
+            result.unknown_transaction_ids[: max(0, 5 - len(labels.unknown_examples))]
+        )
+        for row in payload:
+            labels.by_source[row["source"]] += 1
+        for i in rows:
+            alert = run.flagged[i]
+            labels.delivered_delays.append(
+                float(labels.investigation[i] if alert else labels.chargeback[i])
+            )
+        progress(labels.sent)
+
+
+LABEL_ATTEMPTS = 3
+
+
+async def _send_patiently(
+    client: AsyncFraudgateClient, payload: list[dict[str, Any]], size: int
+) -> FeedbackResult:
+    """`send_labels`, tried again after a time-out or a dropped connection: a busy server may
+    be slow to commit, and labels are idempotent (a repeat counts as unchanged)."""
+    for attempt in range(1, LABEL_ATTEMPTS + 1):
+        try:
+            return await client.send_labels(payload, batch_size=size)
+        except ConnectionFailed:
+            if attempt == LABEL_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
+async def _label_feed(
+    run: _Run,
     client: AsyncFraudgateClient,
-    settings: ReplaySettings,
-    labels: pd.DataFrame,
+    stop: asyncio.Event,
     progress: Callable[[int], object],
-) -> dict[str, Any]:
+) -> None:
+    """While scoring runs: every ``label_interval_s`` deliver what the simulated clock reached."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), run.settings.label_interval_s)
+        await _send_due(run, client, run.now_ns, progress)
+
+
+def _label_summary(run: _Run, horizon_ns: int | None) -> dict[str, Any]:
+    labels = run.labels
     out: dict[str, Any] = {
-        "sent": 0,
-        "inserted": 0,
-        "updated": 0,
-        "unchanged": 0,
-        "unknown": 0,
-        "rejected": 0,
-        "batches": 0,
-        "error": None,
+        "sent": labels.sent,
+        "inserted": labels.inserted,
+        "updated": labels.updated,
+        "unchanged": labels.unchanged,
+        "unknown": labels.unknown,
+        "unknown_examples": labels.unknown_examples[:5],
+        "rejected": labels.rejected,
+        "batches": labels.batches,
+        "by_source": dict(sorted(labels.by_source.items())),
+        "pending": len(labels.pending),  # known only after the replay's horizon
+        "unlabelled": int((run.answered & ~run.flagged & ~run.fraud).sum()),
+        "horizon": None if horizon_ns is None else _iso_ns(horizon_ns),
+        "delays": asdict(labels.delays),
+        "error": labels.error,
     }
-    if len(labels):
-        delay = labels["delay_days"].to_numpy()
+    if labels.delivered_delays:
+        delay = np.asarray(labels.delivered_delays)
         out["delay_days"] = {
             "p50": round(float(np.percentile(delay, 50)), 3),
             "p90": round(float(np.percentile(delay, 90)), 3),
             "max": round(float(delay.max()), 3),
             "within_7d": round(float((delay <= 7).mean()), 4),
         }
-    size = max(1, settings.label_batch)
-    n_batches = math.ceil(len(labels) / size)
-    pause = (
-        settings.label_wall_seconds / n_batches
-        if n_batches and settings.label_wall_seconds > 0
-        else 0.0
-    )
-    unknown: list[str] = []  # the first few, as examples
-    unknown_count = 0
-    for b in range(n_batches):
-        part = labels.iloc[b * size : (b + 1) * size]
-        times = part["label_time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        rows = [
-            {
-                "transaction_id": tid,
-                "is_fraud": bool(fraud),
-                "label_time": when,
-                "amount": float(amount),
-            }
-            for tid, fraud, when, amount in zip(
-                part["transaction_id"], part["is_fraud"], times, part["amount"], strict=True
-            )
-        ]
-        try:
-            result = await client.send_labels(rows, batch_size=size)
-        except FraudgateError as exc:
-            out["error"] = f"{type(exc).__name__}: {exc}"
-            break
-        out["sent"] += len(rows)
-        out["batches"] += 1
-        out["inserted"] += result.inserted
-        out["updated"] += result.updated
-        out["unchanged"] += result.unchanged
-        out["rejected"] += result.rejected_count
-        unknown_count += result.unknown_count
-        unknown.extend(result.unknown_transaction_ids[: max(0, 5 - len(unknown))])
-        progress(out["sent"])
-        if pause and b + 1 < n_batches:
-            await asyncio.sleep(pause)
-    out["unknown"] = unknown_count
-    out["unknown_examples"] = unknown[:5]
     return out
 
 
@@ -396,7 +672,7 @@ async def replay_async(
     if batch is None:
         with console.status("reading transactions and computing features"):
             batch = select_transactions(settings)
-    labels = label_schedule(batch.frame, settings.label_delay_days, settings.seed)
+    run = _Run(settings, batch)
     began_at = datetime.now(UTC)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -408,22 +684,41 @@ async def replay_async(
         console=console,
         disable=not show_progress,
     )
-    async with _client(settings) as client:
+    async with _client(settings) as client, _client(settings, LABEL_TIMEOUT_S) as feedback:
         with progress:
-            scoring = progress.add_task("scoring", total=len(batch.frame), info="")
+            scoring = progress.add_task("scoring", total=run.n, info="")
+            labelling = progress.add_task("labels", total=None, info="")
 
             def on_score(tally: _Tally) -> None:
-                done = tally.ok + sum(tally.errors.values())
                 split = " ".join(f"{k}:{v}" for k, v in sorted(tally.split.items()))
                 errors = sum(tally.errors.values())
-                progress.update(scoring, completed=done, info=f"ok {tally.ok} err {errors} {split}")
+                clock = _iso_ns(run.now_ns)[:16] if run.n else ""
+                progress.update(
+                    scoring,
+                    completed=tally.done,
+                    info=f"ok {tally.ok} err {errors} {split} | simulated {clock}",
+                )
 
-            tally, elapsed = await _score_all(client, settings, batch, on_score)
-            labelling = progress.add_task("labels", total=len(labels), info="")
-            label_summary = await _deliver_labels(
-                client, settings, labels, lambda sent: progress.update(labelling, completed=sent)
-            )
-    sent = len(batch.frame)
+            def on_label(sent: int) -> None:
+                progress.update(
+                    labelling, completed=sent, info=f"pending {len(run.labels.pending)}"
+                )
+
+            stop = asyncio.Event()
+            feed = asyncio.create_task(_label_feed(run, feedback, stop, on_label))
+            try:
+                elapsed = await _score_all(run, client, on_score)
+            finally:
+                stop.set()
+                await feed
+            horizon_ns: int | None = None
+            if settings.label_horizon_days is not None and run.n:
+                horizon_ns = int(run.event_ns[-1] + settings.label_horizon_days * 86_400 * _NS)
+            final = horizon_ns if horizon_ns is not None else np.iinfo(np.int64).max
+            await _send_due(run, feedback, final, on_label)
+            progress.update(labelling, total=run.labels.sent)
+    tally = run.tally
+    sent = run.n
     summary: dict[str, Any] = {
         "url": settings.url,
         "protocol": settings.protocol,
@@ -436,7 +731,7 @@ async def replay_async(
         "seed": settings.seed,
         "source": batch.source,
         "window": {"from": batch.window[0], "to": batch.window[1]},
-        "frauds_replayed": int(batch.frame["is_fraud"].sum()),
+        "frauds_replayed": int(run.fraud.sum()),
         "sent": sent,
         "ok": tally.ok,
         "errors": dict(sorted(tally.errors.items())),
@@ -447,7 +742,7 @@ async def replay_async(
         else {},
         "routes": dict(sorted(tally.routes.items())),
         "flagged": dict(sorted(tally.flagged.items())),
-        "labels": label_summary,
+        "labels": _label_summary(run, horizon_ns),
         "elapsed_s": round(elapsed, 3),
         "throughput_rps": round(tally.ok / elapsed, 2) if elapsed > 0 else None,
         "latency_ms": {

@@ -15,6 +15,7 @@ from fraudgate.cli.demo import demo
 from fraudgate.cli.experiment import experiment_app, feedback
 from fraudgate.cli.ledger import ledger_app
 from fraudgate.cli.replay import replay
+from fraudgate.cli.report import report
 from fraudgate.cli.serve import serve
 from fraudgate.cli.train import simulate, train
 
@@ -34,6 +35,7 @@ app.add_typer(ledger_app, name="ledger")
 app.command("simulate")(simulate)
 app.command("train")(train)
 app.command("demo")(demo)
+app.command("report")(report)
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -14,12 +14,12 @@ _DURATION = re.compile(r"^\s*(?P<value>[0-9]*\.?[0-9]+)\s*(?P<unit>[smhdw]?)\s*$
 _UNIT_DAYS = {"": 1.0, "d": 1.0, "w": 7.0, "h": 1 / 24, "m": 1 / 1440, "s": 1 / 86_400}
 
 
-def parse_days(text: str) -> float:
-    """'3d', '12h', '1w', '90m', '2' (days) -> days as a float; raises ValueError."""
+def parse_days(text: str, option: str = "--chargeback-delay") -> float:
+    """'3d', '12h', '1w', '90m', '2' (days) -> days as a float; raises ValueError naming option."""
     match = _DURATION.match(text)
     if not match:
         raise ValueError(
-            f"--label-delay: expected a duration such as 3d, 12h, 1w or a number of days, "
+            f"{option}: expected a duration such as 3d, 12h, 1w or a number of days, "
             f"received {text!r}"
         )
     return float(match["value"]) * _UNIT_DAYS[match["unit"]]
@@ -52,17 +52,27 @@ def replay(
         float, typer.Option(help="At most this many requests per second (0: no limit).", min=0)
     ] = 200.0,
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 16,
-    label_delay: Annotated[
+    investigation_delay: Annotated[
         str,
         typer.Option(
-            help="Median label delay in simulated time (3d, 12h, 1w; 0 = immediate); delays are "
-            "log-normal with a long tail, capped at 90 days.",
+            help="Median delay of an alert's investigation outcome in simulated time (12h, 1d; "
+            "log-normal, at least 1 hour, at most 3 days).",
         ),
-    ] = "3d",
-    label_wall_seconds: Annotated[
-        float,
-        typer.Option(help="Spread label batches over this many seconds (0: send at once).", min=0),
-    ] = 0.0,
+    ] = "12h",
+    chargeback_delay: Annotated[
+        str,
+        typer.Option(
+            help="Median delay of a missed fraud's chargeback in simulated time (14d, 2w; "
+            "log-normal with a tail past 90 days, capped at 120 days).",
+        ),
+    ] = "14d",
+    label_horizon: Annotated[
+        str | None,
+        typer.Option(
+            help="Deliver the labels known up to this long after the last transaction "
+            "(simulated; e.g. 7d); later ones stay pending. Default: all of them.",
+        ),
+    ] = None,
     token: Annotated[
         str | None,
         typer.Option(
@@ -93,12 +103,16 @@ def replay(
 ) -> dict[str, Any]:
     from rich.console import Console
 
-    from fraudgate.replay import ReplaySettings, run_replay, target_from_config
+    from fraudgate.replay import LabelDelays, ReplaySettings, run_replay, target_from_config
     from fraudgate.report.replay import render_summary
 
     console = Console()
     try:
-        delay_days = parse_days(label_delay)
+        delays = LabelDelays(
+            investigation_median_days=parse_days(investigation_delay, "--investigation-delay"),
+            chargeback_median_days=parse_days(chargeback_delay, "--chargeback-delay"),
+        )
+        horizon = None if label_horizon is None else parse_days(label_horizon, "--label-horizon")
         if protocol not in ("rest", "grpc"):
             raise ValueError(f"--protocol: expected rest or grpc, received {protocol!r}")
         target = target_from_config(config)
@@ -113,8 +127,8 @@ def replay(
         transactions=transactions,
         rate=rate if rate > 0 else math.inf,
         concurrency=concurrency,
-        label_delay_days=delay_days,
-        label_wall_seconds=label_wall_seconds,
+        delays=delays,
+        label_horizon_days=horizon,
         token=token or target.token,
         seed=seed,
         workdir=workdir,
@@ -136,11 +150,14 @@ def replay(
 replay.__doc__ = (
     "Replay simulated transactions from after the emerging pattern through a running server, "
     "then deliver their labels.\n\n"
-    "Streams N transactions (concurrent, rate-limited, routing key = card id, transaction id "
-    "and amount as request parameters) to the experiment's default model, then POSTs their "
-    "labels to /feedback ordered by a realistic, long-tailed label delay. Prints sent / ok / "
-    "errors, the observed split per model, labels inserted / unknown, throughput and latency; "
-    "writes replay.json in the work directory."
+    "Streams N transactions in time order (concurrent, rate-limited, routing key = card id, "
+    "transaction id, amount and event time as request parameters) to the experiment's default "
+    "model. Labels arrive in simulated time as they would: the served model's alerts get an "
+    "investigation outcome within hours to days, missed frauds a chargeback weeks later, "
+    "legitimate unflagged transactions nothing; each is POSTed to /feedback once the replay's "
+    "simulated clock reaches the time it became known. Prints sent / ok / errors, the observed "
+    "split per model, labels by source / pending, throughput and latency; writes replay.json in "
+    "the work directory."
 )
 
 app = typer.Typer(add_completion=False, help="fraudgate traffic replay.")

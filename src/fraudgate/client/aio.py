@@ -122,6 +122,11 @@ class AsyncFraudgateClient(ClientBase):
         return parse_rest(call, response.content, response.headers, latency)
 
     # -- inference ---------------------------------------------------------------------------------
+    async def infer(self, call: InferCall) -> ScoreResult:
+        """Send one request prepared by `fraudgate.client.wire.prepare_infer` (for callers that
+        add request parameters of their own, such as the replay's ``event_time``)."""
+        return await self._infer(call)
+
     async def score(
         self,
         features: Any,

@@ -19,8 +19,9 @@ from fraudgate.config.schema import (
 )
 
 
-def default_config_dict(tracking_uri: str) -> dict[str, Any]:
-    """The two-model config the demo serves: champion and challenger of ``fraud-detection``."""
+def default_config_dict(tracking_uri: str, *, aa: bool = False) -> dict[str, Any]:
+    """The two-model config the demo serves: champion and challenger of ``fraud-detection``
+    (with ``aa``, an A/A test: ``fraud-v2-candidate`` serves the champion too)."""
     batching = {"max_batch_size": DEFAULT_MAX_BATCH_SIZE, "max_wait_ms": DEFAULT_MAX_WAIT_MS}
     return {
         "registry": tracking_uri,
@@ -40,7 +41,7 @@ def default_config_dict(tracking_uri: str) -> dict[str, Any]:
             },
             {
                 "name": "fraud-v2-candidate",
-                "uri": "models:/fraud-detection@challenger",
+                "uri": f"models:/fraud-detection@{'champion' if aa else 'challenger'}",
                 "threshold": None,
                 "runtime": "auto",
                 "batching": dict(batching),
@@ -50,6 +51,14 @@ def default_config_dict(tracking_uri: str) -> dict[str, Any]:
 
 
 DEMO_EXPERIMENT = "fraud-detection-ab-test"
+# The demo's evaluation: a transaction with no label counts as legitimate once 14 days old (the
+# demo replays a week and follows its labels for two more; half the chargebacks are in by then),
+# and the challenger may alert up to 11 times as often as the champion: it is meant to catch the
+# new pattern the champion misses (on the demo's data the champion alerts on ~0.1-0.3% of
+# transactions, the challenger on ~1%, nearly all fraud), and the precision floor guards the
+# investigators' time.
+DEMO_MATURITY_DAYS = 14.0
+DEMO_MAX_ALERT_RATE_INCREASE = 10.0
 
 
 def demo_experiment_dict() -> dict[str, Any]:
@@ -66,20 +75,27 @@ def demo_experiment_dict() -> dict[str, Any]:
     }
 
 
-def demo_config_dict(tracking_uri: str, workdir: Path, token: str | None = None) -> dict[str, Any]:
-    """`default_config_dict` plus the demo's experiment, a SQLite ledger in `workdir` and auth.
+def demo_config_dict(
+    tracking_uri: str, workdir: Path, token: str | None = None, *, aa: bool = False
+) -> dict[str, Any]:
+    """`default_config_dict` plus the demo's experiment, a SQLite ledger in `workdir` and auth
+    (``aa``: the same model in both arms).
 
     The admin/feedback token is ``token`` when given; else ``token_env: FRAUDGATE_ADMIN_TOKEN``
     when that variable is set; else a freshly generated random token written into the file.
     """
     import secrets
 
-    config = default_config_dict(tracking_uri)
+    config = default_config_dict(tracking_uri, aa=aa)
     config["experiment"] = demo_experiment_dict()
     config["ledger"] = {
         "url": f"sqlite:///{(Path(workdir) / 'ledger.db').resolve()}",
         "enabled": True,
         "weights_poll_s": DEFAULT_WEIGHTS_POLL_S,
+    }
+    config["analysis"] = {
+        "maturity_days": DEMO_MATURITY_DAYS,
+        "guardrails": {"max_alert_rate_increase": DEMO_MAX_ALERT_RATE_INCREASE},
     }
     if token is None and os.environ.get(ADMIN_TOKEN_ENV):
         config["auth"] = {"token_env": ADMIN_TOKEN_ENV, "inference": False}
@@ -100,6 +116,9 @@ _DEMO_HEADER = """\
 #   request in shadow (mirror percent 100, no name); explicit versions (fraud-v1-baseline_1,
 #   /versions/1) bypass the experiment
 # ledger: every decision is recorded here; labels arrive through POST /feedback
+# analysis: how the demo evaluates the experiment (`fraudgate report`): unlabelled transactions
+#   count as legitimate once maturity_days old; the challenger may alert more than the champion
+#   (it catches the new pattern), up to guardrails.max_alert_rate_increase
 # auth.token: the bearer token for /feedback, /admin and model management (repository
 #   load/unload; `fraudgate experiment set --token ...`)
 """
@@ -111,6 +130,7 @@ def write_default_config(
     *,
     experiment: bool = True,
     token: str | None = None,
+    aa: bool = False,
 ) -> Path:
     """Write the demo's config to `path` (validated by reading it back); return it.
 
@@ -120,7 +140,7 @@ def write_default_config(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if experiment:
-        data = demo_config_dict(tracking_uri, path.parent, token)
+        data = demo_config_dict(tracking_uri, path.parent, token, aa=aa)
         header = _HEADER + _DEMO_HEADER
     else:
         data = default_config_dict(tracking_uri)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fraudgate.config import validators as v
 from fraudgate.config.schema import (
     ACKNOWLEDGE,
+    DEFAULT_ALPHA,
     DEFAULT_COMMIT_TIMEOUT_MS,
     DEFAULT_FEEDBACK_MAX_LABELS,
     DEFAULT_GRPC_PORT,
@@ -23,6 +24,7 @@ from fraudgate.config.schema import (
     DEFAULT_HOST,
     DEFAULT_HTTP_PORT,
     DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_MATURITY_DAYS,
     DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENT_STREAMS,
     DEFAULT_MAX_EXTRA_MODELS,
@@ -32,13 +34,20 @@ from fraudgate.config.schema import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MAX_WAIT_MS,
     DEFAULT_MODEL_MANAGEMENT,
+    DEFAULT_PLANNED_FRAUDS,
+    DEFAULT_PLANNED_TRANSACTIONS,
     DEFAULT_WEIGHTS_POLL_S,
+    DESIGNS,
     MODEL_MANAGEMENT,
+    PRIMARY_METRICS,
     SHIPPERS,
+    AnalysisConfig,
     AuthConfig,
     BatchingConfig,
     ConfigError,
+    CostConfig,
     FraudgateConfig,
+    GuardrailsConfig,
     LedgerConfig,
     ModelConfig,
     ServerConfig,
@@ -49,7 +58,38 @@ if TYPE_CHECKING:
 
 # Sections other rooms own: kept verbatim as well (``experiment``/``ledger``) after validation.
 RAW_SECTIONS = ("experiment", "ledger")
-_TOP_LEVEL = ("registry", "server", "models", *RAW_SECTIONS, "auth")
+_TOP_LEVEL = ("registry", "server", "models", *RAW_SECTIONS, "auth", "analysis")
+_ANALYSIS_KEYS = (
+    "champion",
+    "challenger",
+    "maturity_days",
+    "alpha",
+    "primary_metric",
+    "design",
+    "planned_frauds",
+    "planned_transactions",
+    "minimum_effect",
+    "power",
+    "max_days",
+    "max_frauds",
+    "guardrails",
+    "cost",
+)
+_GUARDRAIL_KEYS = (
+    "srm_p",
+    "max_alert_rate_increase",
+    "precision_floor",
+    "min_labelled_alerts",
+    "max_error_rate",
+    "max_p99_latency_ms",
+)
+_COST_KEYS = (
+    "loss_share",
+    "loss_per_fraud",
+    "investigation_cost",
+    "friction_cost",
+    "transactions_per_day",
+)
 _SERVER_KEYS = (
     "host",
     "http_port",
@@ -120,6 +160,7 @@ def parse_config(data: Any, path: Path | None = None) -> FraudgateConfig:
         experiment_spec=spec,
         ledger_config=ledger,
         auth=_auth(data.get("auth")),
+        analysis=_analysis(data.get("analysis"), models),
     )
 
 
@@ -359,3 +400,125 @@ def _auth(value: Any) -> AuthConfig:
     if inference and token is None:
         raise ConfigError("auth.inference: true needs auth.token or auth.token_env, received none")
     return AuthConfig(token=token, token_env=token_env, inference=inference)
+
+
+def _optional(value: Any, parse: Any) -> Any:
+    return None if value is None else parse(value)
+
+
+def _analysis(value: Any, models: tuple[ModelConfig, ...]) -> AnalysisConfig:
+    if value is None:
+        return AnalysisConfig()
+    value = v.mapping(value, "analysis")
+    v.no_unknown(value, _ANALYSIS_KEYS, "analysis")
+    served = [m.name for m in models]
+    names: dict[str, str | None] = {}
+    for key in ("champion", "challenger"):
+        name = value.get(key)
+        if name is not None and name not in served:
+            raise ConfigError(
+                f"analysis.{key}: expected one of the models[].name {served}, received {name!r}"
+            )
+        names[key] = name
+    if names["champion"] is not None and names["champion"] == names["challenger"]:
+        raise ConfigError(
+            "analysis.challenger: expected a model other than the champion, received "
+            f"{names['challenger']!r}"
+        )
+
+    def number(key: str, default: float, minimum: float, maximum: float | None = None) -> float:
+        return v.number(
+            value.get(key, default), f"analysis.{key}", minimum=minimum, maximum=maximum
+        )
+
+    alpha = number("alpha", DEFAULT_ALPHA, 1e-6, 0.5)
+    power = number("power", 0.8, 0.5, 0.999)
+    return AnalysisConfig(
+        champion=names["champion"],
+        challenger=names["challenger"],
+        maturity_days=number("maturity_days", DEFAULT_MATURITY_DAYS, 0.0, 3650.0),
+        alpha=alpha,
+        primary_metric=v.choice(
+            value.get("primary_metric", "recall"), "analysis.primary_metric", PRIMARY_METRICS
+        ),
+        design=v.choice(value.get("design", "auto"), "analysis.design", DESIGNS),
+        planned_frauds=v.integer(
+            value.get("planned_frauds", DEFAULT_PLANNED_FRAUDS),
+            "analysis.planned_frauds",
+            minimum=1,
+        ),
+        planned_transactions=v.integer(
+            value.get("planned_transactions", DEFAULT_PLANNED_TRANSACTIONS),
+            "analysis.planned_transactions",
+            minimum=1,
+        ),
+        minimum_effect=number("minimum_effect", 0.02, 1e-6, 1.0),
+        power=power,
+        max_days=number("max_days", 60.0, 0.0),
+        max_frauds=_optional(
+            value.get("max_frauds"),
+            lambda x: v.integer(x, "analysis.max_frauds", minimum=1),
+        ),
+        guardrails=_guardrails(value.get("guardrails")),
+        cost=_cost(value.get("cost")),
+    )
+
+
+def _guardrails(value: Any) -> GuardrailsConfig:
+    if value is None:
+        return GuardrailsConfig()
+    where = "analysis.guardrails"
+    value = v.mapping(value, where)
+    v.no_unknown(value, _GUARDRAIL_KEYS, where)
+    d = GuardrailsConfig()
+
+    def limit(key: str, maximum: float | None = None) -> float | None:
+        raw = value.get(key, getattr(d, key))
+        return _optional(raw, lambda x: v.number(x, f"{where}.{key}", minimum=0.0, maximum=maximum))
+
+    return GuardrailsConfig(
+        srm_p=v.number(value.get("srm_p", d.srm_p), f"{where}.srm_p", minimum=1e-12, maximum=0.5),
+        max_alert_rate_increase=v.number(
+            value.get("max_alert_rate_increase", d.max_alert_rate_increase),
+            f"{where}.max_alert_rate_increase",
+            minimum=0.0,
+        ),
+        precision_floor=v.number(
+            value.get("precision_floor", d.precision_floor),
+            f"{where}.precision_floor",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        min_labelled_alerts=v.integer(
+            value.get("min_labelled_alerts", d.min_labelled_alerts),
+            f"{where}.min_labelled_alerts",
+            minimum=0,
+        ),
+        max_error_rate=limit("max_error_rate", 1.0),
+        max_p99_latency_ms=limit("max_p99_latency_ms"),
+    )
+
+
+def _cost(value: Any) -> CostConfig:
+    if value is None:
+        return CostConfig()
+    where = "analysis.cost"
+    value = v.mapping(value, where)
+    v.no_unknown(value, _COST_KEYS, where)
+    d = CostConfig()
+
+    def price(key: str, maximum: float | None = None) -> float:
+        return v.number(
+            value.get(key, getattr(d, key)), f"{where}.{key}", minimum=0.0, maximum=maximum
+        )
+
+    return CostConfig(
+        loss_share=price("loss_share", 1.0),
+        loss_per_fraud=price("loss_per_fraud"),
+        investigation_cost=price("investigation_cost"),
+        friction_cost=price("friction_cost"),
+        transactions_per_day=_optional(
+            value.get("transactions_per_day"),
+            lambda x: v.number(x, f"{where}.transactions_per_day", minimum=1e-9),
+        ),
+    )

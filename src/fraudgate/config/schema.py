@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fraudgate.analysis.cost import CostModel
+    from fraudgate.analysis.decision import DecisionPolicy
     from fraudgate.experiments import ExperimentSpec
 
 DEFAULT_HOST = "127.0.0.1"
@@ -39,6 +41,15 @@ SHIPPERS = ("child", "external")
 ADMIN_TOKEN_ENV = "FRAUDGATE_ADMIN_TOKEN"
 # interfaces a server binds to that a client cannot connect to: it uses the loopback instead
 _ANY_INTERFACE = ("0.0.0.0", "::")
+
+
+# analysis: (the evaluation's settings; see AnalysisConfig)
+DEFAULT_MATURITY_DAYS = 90.0  # chargebacks arrive over weeks, with a tail past 90 days
+DEFAULT_ALPHA = 0.05
+PRIMARY_METRICS = ("recall", "value_detection")
+DEFAULT_PLANNED_FRAUDS = 500  # the confidence sequence is narrowest near this many frauds
+DEFAULT_PLANNED_TRANSACTIONS = 100_000  # the same for the alert-rate sequence
+DESIGNS = ("auto", "paired", "split")
 
 
 class ConfigError(ValueError):
@@ -123,6 +134,92 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardrailsConfig:
+    """The fast guardrails (no labels needed) and the precision floor (see
+    `fraudgate.analysis.decision`). None disables a limit."""
+
+    srm_p: float = 0.001  # sample ratio mismatch flagged below this p-value
+    max_alert_rate_increase: float = 0.25  # relative: 0.25 = 25% more alerts than the champion
+    precision_floor: float = 0.05
+    min_labelled_alerts: int = 30  # the floor is judged from this many labelled alerts
+    max_error_rate: float | None = 0.01
+    max_p99_latency_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CostConfig:
+    """Prices of the outcomes (`fraudgate.analysis.cost.CostModel`'s fields) and the volume.
+
+    ``transactions_per_day`` None: the observed volume (transactions in the window / days).
+    """
+
+    loss_share: float = 1.0
+    loss_per_fraud: float = 0.0
+    investigation_cost: float = 25.0
+    friction_cost: float = 0.0
+    transactions_per_day: float | None = None
+
+    def cost_model(self) -> CostModel:
+        from fraudgate.analysis.cost import CostModel
+
+        return CostModel(
+            self.loss_share, self.loss_per_fraud, self.investigation_cost, self.friction_cost
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisConfig:
+    """How `fraudgate report` and the demo evaluate the experiment (``analysis:`` section).
+
+    - ``champion`` / ``challenger``: model names (None: the experiment's default candidate,
+      else its heaviest arm, is the champion; the other candidate the challenger).
+    - ``maturity_days``: an unlabelled transaction counts as legitimate only once this old;
+      the primary metric reads only event days this old (their labels are complete).
+    - ``alpha``; ``primary_metric``: ``recall`` or ``value_detection`` (fraud amount caught).
+    - ``design``: ``paired`` (the shadow: same transactions), ``split`` (the arms), or
+      ``auto`` (paired when both models scored the same transactions).
+    - ``planned_frauds`` / ``planned_transactions``: the confidence sequences' planning sizes.
+    - ``minimum_effect``, ``power``: for the expected days to a decision and the power table.
+    - ``max_days``, ``max_frauds``: STOP once reached with no detectable difference.
+    """
+
+    champion: str | None = None
+    challenger: str | None = None
+    maturity_days: float = DEFAULT_MATURITY_DAYS
+    alpha: float = DEFAULT_ALPHA
+    primary_metric: str = "recall"
+    design: str = "auto"
+    planned_frauds: int = DEFAULT_PLANNED_FRAUDS
+    planned_transactions: int = DEFAULT_PLANNED_TRANSACTIONS
+    minimum_effect: float = 0.02
+    power: float = 0.8
+    max_days: float = 60.0
+    max_frauds: int | None = None
+    guardrails: GuardrailsConfig = field(default_factory=GuardrailsConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
+
+    @property
+    def maturity_s(self) -> float:
+        return self.maturity_days * 86_400.0
+
+    def decision_policy(self) -> DecisionPolicy:
+        from fraudgate.analysis.decision import DecisionPolicy
+
+        g = self.guardrails
+        return DecisionPolicy(
+            max_alert_rate_increase=g.max_alert_rate_increase,
+            precision_floor=g.precision_floor,
+            min_labelled_alerts=g.min_labelled_alerts,
+            max_error_rate=g.max_error_rate,
+            max_p99_latency_ms=g.max_p99_latency_ms,
+            max_days=self.max_days,
+            max_frauds=self.max_frauds,
+            minimum_effect=self.minimum_effect,
+            power=self.power,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class FraudgateConfig:
     models: tuple[ModelConfig, ...]
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -133,6 +230,7 @@ class FraudgateConfig:
     experiment_spec: ExperimentSpec | None = None
     ledger_config: LedgerConfig | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
 
     @property
     def ledger_enabled(self) -> bool:

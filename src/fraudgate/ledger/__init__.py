@@ -12,6 +12,7 @@ writer.record_mirror(shadow_decision)  # fire-and-forget, flushed on close
 labels, errors = validate_label_rows(payload["labels"])
 result = store.upsert_labels(labels, actor="feedback-api")
 outcomes = store.labelled_outcomes(experiment="fraud-detection-ab-test")  # counts, not rows
+counts = store.experiment_counts("ab", "v1", "v2", as_of=t, maturity_s=30 * 86400)  # evaluation
 ```
 
 The names below are imported on first use (PEP 562), so importing `fraudgate.ledger.records`
@@ -28,15 +29,19 @@ if TYPE_CHECKING:
     from fraudgate.ledger.records import (
         DECISION_FIELDS,
         AdminAction,
+        ArmCounts,
         ConfusionCounts,
+        DayCounts,
         Decision,
         DecisionBatch,
+        ExperimentCounts,
         Label,
         LabelChange,
         LabelResult,
         MirrorEntry,
         MirrorModel,
         ModelOutcome,
+        PairedDay,
         RowError,
         WeightChange,
     )
@@ -59,15 +64,19 @@ _MODULES = {
     "records": (
         "DECISION_FIELDS",
         "AdminAction",
+        "ArmCounts",
         "ConfusionCounts",
+        "DayCounts",
         "Decision",
         "DecisionBatch",
+        "ExperimentCounts",
         "Label",
         "LabelChange",
         "LabelResult",
         "MirrorEntry",
         "MirrorModel",
         "ModelOutcome",
+        "PairedDay",
         "RowError",
         "WeightChange",
     ),
@@ -79,11 +88,14 @@ _HOME = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "AdminAction",
+    "ArmCounts",
     "ConfusionCounts",
     "DECISION_FIELDS",
+    "DayCounts",
     "Decision",
     "DecisionBatch",
     "DecisionWriter",
+    "ExperimentCounts",
     "LATEST_VERSION",
     "Label",
     "LabelChange",
@@ -95,6 +107,7 @@ __all__ = [
     "MirrorEntry",
     "MirrorModel",
     "ModelOutcome",
+    "PairedDay",
     "RowError",
     "SchemaTooNew",
     "WeightChange",

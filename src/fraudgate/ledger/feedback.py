@@ -1,7 +1,7 @@
 """Label ingestion: validate rows from the JSON bulk API or a CSV/Parquet file into Labels.
 
-A row is ``{transaction_id, is_fraud, label_time, amount?}``. Bad rows are rejected one by one,
-each with its 1-based data-row number and, per bad field, what was expected and what was
+A row is ``{transaction_id, is_fraud, label_time, amount?, source?}``. Bad rows are rejected one
+by one, each with its 1-based data-row number and, per bad field, what was expected and what was
 received; good rows of the same batch are kept. Accepted spellings:
 
 * ``transaction_id``: a non-empty string within `fraudgate.protocol.limits` (at most
@@ -9,7 +9,12 @@ received; good rows of the same batch are kept. Accepted spellings:
 * ``is_fraud``: a bool, 0/1, or "true"/"false"/"1"/"0" (any case);
 * ``label_time``: ISO-8601 (``2024-05-01T12:00:00Z``; no offset means UTC), a datetime, or epoch
   seconds (number or numeric string);
-* ``amount`` (optional): a finite number >= 0; missing, null, empty or NaN means unknown.
+* ``amount`` (optional): a finite number >= 0; missing, null, empty or NaN means unknown;
+* ``source`` (optional): ``investigation``, ``chargeback`` or ``manual`` (the default).
+
+``label_time`` is the time the label became known (the analysis as of T counts only labels known
+by T). ``known_at`` is accepted as its other name (new clients may send either; a row with both
+must give the same time), so existing clients keep working unchanged.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from fraudgate.ledger.records import Label, RowError
+from fraudgate.ledger.records import DEFAULT_LABEL_SOURCE, LABEL_SOURCES, Label, RowError
 from fraudgate.protocol.limits import MAX_ID_CHARS, text_problem
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("transaction_id", "is_fraud", "label_time")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("amount",)
+OPTIONAL_COLUMNS: tuple[str, ...] = ("amount", "source")
+KNOWN_AT = "known_at"  # the other name of label_time
 # Epoch seconds past this (year 2286) are almost surely milliseconds.
 _MAX_EPOCH_S = 1e10
 
@@ -119,7 +125,16 @@ _EXPECTED = {
     "is_fraud": 'true/false, 1/0 or "true"/"false"',
     "label_time": "ISO-8601 (e.g. 2024-05-01T12:00:00Z) or epoch seconds",
     "amount": "a number >= 0 or nothing",
+    "source": f"one of {', '.join(LABEL_SOURCES)} or nothing (= {DEFAULT_LABEL_SOURCE})",
 }
+
+
+def _source(value: object) -> str:
+    if _missing(value) or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_LABEL_SOURCE
+    if isinstance(value, str) and value.strip().lower() in LABEL_SOURCES:
+        return value.strip().lower()
+    raise ValueError
 
 
 def validate_label_rows(
@@ -139,6 +154,23 @@ def validate_label_rows(
             continue
         row_errors: list[RowError] = []
         values: dict[str, object] = {}
+        if KNOWN_AT in row and not _missing(row[KNOWN_AT]):
+            if "label_time" in row and not _missing(row["label_time"]):
+                try:
+                    same = _label_time(row["label_time"]) == _label_time(row[KNOWN_AT])
+                except (ValueError, TypeError, OverflowError):
+                    same = True  # the label_time check below reports the bad value
+                if not same:
+                    row_errors.append(
+                        RowError(
+                            number,
+                            KNOWN_AT,
+                            f"the same time as label_time ({row['label_time']!r}) or nothing",
+                            row[KNOWN_AT],
+                        )
+                    )
+            else:
+                row = {**row, "label_time": row[KNOWN_AT]}
         for name in REQUIRED_COLUMNS:
             raw = row.get(name)
             if _missing(raw) or (isinstance(raw, str) and not raw.strip()):
@@ -161,6 +193,10 @@ def validate_label_rows(
             values["amount"] = _amount(row.get("amount"))
         except (ValueError, TypeError):
             row_errors.append(RowError(number, "amount", _EXPECTED["amount"], row.get("amount")))
+        try:
+            values["source"] = _source(row.get("source"))
+        except (ValueError, TypeError):
+            row_errors.append(RowError(number, "source", _EXPECTED["source"], row.get("source")))
         if row_errors:
             errors.extend(row_errors)
             continue
@@ -170,6 +206,7 @@ def validate_label_rows(
                 is_fraud=values["is_fraud"],  # type: ignore[arg-type]
                 label_time=values["label_time"],  # type: ignore[arg-type]
                 amount=values["amount"],  # type: ignore[arg-type]
+                source=values["source"],  # type: ignore[arg-type]
             )
         )
     return good, errors
@@ -205,7 +242,9 @@ def parse_labels_file(path: str | Path) -> tuple[list[Label], list[RowError]]:
             message = f"labels file {str(path)!r}: not readable Parquet ({exc})"
             raise LabelFileError(message) from exc
         _check_columns(path, table.column_names)
-        wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in table.column_names]
+        wanted = [
+            c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, KNOWN_AT) if c in table.column_names
+        ]
         rows = table.select(wanted).to_pylist()
     else:
         raise LabelFileError(
@@ -215,7 +254,11 @@ def parse_labels_file(path: str | Path) -> tuple[list[Label], list[RowError]]:
 
 
 def _check_columns(path: Path, columns: Sequence[str]) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    missing = [
+        c
+        for c in REQUIRED_COLUMNS
+        if c not in columns and not (c == "label_time" and KNOWN_AT in columns)
+    ]
     if missing:
         raise LabelFileError(
             f"labels file {str(path)!r} lacks required column(s) {', '.join(missing)}; "

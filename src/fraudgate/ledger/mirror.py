@@ -107,6 +107,9 @@ class MirrorScorer:
         latency_ms = (time.perf_counter() - started) * 1000.0  # the scoring call's
         copied = [_take(getattr(batch, name), index) for name in _COPIED]
         request_id, transaction_id, experiment, arm, amount, routing_key_hash = copied
+        # the transaction's time: the served batch's event time, else its decision time
+        event = batch.decided_at if batch.event_time is None else batch.event_time
+        event_time = _take(event, index)
         cut = float(np.float32(spec.threshold))
         mirror = DecisionBatch(
             n=n,
@@ -124,6 +127,7 @@ class MirrorScorer:
             latency_ms=latency_ms,
             amount=amount,
             routing_key_hash=routing_key_hash,
+            event_time=event_time,
         )
         self.scored += n
         return mirror

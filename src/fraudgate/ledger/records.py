@@ -10,6 +10,7 @@ SQLite and PostgreSQL store them identically (double precision).
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -19,7 +20,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 import orjson
 
 # the ledger produces the analysis' sufficient statistics; one type for both
-from fraudgate.analysis.counts import ConfusionCounts  # noqa: F401
+from fraudgate.analysis.counts import ConfusionCounts, LatencyHistogram, PairedCounts
 from fraudgate.protocol.limits import MAX_QUOTED_CHARS, preview
 from fraudgate.weights import WeightChange  # noqa: F401  (one type, shared with experiments)
 
@@ -33,7 +34,9 @@ class Decision:
 
     ``role`` is ``"served"`` for the model whose answer went back to the caller and ``"mirror"``
     for a shadow model that scored a copy of the request. ``routing_key_hash`` is a hash of the
-    card/customer id the router used (never the raw key).
+    card/customer id the router used (never the raw key). ``event_time`` is when the transaction
+    happened (the analysis' clock: label maturity and days count from it); None means the
+    decision time (the store records ``decided_at`` then).
     """
 
     request_id: str
@@ -50,6 +53,7 @@ class Decision:
     latency_ms: float
     amount: float | None = None
     routing_key_hash: str | None = None
+    event_time: float | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -57,6 +61,8 @@ class Decision:
 
 
 DECISION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Decision))
+# Fields a journal line may lack (written before they existed): read as None.
+OPTIONAL_JOURNAL_FIELDS: tuple[str, ...] = ("event_time",)
 MIRROR_KEY = "mirror"  # a batch's mirror entries, in its journal object
 
 _T = TypeVar("_T")
@@ -175,6 +181,9 @@ class DecisionBatch:
     value shared by every row. Columns cost the hot path a list append per value instead of an
     object per row. ``mirror``: the features of the rows copied to mirror models, for the
     shipper to score (served batches journaled with ``acknowledge: journal`` only).
+    ``event_time``: the transactions' event times (the request parameter ``event_time``);
+    None (or a None row) means the decision time, so a journal line without it reads as
+    ``decided_at``.
     """
 
     n: int
@@ -192,6 +201,7 @@ class DecisionBatch:
     latency_ms: Column[float]
     amount: Column[float | None] = None
     routing_key_hash: Column[str | None] = None
+    event_time: Column[float | None] = None
     mirror: Sequence[MirrorEntry] = ()
 
     @classmethod
@@ -199,7 +209,10 @@ class DecisionBatch:
         """The batch of ``decisions`` (every field a tuple of one value per decision)."""
         if not decisions:
             return cls(0, *([()] * len(DECISION_FIELDS)))
-        return cls(len(decisions), *zip(*map(_decision_fields, decisions), strict=True))
+        batch = cls(len(decisions), *zip(*map(_decision_fields, decisions), strict=True))
+        if all(e is None for e in batch.event_time):  # type: ignore[union-attr]
+            batch.event_time = None  # the decision time (and the journal line stays as it was)
+        return batch
 
     def columns(self) -> tuple[Any, ...]:
         """The decision fields' columns, in DECISION_FIELDS order."""
@@ -235,6 +248,8 @@ class DecisionBatch:
             "amount": self.amount,
             "routing_key_hash": self.routing_key_hash,
         }
+        if self.event_time is not None:  # absent = the decision time (older lines lack it)
+            data["event_time"] = self.event_time
         if self.mirror:
             data[MIRROR_KEY] = [entry.to_json() for entry in self.mirror]
         return data
@@ -257,6 +272,9 @@ class DecisionBatch:
         columns: list[Any] = []
         for name in DECISION_FIELDS:
             if name not in data:
+                if name in OPTIONAL_JOURNAL_FIELDS:
+                    columns.append(None)
+                    continue
                 raise ValueError(f"batch.{name}: missing")
             value = data[name]
             if isinstance(value, list | tuple) and len(value) != n:
@@ -283,14 +301,35 @@ _decision_fields: Callable[[Decision | DecisionBatch], tuple[Any, ...]] = operat
 )
 
 
+LABEL_SOURCES: tuple[str, ...] = ("investigation", "chargeback", "manual")
+DEFAULT_LABEL_SOURCE = "manual"
+
+
 @dataclass(frozen=True, slots=True)
 class Label:
-    """The truth about one transaction, known days later (chargeback, investigation)."""
+    """The truth about one transaction, known days later.
+
+    ``label_time`` is when the label became known (``known_at``: the analysis as of T counts
+    only labels with ``label_time <= T``); ``source`` says how: ``investigation`` (an alert
+    was checked), ``chargeback`` (a missed fraud came back) or ``manual``.
+    """
 
     transaction_id: str
     is_fraud: bool
     label_time: float
     amount: float | None = None
+    source: str = DEFAULT_LABEL_SOURCE
+
+    def __post_init__(self) -> None:
+        if self.source not in LABEL_SOURCES:
+            raise ValueError(
+                f"Label.source: expected one of {LABEL_SOURCES}, received {self.source!r}"
+            )
+
+    @property
+    def known_at(self) -> float:
+        """When the label became known (epoch seconds): ``label_time``."""
+        return self.label_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,3 +415,124 @@ class RowError:
             "received": received,
             "message": str(self),
         }
+
+
+# -- the evaluation's counts (LedgerStore.experiment_counts): sums that add together ----------
+
+SECONDS_PER_DAY = 86_400.0
+
+
+def _merge_days(a: Sequence[Any], b: Sequence[Any]) -> tuple[Any, ...]:
+    """Per-day records of two windows or replicas, added where they share a day, by day."""
+    merged: dict[int, Any] = {row.day: row for row in a}
+    for row in b:
+        merged[row.day] = merged[row.day] + row if row.day in merged else row
+    return tuple(merged[day] for day in sorted(merged))
+
+
+@dataclass(frozen=True, slots=True)
+class DayCounts:
+    """One arm's confusion counts of the transactions whose event time falls on ``day``
+    (UTC days since the epoch: ``event_time // 86400``); ``unlabelled`` are the pending ones."""
+
+    day: int
+    counts: ConfusionCounts
+
+    def __add__(self, other: DayCounts) -> DayCounts:
+        if not isinstance(other, DayCounts) or other.day != self.day:
+            return NotImplemented
+        return DayCounts(self.day, self.counts + other.counts)
+
+
+@dataclass(frozen=True, slots=True)
+class PairedDay:
+    """The paired counts of the transactions whose event time falls on ``day``."""
+
+    day: int
+    counts: PairedCounts
+
+    def __add__(self, other: PairedDay) -> PairedDay:
+        if not isinstance(other, PairedDay) or other.day != self.day:
+            return NotImplemented
+        return PairedDay(self.day, self.counts + other.counts)
+
+
+@dataclass(frozen=True, slots=True)
+class ArmCounts:
+    """One arm's served decisions, counted in the database (see ``experiment_counts``).
+
+    ``counts``: one per transaction, labels as of T, unlabelled transactions older than the
+    maturity window counted as legitimate, younger ones ``unlabelled`` (pending). ``units``:
+    distinct randomisation units (routing key hashes; the SRM's sample): added across windows
+    it counts a unit once per window, so merge only disjoint replicas' or pass the whole
+    window. ``latency``: every served decision's latency. ``first_event`` / ``last_event``:
+    the window's event-time range (inf / -inf when empty).
+    """
+
+    arm: str
+    counts: ConfusionCounts = ConfusionCounts()
+    units: int = 0
+    latency: LatencyHistogram = LatencyHistogram()
+    by_day: tuple[DayCounts, ...] = ()
+    first_event: float = math.inf
+    last_event: float = -math.inf
+
+    def __add__(self, other: ArmCounts) -> ArmCounts:
+        if not isinstance(other, ArmCounts) or other.arm != self.arm:
+            return NotImplemented
+        return ArmCounts(
+            self.arm,
+            self.counts + other.counts,
+            self.units + other.units,
+            self.latency + other.latency,
+            _merge_days(self.by_day, other.by_day),
+            min(self.first_event, other.first_event),
+            max(self.last_event, other.last_event),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentCounts:
+    """Everything the evaluation reads from the ledger for one experiment, window and as-of T.
+
+    ``arms``: per arm (served decisions), by arm name. ``paired``: the transactions that both
+    ``champion`` (a) and ``challenger`` (b) scored, served or mirrored, split fraud / legit /
+    pending by the same rules as the arms; ``paired_by_day`` the same per event day. Adds
+    with ``+`` across windows and replicas of one experiment at one as-of time.
+    """
+
+    experiment: str
+    champion: str
+    challenger: str
+    as_of: float
+    maturity_s: float
+    arms: tuple[ArmCounts, ...] = ()
+    paired: PairedCounts = PairedCounts()
+    paired_by_day: tuple[PairedDay, ...] = ()
+
+    def arm(self, name: str) -> ArmCounts:
+        """The arm's counts (empty counts when it has no decisions in the window)."""
+        for arm in self.arms:
+            if arm.arm == name:
+                return arm
+        return ArmCounts(name)
+
+    def __add__(self, other: ExperimentCounts) -> ExperimentCounts:
+        if not isinstance(other, ExperimentCounts):
+            return NotImplemented
+        mine = (self.experiment, self.champion, self.challenger, self.as_of, self.maturity_s)
+        theirs = (other.experiment, other.champion, other.challenger, other.as_of)
+        if mine[:4] != theirs or self.maturity_s != other.maturity_s:
+            raise ValueError(
+                "ExperimentCounts: expected the same experiment, champion, challenger, as_of "
+                f"and maturity to add, received {mine} and {(*theirs, other.maturity_s)}"
+            )
+        arms = {arm.arm: arm for arm in self.arms}
+        for arm in other.arms:
+            arms[arm.arm] = arms[arm.arm] + arm if arm.arm in arms else arm
+        return ExperimentCounts(
+            *mine,
+            arms=tuple(arms[name] for name in sorted(arms)),
+            paired=self.paired + other.paired,
+            paired_by_day=_merge_days(self.paired_by_day, other.paired_by_day),
+        )

@@ -50,6 +50,8 @@ decisions = sa.Table(
     sa.Column("latency_ms", sa.Double, nullable=False),
     sa.Column("amount", sa.Double),
     sa.Column("routing_key_hash", sa.String(128)),
+    # when the transaction happened (migration 6; the store writes decided_at when not given)
+    sa.Column("event_time", sa.Double),
 )
 
 labels = sa.Table(
@@ -62,6 +64,8 @@ labels = sa.Table(
     sa.Column("received_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
     sa.Column("actor", sa.String(200), nullable=False),
+    # investigation | chargeback | manual (migration 6); label_time is when it became known
+    sa.Column("source", sa.String(16), nullable=False, server_default="manual"),
 )
 
 label_audit = sa.Table(
@@ -137,6 +141,18 @@ ANALYSIS_INDEXES = (
         decisions.c.decided_at,
     ),
 )
+# Index for the evaluation's counts (migration 6): an experiment's decisions by role and event
+# time (the window). Labels join by their primary key; the as-of filter is on the joined row.
+EVALUATION_INDEXES = (
+    sa.Index(
+        "ix_decisions_experiment_role_event_time",
+        decisions.c.experiment,
+        decisions.c.role,
+        decisions.c.event_time,
+    ),
+)
+# Columns added by migration 6 (version 1's tables are created without them).
+_V6_COLUMNS = {"decisions": ("event_time",), "labels": ("source",)}
 # Created by migration 2 as well, dropped by migration 3 (it cost ~20% of the per-row insert).
 _REQUEST_ID_INDEX = "ix_decisions_request_id"
 
@@ -151,11 +167,14 @@ class Migration:
 def _create_tables(conn: sa.Connection) -> None:
     # The tables of version 1: copies of the tables above without the indexes that later steps
     # add, so this step keeps doing what it did when it was first applied.
-    later = {index.name for index in ANALYSIS_INDEXES}
     v1 = sa.MetaData()
     for table in (decisions, labels, label_audit, weight_changes):
-        copy = table.to_metadata(v1)
-        copy.indexes = {index for index in copy.indexes if index.name not in later}
+        later = _V6_COLUMNS.get(table.name, ())
+        sa.Table(
+            table.name,
+            v1,
+            *(column._copy() for column in table.columns if column.name not in later),
+        )
     v1.create_all(conn, checkfirst=True)
 
 
@@ -181,6 +200,18 @@ def _create_admin_actions(conn: sa.Connection) -> None:
     admin_actions.create(conn, checkfirst=True)
 
 
+def _add_event_time_and_label_source(conn: sa.Connection) -> None:
+    # ALTER TABLE ADD COLUMN is cheap on both (no table rewrite for a nullable column / a
+    # constant default); the backfill gives old decisions their decision time as event time.
+    conn.execute(sa.text("ALTER TABLE decisions ADD COLUMN event_time DOUBLE PRECISION"))
+    conn.execute(sa.text("UPDATE decisions SET event_time = decided_at"))
+    conn.execute(
+        sa.text("ALTER TABLE labels ADD COLUMN source VARCHAR(16) NOT NULL DEFAULT 'manual'")
+    )
+    for index in EVALUATION_INDEXES:
+        index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions, labels, label_audit, weight_changes", _create_tables),
     Migration(2, "indexes for analysis joins", _create_analysis_indexes),
@@ -189,6 +220,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         4, "journal_offsets and the ledger's identity (journal shipping)", _create_journal_tables
     ),
     Migration(5, "admin_actions (model-management audit)", _create_admin_actions),
+    Migration(
+        6,
+        "decisions.event_time, labels.source, indexes for the evaluation's counts",
+        _add_event_time_and_label_source,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

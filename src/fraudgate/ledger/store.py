@@ -38,16 +38,28 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from fraudgate.analysis.counts import (
+    LATENCY_BUCKETS,
+    LatencyHistogram,
+    PairedCounts,
+    PairedTable,
+    latency_bucket_edges,
+)
 from fraudgate.ledger.records import (
     DECISION_FIELDS,
+    SECONDS_PER_DAY,
     AdminAction,
+    ArmCounts,
     ConfusionCounts,
+    DayCounts,
     Decision,
     DecisionBatch,
+    ExperimentCounts,
     Label,
     LabelChange,
     LabelResult,
     ModelOutcome,
+    PairedDay,
     WeightChange,
 )
 from fraudgate.ledger.schema import (
@@ -74,7 +86,7 @@ _LABEL_LOCK = 0x66676C_0002
 _IN_CHUNK = 500  # ids per IN (...) list
 # A 32 MiB SQLite page cache per connection (the decisions' indexes stay in memory).
 _SQLITE_CACHE_KIB = 32 * 1024
-# decision rows per multi-row INSERT statement (x 14 columns = bound parameters, well within
+# decision rows per multi-row INSERT statement (x 15 columns = bound parameters, well within
 # SQLite's limit of 32766); see DecisionSink
 SQLITE_ROWS_PER_STATEMENT = 500
 
@@ -201,6 +213,7 @@ def _label_from(row: sa.Row) -> Label:
         is_fraud=bool(row.is_fraud),
         label_time=float(row.label_time),
         amount=None if row.amount is None else float(row.amount),
+        source=row.source,
     )
 
 
@@ -221,7 +234,13 @@ def _decision_from(row: sa.Row) -> Decision:
         latency_ms=float(m["latency_ms"]),
         amount=None if m["amount"] is None else float(m["amount"]),
         routing_key_hash=m["routing_key_hash"],
+        event_time=_event_time(m["event_time"], m["decided_at"]),
     )
+
+
+def _event_time(event_time: float | None, decided_at: float) -> float | None:
+    """A stored event time as the record has it: None when it is the decision time."""
+    return None if event_time is None or event_time == decided_at else float(event_time)
 
 
 class LedgerStore:
@@ -358,7 +377,7 @@ class LedgerStore:
     ) -> LabelResult:
         """Store labels idempotently.
 
-        A label identical to the stored one (same is_fraud, label_time and amount) is
+        A label identical to the stored one (same is_fraud, label_time, amount and source) is
         ``unchanged``; a different one replaces it and the old and new values go to the audit
         table with ``actor`` and the time. Labels for transactions that have no decision yet are
         stored anyway (labels may arrive before a replica's decisions are flushed, and the join
@@ -412,6 +431,7 @@ class LedgerStore:
                     "is_fraud": label.is_fraud,
                     "label_time": label.label_time,
                     "amount": label.amount,
+                    "source": label.source,
                     "received_at": now,
                     "updated_at": now,
                     "actor": actor,
@@ -425,6 +445,7 @@ class LedgerStore:
                     "is_fraud": label.is_fraud,
                     "label_time": label.label_time,
                     "amount": label.amount,
+                    "source": label.source,
                     "updated_at": now,
                     "actor": actor,
                 }
@@ -441,6 +462,7 @@ class LedgerStore:
                         is_fraud=sa.bindparam("is_fraud"),
                         label_time=sa.bindparam("label_time"),
                         amount=sa.bindparam("amount"),
+                        source=sa.bindparam("source"),
                         updated_at=sa.bindparam("updated_at"),
                         actor=sa.bindparam("actor"),
                     ),
@@ -593,6 +615,258 @@ class LedgerStore:
             for row in rows
         ]
 
+    def experiment_counts(
+        self,
+        experiment: str,
+        champion: str,
+        challenger: str,
+        *,
+        as_of: float | datetime | None = None,
+        maturity_s: float,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+    ) -> ExperimentCounts:
+        """The evaluation's counts for ``experiment`` as of T, aggregated in the database.
+
+        Decisions with ``since <= event_time < until`` and ``decided_at <= T`` (T = ``as_of``,
+        default now) count, one per transaction and arm (its retries collapse: flagged if any
+        decision flagged it). A label counts only if known by T (``label_time <= T``); an
+        unlabelled transaction counts as legitimate once ``event_time + maturity_s <= T``, else
+        it is pending (``unlabelled``). Per arm (served decisions): confusion counts with
+        amount sums, per event day, distinct routing keys and the latency histogram. Paired:
+        the transactions both ``champion`` and ``challenger`` scored (served or mirrored).
+        Only grouped rows leave the database.
+        """
+        if not maturity_s >= 0:
+            raise ValueError(f"maturity_s: expected seconds >= 0, received {maturity_s!r}")
+        t = time.time() if as_of is None else _epoch(as_of)
+        assert t is not None
+        d = decisions
+        where = [d.c.experiment == experiment, d.c.decided_at <= t]
+        if (lo := _epoch(since)) is not None:
+            where.append(d.c.event_time >= lo)
+        if (hi := _epoch(until)) is not None:
+            where.append(d.c.event_time < hi)
+        with self._engine.connect() as conn:
+            arms = self._arm_counts(conn, where, t, maturity_s)
+            paired, paired_days = self._paired_counts(
+                conn, where, champion, challenger, t, maturity_s
+            )
+        return ExperimentCounts(
+            experiment, champion, challenger, t, float(maturity_s), arms, paired, paired_days
+        )
+
+    def _day(self, event_time: Any) -> Any:
+        """UTC day number of an event time, in SQL (floor; SQLite's CAST truncates, and event
+        times are positive; PostgreSQL's CAST would round)."""
+        if self.backend == "postgresql":
+            return sa.cast(sa.func.floor(event_time / SECONDS_PER_DAY), sa.BigInteger)
+        return sa.cast(event_time / SECONDS_PER_DAY, sa.Integer)
+
+    @staticmethod
+    def _label_state(event_time: Any, t: float, maturity_s: float) -> tuple[Any, Any]:
+        """(fraud, legit) conditions of a transaction as of t; neither = pending. The labels
+        table is outer-joined on ``label_time <= t``, so a later label reads as none."""
+        known = labels.c.transaction_id.is_not(None)
+        fraud = sa.and_(known, labels.c.is_fraud == sa.true())
+        legit = sa.or_(
+            sa.and_(known, labels.c.is_fraud == sa.false()),
+            sa.and_(sa.not_(known), event_time + maturity_s <= t),
+        )
+        return fraud, legit
+
+    @staticmethod
+    def _known_by(column: Any, t: float) -> Any:
+        return sa.and_(labels.c.transaction_id == column, labels.c.label_time <= t)
+
+    def _arm_counts(
+        self, conn: sa.Connection, where: list[Any], t: float, maturity_s: float
+    ) -> tuple[ArmCounts, ...]:
+        d = decisions
+        served = [*where, d.c.role == "served"]
+        flag = sa.case((d.c.is_fraud_decision == sa.true(), 1), else_=0)
+        per_txn = (
+            sa.select(
+                d.c.arm,
+                d.c.transaction_id,
+                sa.func.max(flag).label("flagged"),
+                sa.func.min(d.c.event_time).label("event_time"),
+                sa.func.max(d.c.amount).label("amount"),
+            )
+            .where(*served)
+            .group_by(d.c.arm, d.c.transaction_id)
+            .subquery("per_txn")
+        )
+        fraud, legit = self._label_state(per_txn.c.event_time, t, maturity_s)
+        flagged = per_txn.c.flagged == 1
+        amount = sa.func.coalesce(per_txn.c.amount, labels.c.amount, 0.0)
+        cells = {
+            "tp": sa.and_(fraud, flagged),
+            "fp": sa.and_(legit, flagged),
+            "fn": sa.and_(fraud, sa.not_(flagged)),
+            "tn": sa.and_(legit, sa.not_(flagged)),
+        }
+        pending = sa.not_(sa.or_(fraud, legit))
+        day = self._day(per_txn.c.event_time).label("day")
+        columns: list[Any] = [per_txn.c.arm, day]
+        for name, cond in cells.items():
+            columns.append(sa.func.sum(sa.case((cond, 1), else_=0)).label(name))
+        for name, cond in cells.items():
+            columns.append(sa.func.sum(sa.case((cond, amount), else_=0.0)).label(f"{name}_a"))
+        for name, cond in cells.items():
+            square = sa.case((cond, amount * amount), else_=0.0)
+            columns.append(sa.func.sum(square).label(f"{name}_s"))
+        columns += [
+            sa.func.sum(sa.case((pending, 1), else_=0)).label("pending"),
+            sa.func.sum(sa.case((sa.and_(pending, flagged), 1), else_=0)).label("pending_f"),
+            sa.func.min(per_txn.c.event_time).label("first"),
+            sa.func.max(per_txn.c.event_time).label("last"),
+        ]
+        query = (
+            sa.select(*columns)
+            .select_from(per_txn.outerjoin(labels, self._known_by(per_txn.c.transaction_id, t)))
+            .group_by(per_txn.c.arm, day)
+        )
+        days: dict[str, list[DayCounts]] = {}
+        span: dict[str, tuple[float, float]] = {}
+        for row in conn.execute(query):
+            name = "" if row.arm is None else row.arm
+            counts = ConfusionCounts(
+                *(int(getattr(row, c) or 0) for c in cells),
+                int(row.pending or 0),
+                int(row.pending_f or 0),
+                *(float(getattr(row, f"{c}_a") or 0.0) for c in cells),
+                *(float(getattr(row, f"{c}_s") or 0.0) for c in cells),
+            )
+            days.setdefault(name, []).append(DayCounts(int(row.day), counts))
+            first, last = span.get(name, (math.inf, -math.inf))
+            span[name] = (min(first, float(row.first)), max(last, float(row.last)))
+        units_query = (
+            sa.select(d.c.arm, sa.func.count(sa.distinct(d.c.routing_key_hash)))
+            .where(*served)
+            .group_by(d.c.arm)
+        )
+        units = {("" if arm is None else arm): int(n) for arm, n in conn.execute(units_query)}
+        bucket = self._latency_bucket(d.c.latency_ms).label("bucket")
+        latency_query = (
+            sa.select(
+                d.c.arm,
+                bucket,
+                sa.func.count().label("n"),
+                sa.func.sum(d.c.latency_ms).label("total"),
+                sa.func.max(d.c.latency_ms).label("worst"),
+            )
+            .where(*served)
+            .group_by(d.c.arm, bucket)
+        )
+        histograms: dict[str, tuple[list[int], float, float]] = {}
+        for row in conn.execute(latency_query):
+            name = "" if row.arm is None else row.arm
+            buckets, total, worst = histograms.setdefault(name, ([0] * LATENCY_BUCKETS, 0, 0))
+            buckets[int(row.bucket)] += int(row.n)
+            histograms[name] = (buckets, total + float(row.total), max(worst, float(row.worst)))
+        result = []
+        for name in sorted(days):
+            by_day = tuple(sorted(days[name], key=lambda item: item.day))
+            total_counts = ConfusionCounts()
+            for item in by_day:
+                total_counts = total_counts + item.counts
+            buckets, total, worst = histograms.get(name, ([0] * LATENCY_BUCKETS, 0.0, 0.0))
+            result.append(
+                ArmCounts(
+                    name,
+                    total_counts,
+                    units.get(name, 0),
+                    LatencyHistogram(tuple(buckets), float(total), float(worst)),
+                    by_day,
+                    *span[name],
+                )
+            )
+        return tuple(result)
+
+    @staticmethod
+    def _latency_bucket(value: Any) -> Any:
+        """LatencyHistogram's bucket index in SQL: a binary search over its bucket edges as
+        nested CASEs (about 8 comparisons a row; the same on both backends, and exact: the
+        edges are the floats `latency_bucket` compares with)."""
+        edges = [latency_bucket_edges(i)[0] for i in range(1, LATENCY_BUCKETS)]
+
+        def search(low: int, high: int) -> Any:  # buckets low..high
+            if low == high:
+                return sa.literal(low, sa.Integer)
+            mid = (low + high + 1) // 2  # bucket mid starts at edges[mid - 1]
+            return sa.case(
+                (value < sa.literal_column(repr(edges[mid - 1])), search(low, mid - 1)),
+                else_=search(mid, high),
+            )
+
+        return search(0, LATENCY_BUCKETS - 1)
+
+    def _paired_counts(
+        self,
+        conn: sa.Connection,
+        where: list[Any],
+        champion: str,
+        challenger: str,
+        t: float,
+        maturity_s: float,
+    ) -> tuple[PairedCounts, tuple[PairedDay, ...]]:
+        d = decisions
+        flag = d.c.is_fraud_decision == sa.true()
+
+        def has(model: str, also: Any = None) -> Any:
+            cond = (
+                d.c.model_name == model if also is None else sa.and_(d.c.model_name == model, also)
+            )
+            return sa.func.max(sa.case((cond, 1), else_=0))
+
+        per_txn = (
+            sa.select(
+                d.c.transaction_id,
+                has(champion).label("has_a"),
+                has(challenger).label("has_b"),
+                has(champion, flag).label("flag_a"),
+                has(challenger, flag).label("flag_b"),
+                sa.func.min(d.c.event_time).label("event_time"),
+                sa.func.max(d.c.amount).label("amount"),
+            )
+            .where(*where, d.c.model_name.in_((champion, challenger)))
+            .group_by(d.c.transaction_id)
+            .subquery("per_txn")
+        )
+        fraud, legit = self._label_state(per_txn.c.event_time, t, maturity_s)
+        state = sa.case((fraud, 0), (legit, 1), else_=2).label("state")
+        amount = sa.func.coalesce(per_txn.c.amount, labels.c.amount, 0.0)
+        day = self._day(per_txn.c.event_time).label("day")
+        query = (
+            sa.select(
+                day,
+                state,
+                per_txn.c.flag_a,
+                per_txn.c.flag_b,
+                sa.func.count().label("n"),
+                sa.func.sum(amount).label("total"),
+                sa.func.sum(amount * amount).label("squares"),
+            )
+            .select_from(per_txn.outerjoin(labels, self._known_by(per_txn.c.transaction_id, t)))
+            .where(per_txn.c.has_a == 1, per_txn.c.has_b == 1)
+            .group_by(day, state, per_txn.c.flag_a, per_txn.c.flag_b)
+        )
+        # cells[day][state] = [n, amount, square] per PairedTable cell
+        cells: dict[int, list[dict[str, list[float]]]] = {}
+        for row in conn.execute(query):
+            tables = cells.setdefault(int(row.day), [{}, {}, {}])
+            cell = ("neither", "only_b", "only_a", "both")[2 * int(row.flag_a) + int(row.flag_b)]
+            tables[int(row.state)][cell] = [int(row.n), float(row.total), float(row.squares)]
+        by_day = []
+        for number in sorted(cells):
+            tables = [_paired_table(table) for table in cells[number]]
+            by_day.append(PairedDay(number, PairedCounts(*tables)))
+        total = PairedCounts()
+        for item in by_day:
+            total = total + item.counts
+        return total, tuple(by_day)
+
     # -- experiment weight audit ------------------------------------------------------------
 
     def record_weight_change(
@@ -713,6 +987,18 @@ class LedgerStore:
         ]
 
 
+_PAIRED_CELLS = ("both", "only_a", "only_b", "neither")
+
+
+def _paired_table(cells: dict[str, list[float]]) -> PairedTable:
+    """A PairedTable from {cell: [count, amount sum, squared-amount sum]}."""
+    empty = [0, 0.0, 0.0]
+    values = [cells.get(name, empty) for name in _PAIRED_CELLS]
+    return PairedTable(
+        *(int(v[0]) for v in values), *(float(v[1]) for v in values), *(v[2] for v in values)
+    )
+
+
 _UPSERT_OFFSET = (
     "INSERT INTO journal_offsets (segment, shipped_bytes, updated_at) VALUES (%s, %s, %s) "
     "ON CONFLICT (segment) DO UPDATE SET shipped_bytes = excluded.shipped_bytes, "
@@ -724,12 +1010,27 @@ _UPSERT_OFFSET = (
 _Row = tuple[Any, ...]
 
 
+_EVENT_TIME = DECISION_FIELDS.index("event_time")
+_DECIDED_AT = DECISION_FIELDS.index("decided_at")
+
+
 def _value_rows(batches: Sequence[DecisionBatch]) -> list[_Row]:
-    """The value tuples of the batches' rows (a shared value repeated on every row)."""
+    """The value tuples of the batches' rows (a shared value repeated on every row); a missing
+    event time is the decision time."""
     rows: list[_Row] = []
     for batch in batches:
         n = batch.n
-        columns = [v if isinstance(v, list | tuple) else repeat(v, n) for v in batch.columns()]
+        values = list(batch.columns())
+        event, decided = values[_EVENT_TIME], values[_DECIDED_AT]
+        if event is None:
+            values[_EVENT_TIME] = decided
+        elif isinstance(event, list | tuple) and None in event:
+            if isinstance(decided, list | tuple) and len(decided) == len(event):
+                pairs = zip(event, decided, strict=True)
+                values[_EVENT_TIME] = [d if e is None else e for e, d in pairs]
+            elif not isinstance(decided, list | tuple):
+                values[_EVENT_TIME] = [decided if e is None else e for e in event]
+        columns = [v if isinstance(v, list | tuple) else repeat(v, n) for v in values]
         try:
             rows.extend(zip(*columns, strict=True))
         except ValueError:

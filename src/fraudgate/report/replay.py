@@ -39,6 +39,12 @@ def render_summary(summary: Mapping[str, Any], console: Console) -> None:
         f"{labels['updated']} updated, {labels['unchanged']} unchanged, "
         f"{labels['unknown']} unknown, {labels['rejected']} rejected"
     )
+    if labels.get("by_source") is not None:
+        sources = ", ".join(f"{k} {v}" for k, v in labels["by_source"].items()) or "none"
+        label_text += (
+            f"\nby source: {sources}; {labels['pending']} pending (known after the horizon), "
+            f"{labels['unlabelled']} legitimate unflagged (never labelled)"
+        )
     if labels.get("delay_days"):
         d = labels["delay_days"]
         label_text += f"; delay p50 {d['p50']} d, p90 {d['p90']} d, max {d['max']} d"
