@@ -411,7 +411,7 @@ class ExperimentPlane:
         batches: list[DecisionBatch] = []
         answers: list[_Answer] = []
         mirrored: list[_Queued] = []
-        for model, group in by_model.items():
+        for model, group in _calls(by_model):
             x = group[0][1] if len(group) == 1 else np.concatenate([item[1] for item in group])
             if x.shape[0] > model.batcher.offload_rows:  # a huge batch: off the event loop
                 self._spawn(self._flush_large(model, x, group))
@@ -599,14 +599,16 @@ class ExperimentPlane:
         by_mirror: dict[str, list[_Queued]] = {}
         for item in items:
             by_mirror.setdefault(item[5].mirror, []).append(item)  # type: ignore[union-attr]
+        by_model: dict[Any, list[_Queued]] = {}
         for name, group in by_mirror.items():
             try:
                 assert self._resolve is not None
-                model = self._resolve(name)
+                by_model[self._resolve(name)] = group
             except Exception as exc:  # mirror model unloaded / not ready: drop the copies
                 self.mirror_failed += sum(item[1].shape[0] for item in group)
                 log.debug("mirror %s unavailable: %s", name, exc)
-                continue
+        for model, group in _calls(by_model):
+            name = model.name
             x = group[0][1] if len(group) == 1 else np.concatenate([item[1] for item in group])
             if x.shape[0] > _SYNC_OFFLOAD_ROWS:
                 self._spawn(self._score_mirror_offloaded(model, x, group))
@@ -908,6 +910,24 @@ def _decision_batch(
         "amount": amounts,
         "routing_key_hash": keys,
     }
+
+
+def _calls(by_model: dict[Any, list[_Queued]]) -> Iterator[tuple[Any, list[_Queued]]]:
+    """Each model's requests in runtime calls of at most ``batching.max_batch_size`` rows (a
+    request of more rows is a call on its own), as the model's `Batcher` cuts them."""
+    for model, group in by_model.items():
+        limit = model.batcher.max_batch_size
+        call: list[_Queued] = []
+        rows = 0
+        for item in group:
+            n = item[1].shape[0]
+            if call and rows + n > limit:
+                yield model, call
+                call, rows = [], 0
+            call.append(item)
+            rows += n
+        if call:
+            yield model, call
 
 
 def _per_row(transaction: Any, amount: Any) -> Any:
