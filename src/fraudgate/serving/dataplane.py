@@ -54,7 +54,7 @@ from fraudgate.protocol.types import (
 )
 from fraudgate.serving.auth import AdminAuth
 from fraudgate.serving.metrics import UNKNOWN_MODEL, ModelMetrics, ServerMetrics, observe_scores
-from fraudgate.serving.parameters import ledger_fields, new_request_id
+from fraudgate.serving.parameters import ROW_PARAMETERS, ledger_fields, new_request_id
 from fraudgate.serving.recording import NoRecorder
 from fraudgate.serving.repository import load_parameters, unload_parameters
 from fraudgate.serving.routing import HeadersFn, Routing
@@ -383,7 +383,12 @@ class DataPlane:
             if self._identified:
                 # a caller's id goes into the ledger: bounded like every id
                 request_id = check_id(request_id, "id") if request_id else new_request_id()
-                transaction, amount = ledger_fields(request.parameters, request_id, x.shape[0])
+                parameters = request.parameters
+                n = x.shape[0]
+                if n == 1 and ROW_PARAMETERS.isdisjoint(parameters):
+                    transaction = request_id  # the common case: nothing to parse
+                else:
+                    transaction, amount = ledger_fields(parameters, request_id, n)
             scored = await self.scheduler.submit(
                 model, x, request_id, transaction, amount, route, start
             )

@@ -72,7 +72,7 @@ class JournaledMirror:
         """The mirror entries of a scored group (None: nothing mirrored)."""
         copies: dict[str, list[int] | None] = {}  # mirror model -> rows of x (None: every row)
         if one_row:
-            mirrors = list(map(_mirror_of, items))
+            mirrors = [None if item.route is None else item.route.mirror for item in items]
             first = mirrors[0]
             if first is not None and mirrors.count(first) == len(mirrors):
                 copies[first] = None  # every row to one model (a 100% mirror)
