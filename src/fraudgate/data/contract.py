@@ -6,8 +6,12 @@ change: bump ``FEATURE_VERSION`` so registry tags and servers can refuse a misma
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # to_matrix takes a frame; the serving path never imports pandas
+    import pandas as pd
 
 FEATURE_VERSION = "fraudgate-features-v1"
 INPUT_NAME = "fraud_features"

@@ -1,11 +1,15 @@
-"""Mirror copies scored by the shipper, off the serving process (``acknowledge: journal``).
+"""Mirror copies and their decisions: one implementation for the server and the shipper.
 
-The server does not score its mirror copies itself: it journals the mirrored rows' features with
-the served decisions of the same tick (`mirror_entry`, in the served batch's ``mirror`` entries:
-one base64 FP32 matrix per mirror model, a few microseconds per tick). The shipper scores them
-(`MirrorScorer`) and inserts the mirror decisions in the same transaction as the served ones, so
-a mirror copy is scored exactly once too. This is how Seldon Core runs a mirror: in its own model
-server, never on the serving path; here it also keeps the serving core's CPU for serving.
+`mirror_decisions` is the one implementation of "score these copies with this model and make
+their mirror decisions", used by the server's in-process shadow scoring
+(`fraudgate.serving.shadow`) and by the shipper (`MirrorScorer`).
+
+With ``acknowledge: journal`` the server does not score its mirror copies itself: it journals the
+mirrored rows' features with the served decisions of the same tick (`mirror_entry`, in the served
+batch's ``mirror`` entries: one base64 FP32 matrix per mirror model). The shipper scores them and
+inserts the mirror decisions in the same transaction as the served ones, so a mirror copy is
+scored exactly once too. This is how Seldon Core runs a mirror: in its own model server, never on
+the serving path; here it also keeps the serving core's CPU for serving.
 
 An entry names its model completely (the registry, the exact registered version, the runtime kind
 the server used, the threshold and the serving version the server reported), so a shipper needs
@@ -20,7 +24,8 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,11 +39,71 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MirrorScorer", "mirror_entry", "model_spec"]
+__all__ = [
+    "CopiedColumns",
+    "MirrorScorer",
+    "MirrorTarget",
+    "mirror_decisions",
+    "mirror_entry",
+    "model_spec",
+]
 
 RETRY_LOAD_S = 60.0  # a model that failed to load is tried again after this long
-# per-row columns a mirror decision copies from the served decision of the same request
-_COPIED = ("request_id", "transaction_id", "experiment", "arm", "amount", "routing_key_hash")
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorTarget:
+    """The model that scores the copies: its serving name and version and its threshold."""
+
+    name: str
+    version: str
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class CopiedColumns:
+    """What a mirror decision copies from the served decision of its request, per copy: each a
+    sequence of one value per copy, or one value shared by every copy."""
+
+    request_id: Any
+    transaction_id: Any
+    experiment: Any
+    arm: Any
+    amount: Any
+    routing_key_hash: Any
+    event_time: Any = None  # the transactions' event times (None: each decision's time)
+
+
+def mirror_decisions(
+    predict: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    target: MirrorTarget,
+    copied: CopiedColumns,
+) -> DecisionBatch:
+    """Score the copies ``x`` with ``predict`` (the mirror model's runtime call) and return
+    their mirror decisions: FP32 scores, flagged iff score >= the FP32 threshold (as a served
+    decision is), latency of the scoring call, the request's columns copied."""
+    started = time.perf_counter()
+    scores = np.asarray(predict(x), dtype=np.float32).reshape(-1)
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    return DecisionBatch(
+        n=int(scores.shape[0]),
+        request_id=copied.request_id,
+        transaction_id=copied.transaction_id,
+        decided_at=time.time(),
+        experiment=copied.experiment,
+        arm=copied.arm,
+        role="mirror",
+        model_name=target.name,
+        model_version=target.version,
+        score=scores.tolist(),
+        threshold=target.threshold,
+        is_fraud_decision=(scores >= np.float32(target.threshold)).tolist(),
+        latency_ms=latency_ms,
+        amount=copied.amount,
+        routing_key_hash=copied.routing_key_hash,
+        event_time=copied.event_time,
+    )
 
 
 def model_spec(model: Any, tracking_uri: str) -> MirrorModel:
@@ -101,34 +166,8 @@ class MirrorScorer:
         n = entry.copies(batch.n)
         if x.shape[0] != n:
             raise ValueError(f"mirror entry: {x.shape[0]} feature rows for {n} copies")
-        runtime = self._runtime(spec)
-        started = time.perf_counter()
-        scores = np.asarray(runtime.predict(x), dtype=np.float32).reshape(-1)
-        latency_ms = (time.perf_counter() - started) * 1000.0  # the scoring call's
-        copied = [_take(getattr(batch, name), index) for name in _COPIED]
-        request_id, transaction_id, experiment, arm, amount, routing_key_hash = copied
-        # the transaction's time: the served batch's event time, else its decision time
-        event = batch.decided_at if batch.event_time is None else batch.event_time
-        event_time = _take(event, index)
-        cut = float(np.float32(spec.threshold))
-        mirror = DecisionBatch(
-            n=n,
-            request_id=request_id,
-            transaction_id=transaction_id,
-            decided_at=time.time(),
-            experiment=experiment,
-            arm=arm,
-            role="mirror",
-            model_name=spec.name,
-            model_version=spec.version,
-            score=scores.tolist(),
-            threshold=float(spec.threshold),
-            is_fraud_decision=(scores >= cut).tolist(),
-            latency_ms=latency_ms,
-            amount=amount,
-            routing_key_hash=routing_key_hash,
-            event_time=event_time,
-        )
+        target = MirrorTarget(spec.name, spec.version, float(spec.threshold))
+        mirror = mirror_decisions(self._runtime(spec).predict, x, target, _copied(batch, index))
         self.scored += n
         return mirror
 
@@ -150,6 +189,21 @@ class MirrorScorer:
             self._runtimes[key] = runtime
             log.info("mirror: scoring copies with %s (%s)", key[1], runtime.name)
             return runtime
+
+
+def _copied(batch: DecisionBatch, index: list[int] | None) -> CopiedColumns:
+    """The columns a served batch's rows ``index`` (None: every row) pass to their copies; the
+    transaction's time is the served batch's event time, else its decision time."""
+    event = batch.decided_at if batch.event_time is None else batch.event_time
+    return CopiedColumns(
+        request_id=_take(batch.request_id, index),
+        transaction_id=_take(batch.transaction_id, index),
+        experiment=_take(batch.experiment, index),
+        arm=_take(batch.arm, index),
+        amount=_take(batch.amount, index),
+        routing_key_hash=_take(batch.routing_key_hash, index),
+        event_time=_take(event, index),
+    )
 
 
 def _take(column: Any, index: list[int] | None) -> Any:

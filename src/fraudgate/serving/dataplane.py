@@ -25,8 +25,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -52,12 +53,18 @@ from fraudgate.protocol.types import (
     ResponseOutput,
 )
 from fraudgate.serving.auth import AdminAuth
-from fraudgate.serving.batching import Batcher
-from fraudgate.serving.experiment import ExperimentPlane, HeadersFn, new_request_id
 from fraudgate.serving.metrics import UNKNOWN_MODEL, ModelMetrics, ServerMetrics, observe_scores
+from fraudgate.serving.parameters import ROW_PARAMETERS, ledger_fields, new_request_id
+from fraudgate.serving.recording import NoRecorder
 from fraudgate.serving.repository import load_parameters, unload_parameters
+from fraudgate.serving.routing import HeadersFn, Routing
+from fraudgate.serving.scheduler import Scheduler, Tasks
+
+if TYPE_CHECKING:
+    from fraudgate.serving.experiment import ExperimentPlane
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SERVER_NAME = "fraudgate"
 EXTENSIONS = ("model_repository", "binary_tensor_data", "metrics")
@@ -82,7 +89,7 @@ ModelLoader = Callable[[ModelConfig], LoadedRuntime]
 
 
 class DeployedModel:
-    """One loaded, servable version of a named model."""
+    """One loaded, servable version of a named model: its runtime calls and its outputs."""
 
     def __init__(
         self, config: ModelConfig, version: int, loaded: LoadedRuntime, metrics: ServerMetrics
@@ -97,16 +104,29 @@ class DeployedModel:
         self.threshold = float(threshold)
         self.threshold32 = np.float32(self.threshold)  # a row is flagged iff its FP32 score >= it
         self.metrics: ModelMetrics = metrics.for_model(self.name, self.version)
-        self.batcher = Batcher(
-            self._predict,
-            max_batch_size=config.batching.max_batch_size,
-            max_wait_ms=config.batching.max_wait_ms,
-            on_batch=self.metrics.batch_size.observe,
-        )
+        # how the scheduler batches this model's requests
+        self.max_batch_size = max(1, int(config.batching.max_batch_size))
+        self.max_wait_s = max(0.0, float(config.batching.max_wait_ms)) / 1000.0
+        self._predict = loaded.runtime.predict
+        self._observe_batch = self.metrics.batch_size.observe
+        self._executor: ThreadPoolExecutor | None = None  # for huge batches, made on first use
         self.metadata = self._metadata()
 
-    def _predict(self, x: np.ndarray) -> np.ndarray:
-        return self.runtime.predict(x)
+    def call(self, x: np.ndarray) -> np.ndarray:
+        """One runtime call, now, on the calling thread (counted in the batch metrics)."""
+        out = self._predict(x)
+        self._observe_batch(x.shape[0])
+        return out
+
+    async def call_offloaded(self, x: np.ndarray) -> np.ndarray:
+        """`call` on this model's worker thread (a huge batch must not stall the event loop)."""
+        return await self.offload(self.call, x)
+
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on this model's single worker thread (the runtimes release the GIL)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="fraudgate-large-batch")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _metadata(self) -> dict[str, Any]:
         model = self.model
@@ -138,15 +158,11 @@ class DeployedModel:
         scores = probabilities.astype(np.float32, copy=False).reshape(-1, 1)
         return scores, scores >= self.threshold32
 
-    def outputs(
-        self, probabilities: np.ndarray, requested: list[RequestedOutput] | None
-    ) -> list[ResponseOutput]:
-        return self.outputs_of(*self.decide(probabilities), requested)
-
     def outputs_of(
         self, scores: np.ndarray, decisions: np.ndarray, requested: list[RequestedOutput] | None
     ) -> list[ResponseOutput]:
-        """The response outputs of `decide`'s scores and decisions (or rows of them)."""
+        """The response outputs of `decide`'s scores and decisions (or rows of them); the
+        ``requested`` outputs were checked (`check_requested_outputs`) before scoring."""
         n = scores.shape[0]
         observe_scores(self.metrics, scores.reshape(-1), decisions)
         if requested is None:
@@ -154,7 +170,6 @@ class DeployedModel:
                 ResponseOutput(PROBABILITY_OUTPUT, "FP32", [n, 1], scores),
                 ResponseOutput(DECISION_OUTPUT, "BOOL", [n, 1], decisions),
             ]
-        check_requested_outputs(requested)
         return [
             ResponseOutput(PROBABILITY_OUTPUT, "FP32", [n, 1], scores)
             if output.name == PROBABILITY_OUTPUT
@@ -163,7 +178,9 @@ class DeployedModel:
         ]
 
     def close(self) -> None:
-        self.batcher.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
 
 @dataclass
@@ -198,6 +215,10 @@ def check_requested_outputs(requested: list[RequestedOutput]) -> None:
 
 
 class DataPlane:
+    """Everything REST and gRPC share; ``experiment``: routing, ledger, mirror and admin (None:
+    no experiment and no ledger configured, plain serving: nothing to route, nothing to record).
+    """
+
     def __init__(
         self,
         config: FraudgateConfig,
@@ -208,15 +229,22 @@ class DataPlane:
         self.config = config
         self.loader = loader
         self.metrics = metrics or ServerMetrics()
-        # routing, ledger, mirror and admin; None (no experiment/ledger configured): plain serving
         self.experiment = experiment
         # the admin token, one object for every transport and for the experiment plane
         self.auth = AdminAuth.from_config(config.auth)
         self.auth_inference = config.auth.inference  # inference needs the token too
+        self.routing: Routing | None = None
+        self._route_headers: dict[tuple[str, str], bytes] | None = None
         if experiment is not None:
             experiment.auth = self.auth
-            experiment.bind(self.resolve)
+            self.scheduler = experiment.bind(self.resolve)
+            self.routing = experiment.routing
+            self._route_headers = {}  # x-seldon-route values, one per deployed model
             self.metrics.registry.register(experiment)  # its collect(): ledger, mirror, weights
+        else:
+            self.scheduler = Scheduler(NoRecorder(), None, Tasks())
+        # with an experiment plane, requests get ids and ledger fields (checked, recorded)
+        self._identified = experiment is not None
         self.entries: dict[str, RepositoryEntry] = {
             m.name: RepositoryEntry(config=m) for m in config.models
         }
@@ -311,6 +339,12 @@ class DataPlane:
         return self.resolve(name, version).metadata
 
     # -- inference ----------------------------------------------------------------------------
+    def authorize_inference(self, authorization: str | None) -> None:
+        """Unauthorized unless inference is open (``auth.inference: false``) or
+        ``authorization`` (the transport's header or metadata) is ``Bearer <the token>``."""
+        if self.auth_inference:
+            self.auth.check(authorization)
+
     async def infer(
         self,
         name: str,
@@ -319,72 +353,69 @@ class DataPlane:
         protocol: str,
         headers: HeadersFn | None = None,
     ) -> tuple[InferenceRequest, InferenceResponse]:
-        """Decode, score and build the response; records metrics for success and failure.
+        """Route, decode, score and build the response; records metrics for success and failure.
 
-        With an experiment/ledger configured, see `_infer_experiment`; ``headers`` lazily gives
-        the transport's headers (REST) or metadata (gRPC) for the routing key.
+        A request addressed to the experiment (its name or the default model's, no explicit
+        version) is routed (`fraudgate.serving.routing`; ``headers`` lazily gives the
+        transport's headers or metadata for the routing key); any other reaches the model it
+        names. The scheduler scores it with its tick's other requests and answers once its
+        decisions are durable (`fraudgate.serving.scheduler`); the response names the model that
+        answered. Plain serving is this path with nothing to route and nothing to record.
         """
-        if self.experiment is not None:
-            return await self._infer_experiment(name, version, decode, protocol, headers)
-        start = time.perf_counter()
-        model: DeployedModel | None = None
-        try:
-            model = self.resolve(name, version)
-            request = decode()
-            x = decode_features(request)
-            probabilities = await model.batcher.predict(x)
-            outputs = model.outputs(probabilities, request.outputs)
-        except Exception as exc:
-            code = http_status(exc) if isinstance(exc, InferenceError) else 500
-            self._record_failure(name, model, protocol, code)
-            raise
-        self._record_success(model, protocol, start)
-        return request, InferenceResponse(model.name, model.version, outputs, request.id)
-
-    async def _infer_experiment(
-        self,
-        name: str,
-        version: str | None,
-        decode: Callable[[], InferenceRequest],
-        protocol: str,
-        headers: HeadersFn | None,
-    ) -> tuple[InferenceRequest, InferenceResponse]:
-        """Route (when addressed to the experiment), score, record in the ledger, queue the mirror.
-
-        The response names the model that answered; it is returned only once the served rows are
-        durable (see `ExperimentPlane.score`). The mirror copy is scored after it is sent.
-        """
-        plane = self.experiment
-        assert plane is not None
         start = time.perf_counter()
         model: DeployedModel | None = None
         route = None
+        routing = self.routing
         try:
-            routed = plane.routes(name, version)
-            if not routed:
-                model = self.resolve(name, version)
-            request = decode()
-            if routed:
-                route = plane.route(request.parameters, headers)
+            if routing is not None and routing.routes(name, version):
+                request = decode()
+                route = routing.route(request.parameters, headers)
                 model = self.resolve(route.model)
-            assert model is not None
+            else:
+                model = self.resolve(name, version)
+                request = decode()
             x = decode_features(request)
-            if request.outputs is not None:
-                check_requested_outputs(request.outputs)  # before a decision is recorded
-            # a caller's id goes into the ledger: bounded like every id (fraudgate.protocol.limits)
-            request_id = check_id(request.id, "id") if request.id else new_request_id()
-            scored = plane.score(model, x, request_id, request.parameters, route, start)
-            outputs = model.outputs_of(*await scored, request.outputs)
+            requested = request.outputs
+            if requested is not None:
+                check_requested_outputs(requested)  # before a decision is recorded
+            request_id = request.id
+            transaction = amount = event = None
+            if self._identified:
+                # a caller's id goes into the ledger: bounded like every id
+                request_id = check_id(request_id, "id") if request_id else new_request_id()
+                parameters = request.parameters
+                n = x.shape[0]
+                if n == 1 and ROW_PARAMETERS.isdisjoint(parameters):
+                    transaction = request_id  # the common case: nothing to parse
+                else:
+                    transaction, amount, event = ledger_fields(parameters, request_id, n)
+            scored = await self.scheduler.submit(
+                model, x, request_id, transaction, amount, route, start, event
+            )
+            outputs = model.outputs_of(scored.scores, scored.decisions, requested)
         except Exception as exc:
             code = http_status(exc) if isinstance(exc, InferenceError) else 500
             self._record_failure(name, model, protocol, code)
             raise
         self._record_success(model, protocol, start)
         response = InferenceResponse(model.name, model.version, outputs, request_id)
-        parameters = plane.response_parameters(route)
-        if parameters is not None:
-            response.parameters = parameters
+        if routing is not None:
+            response.parameters = routing.response_parameters(route)
         return request, response
+
+    def route_header(self, response: InferenceResponse) -> bytes | None:
+        """Seldon's ``x-seldon-route`` value of a response (``:fraud-v2-candidate_1:``, the
+        model that answered), or None when the server has no experiment plane."""
+        cache = self._route_headers
+        if cache is None:
+            return None
+        key = (response.model_name, response.model_version)
+        value = cache.get(key)
+        if value is None:
+            value = f":{key[0]}_{key[1]}:".encode()
+            if len(cache) < 1024:  # names and versions the server deployed
+                cache[key] = value
+        return value
 
     @staticmethod
     def _record_success(model: DeployedModel, protocol: str, start: float) -> None:

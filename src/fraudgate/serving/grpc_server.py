@@ -81,23 +81,23 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> Any:
         raw = bool(request.raw_input_contents)
-        plane = self.dataplane.experiment
+        dataplane = self.dataplane
         try:
             headers = None
-            if plane is not None:
+            if dataplane.routing is not None:
                 headers = lambda: _metadata(context)  # noqa: E731
-            if self.dataplane.auth_inference:
-                self.dataplane.auth.check(_metadata(context).get("authorization"))
-            _, response = await self.dataplane.infer(
+            if dataplane.auth_inference:
+                dataplane.authorize_inference(_metadata(context).get("authorization"))
+            _, response = await dataplane.infer(
                 request.model_name,
                 request.model_version or None,
                 lambda: request_from_proto(request),
                 "grpc",
                 headers,
             )
-            if plane is not None:
-                route = f":{response.model_name}_{response.model_version}:"
-                context.set_trailing_metadata((("x-seldon-route", route),))
+            route = dataplane.route_header(response)
+            if route is not None:
+                context.set_trailing_metadata((("x-seldon-route", route.decode()),))
         except InferenceError as exc:
             await _abort(context, exc)
         except Exception as exc:  # pragma: no cover - a bug, not bad input

@@ -10,11 +10,13 @@ Names follow Prometheus conventions (``_total`` counters, ``_seconds`` latency):
 * ``fraudgate_decisions_total{model,version,decision}`` (decision = fraud | legit)
 * ``fraudgate_model_ready{model,version}`` (gauge, 1 when serving)
 
-With an experiment or a ledger, `fraudgate.serving.experiment.ExperimentPlane.collect` adds:
+With an experiment or a ledger, `PlaneCollector` (the experiment plane's ``collect``) adds:
 
 * ``fraudgate_experiment_weight{experiment,model}`` (gauge, the live weights)
 * ``fraudgate_mirror_rows_total{outcome}`` (outcome = journaled | scored | dropped | failed)
 * ``fraudgate_ledger_decisions_total{role}`` and ``fraudgate_ledger_write_failures_total``
+* ``fraudgate_ledger_quarantined_lines`` / ``_rows`` (journal lines the store refused)
+* the ledger pipeline's health (`fraudgate.serving.supervisor.LedgerHealth.collect`)
 
 Requests for unknown models are counted under ``model="_unknown"`` to bound label cardinality.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry
@@ -108,7 +111,8 @@ class Histogram:
         self.sum += float(values.sum())
 
     def buckets(self) -> list[tuple[str, float]]:
-        out, total = [], 0
+        out: list[tuple[str, float]] = []
+        total = 0
         for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
             total += count
             out.append(("+Inf" if bound == float("inf") else repr(float(bound)), total))
@@ -246,3 +250,80 @@ def observe_scores(metrics: ModelMetrics, scores: np.ndarray, decisions: np.ndar
     metrics.fraud.value += fraud
     metrics.legit.value += n - fraud
     metrics.score.observe_many(scores)
+
+
+class PlaneCollector:
+    """The experiment plane's metrics, read at scrape time from the parts that count them.
+
+    ``health``: `LedgerHealth` or None; ``state``: the `ExperimentState` or None; ``recorder``:
+    its ``records`` and ``counts`` (`fraudgate.serving.recording.RecordCounts`); ``mirror``:
+    `fraudgate.serving.shadow.MirrorCounts`; ``quarantine``: the journal's quarantine summary
+    cache (`fraudgate.ledger.quarantine.SummaryCache`) or None.
+    """
+
+    def __init__(
+        self, *, health: Any, state: Any, recorder: Any, mirror: Any, quarantine: Any
+    ) -> None:
+        self.health = health
+        self.state = state
+        self.recorder = recorder
+        self.mirror = mirror
+        self.quarantine = quarantine
+
+    def collect(self) -> Iterator[Metric]:
+        if self.health is not None:
+            yield from self.health.collect()
+        if self.state is not None:
+            spec = self.state.spec
+            weights = GaugeMetricFamily(
+                "fraudgate_experiment_weight",
+                "Live traffic weight of each candidate of the experiment.",
+                labels=["experiment", "model"],
+            )
+            for name, weight in spec.weights.items():
+                weights.add_metric([spec.name, name], weight)
+            yield weights
+        mirror = CounterMetricFamily(
+            "fraudgate_mirror_rows",
+            "Mirrored rows: journaled (for the shipper to score), scored in shadow (by this "
+            "server), dropped (queue full or not recordable), failed.",
+            labels=["outcome"],
+        )
+        counts = self.mirror
+        for outcome, value in (
+            ("journaled", counts.journaled),
+            ("scored", counts.scored),
+            ("dropped", counts.dropped),
+            ("failed", counts.failed),
+        ):
+            mirror.add_metric([outcome], value)
+        yield mirror
+        if self.recorder.records:
+            recorded = CounterMetricFamily(
+                "fraudgate_ledger_decisions",
+                "Decisions recorded: served ones durable before their response (journal or "
+                "commit), mirror ones journaled or queued for the commit.",
+                labels=["role"],
+            )
+            recorder_counts = self.recorder.counts
+            recorded.add_metric(["served"], recorder_counts.served)
+            recorded.add_metric(["mirror"], recorder_counts.mirror)
+            yield recorded
+            yield CounterMetricFamily(
+                "fraudgate_ledger_write_failures",
+                "Batches of served decisions that could not be recorded (answered 503).",
+                value=recorder_counts.failures,
+            )
+        if self.quarantine is not None:  # journal lines the store refused (at most 1 read/s)
+            held = self.quarantine.get()
+            yield GaugeMetricFamily(
+                "fraudgate_ledger_quarantined_lines",
+                "Journal lines the ledger store refused (their data), set aside in quarantine: "
+                "see `fraudgate ledger quarantine`.",
+                value=held.lines,
+            )
+            yield GaugeMetricFamily(
+                "fraudgate_ledger_quarantined_rows",
+                "Decisions in the quarantined journal lines (not in the ledger until re-shipped).",
+                value=held.rows,
+            )

@@ -95,7 +95,6 @@ class RestApp:
         self.max_payload_bytes = max_payload_bytes
         self.router = ROUTER
         self._openapi: bytes | None = None
-        self._route_headers: dict[tuple[str, str], bytes] = {}
 
     # -- ASGI entry ------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -232,19 +231,18 @@ class RestApp:
     # -- inference (the hot path) ----------------------------------------------------------------
     async def _infer(self, scope: dict[str, Any], receive: Any, send: Any, rest: str) -> None:
         dataplane = self.dataplane
-        plane = dataplane.experiment
         name = rest
         try:
             name, version = _split_model_path(rest)
-            if dataplane.auth_inference:
-                dataplane.auth.check(_header(scope, b"authorization"))
+            if dataplane.auth_inference:  # the header is looked up only when it is checked
+                dataplane.authorize_inference(_header(scope, b"authorization"))
             body, header_length = await self._body(scope, receive)
             request, response = await dataplane.infer(
                 name,
                 version,
                 lambda: parse_infer_request(body, header_length),
                 "rest",
-                None if plane is None else lambda: _headers(scope),
+                None if dataplane.routing is None else lambda: _headers(scope),
             )
             payload, json_length = encode_infer_response(response, request)
         except _Disconnected:
@@ -273,20 +271,11 @@ class RestApp:
                 (b"content-length", str(len(payload)).encode()),
                 (b"inference-header-content-length", str(json_length).encode()),
             ]
-        if plane is not None:
-            headers.append((b"x-seldon-route", self._route_header(response)))
+        route = dataplane.route_header(response)
+        if route is not None:
+            headers.append((b"x-seldon-route", route))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
-
-    def _route_header(self, response: Any) -> bytes:
-        """Seldon's ``x-seldon-route`` value, ``:fraud-v2-candidate_1:``, built once per model."""
-        key = (response.model_name, response.model_version)
-        value = self._route_headers.get(key)
-        if value is None:
-            value = f":{key[0]}_{key[1]}:".encode()
-            if len(self._route_headers) < 1024:  # names and versions the server deployed
-                self._route_headers[key] = value
-        return value
 
     async def _infer_route(self, call: Call) -> None:
         """Inference reached through the table (the fast path in `__call__` is the usual way)."""
