@@ -838,10 +838,15 @@ class LedgerStore:
         state = sa.case((fraud, 0), (legit, 1), else_=2).label("state")
         amount = sa.func.coalesce(per_txn.c.amount, labels.c.amount, 0.0)
         day = self._day(per_txn.c.event_time).label("day")
+        # Transactions only one model scored are grouped apart and dropped here, not filtered
+        # in SQL: a filter on the aggregates makes PostgreSQL expect a handful of rows and
+        # join the labels by nested loop (quadratic); grouped, it hash-joins.
         query = (
             sa.select(
                 day,
                 state,
+                per_txn.c.has_a,
+                per_txn.c.has_b,
                 per_txn.c.flag_a,
                 per_txn.c.flag_b,
                 sa.func.count().label("n"),
@@ -849,12 +854,15 @@ class LedgerStore:
                 sa.func.sum(amount * amount).label("squares"),
             )
             .select_from(per_txn.outerjoin(labels, self._known_by(per_txn.c.transaction_id, t)))
-            .where(per_txn.c.has_a == 1, per_txn.c.has_b == 1)
-            .group_by(day, state, per_txn.c.flag_a, per_txn.c.flag_b)
+            .group_by(
+                day, state, per_txn.c.has_a, per_txn.c.has_b, per_txn.c.flag_a, per_txn.c.flag_b
+            )
         )
         # cells[day][state] = [n, amount, square] per PairedTable cell
         cells: dict[int, list[dict[str, list[float]]]] = {}
         for row in conn.execute(query):
+            if not (row.has_a and row.has_b):
+                continue
             tables = cells.setdefault(int(row.day), [{}, {}, {}])
             cell = ("neither", "only_b", "only_a", "both")[2 * int(row.flag_a) + int(row.flag_b)]
             tables[int(row.state)][cell] = [int(row.n), float(row.total), float(row.squares)]
