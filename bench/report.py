@@ -36,17 +36,18 @@ DAY = 86_400.0
 A, B = "fraud-v1-baseline", "fraud-v2-candidate"
 
 # One transaction i -> its served and its mirror decision (r = 0, 1), the same SQL on both
-# backends (|| concatenates, integer / and % are the same, comparisons are booleans).
+# backends (|| concatenates, integer / and % are the same, comparisons are booleans). Card
+# i % 1000003 routes stickily: every fifth card to the challenger.
 _DECISIONS = """
 INSERT INTO decisions (request_id, transaction_id, decided_at, experiment, arm, role,
     model_name, model_version, score, threshold, is_fraud_decision, latency_ms, amount,
     routing_key_hash, event_time)
 SELECT 'r' || i, 't' || i, {t0} + i * {step} + r, 'ab',
-    CASE WHEN i % 5 = 0 THEN '{b}' ELSE '{a}' END,
+    CASE WHEN (i % 1000003) % 5 = 0 THEN '{b}' ELSE '{a}' END,
     CASE WHEN r = 0 THEN 'served' ELSE 'mirror' END,
-    CASE WHEN (i % 5 = 0) = (r = 0) THEN '{b}' ELSE '{a}' END,
+    CASE WHEN ((i % 1000003) % 5 = 0) = (r = 0) THEN '{b}' ELSE '{a}' END,
     '1', 0.5, 0.5,
-    CASE WHEN (i % 5 = 0) = (r = 0)
+    CASE WHEN ((i % 1000003) % 5 = 0) = (r = 0)
         THEN (i % 100 = 7 AND (i / 100) % 10 < 8) OR (i % 100 <> 7 AND i % 89 = 0)
         ELSE (i % 100 = 7 AND (i / 100) % 10 < 6) OR (i % 100 <> 7 AND i % 97 = 0) END,
     1.0 + (i % 37) * 0.1 + r, 1.0 + i % 500, 'card' || (i % 1000003), {t0} + i * {step}
@@ -54,7 +55,8 @@ FROM {series} CROSS JOIN (SELECT 0 AS r UNION ALL SELECT 1) AS roles
 """
 # served model flagged? (the arm's own flag rule, as above for r = 0)
 _SERVED_FLAG = (
-    "CASE WHEN i % 5 = 0 THEN (i % 100 = 7 AND (i / 100) % 10 < 8) OR (i % 100 <> 7 AND i % 89 = 0)"
+    "CASE WHEN (i % 1000003) % 5 = 0"
+    " THEN (i % 100 = 7 AND (i / 100) % 10 < 8) OR (i % 100 <> 7 AND i % 89 = 0)"
     " ELSE (i % 100 = 7 AND (i / 100) % 10 < 6) OR (i % 100 <> 7 AND i % 97 = 0) END"
 )
 _LABELS = """

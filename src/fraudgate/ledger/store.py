@@ -731,12 +731,14 @@ class LedgerStore:
         span: dict[str, tuple[float, float]] = {}
         for row in conn.execute(query):
             name = "" if row.arm is None else row.arm
+            values: dict[str, Any] = {c: int(getattr(row, c) or 0) for c in cells}
+            for c in cells:
+                values[f"{c}_amount"] = float(getattr(row, f"{c}_a") or 0.0)
+                values[f"{c}_amount_sq"] = float(getattr(row, f"{c}_s") or 0.0)
             counts = ConfusionCounts(
-                *(int(getattr(row, c) or 0) for c in cells),
-                int(row.pending or 0),
-                int(row.pending_f or 0),
-                *(float(getattr(row, f"{c}_a") or 0.0) for c in cells),
-                *(float(getattr(row, f"{c}_s") or 0.0) for c in cells),
+                unlabelled=int(row.pending or 0),
+                unlabelled_flagged=int(row.pending_f or 0),
+                **values,
             )
             days.setdefault(name, []).append(DayCounts(int(row.day), counts))
             first, last = span.get(name, (math.inf, -math.inf))
@@ -868,8 +870,8 @@ class LedgerStore:
             tables[int(row.state)][cell] = [int(row.n), float(row.total), float(row.squares)]
         by_day = []
         for number in sorted(cells):
-            tables = [_paired_table(table) for table in cells[number]]
-            by_day.append(PairedDay(number, PairedCounts(*tables)))
+            fraud, legit, pending = (_paired_table(table) for table in cells[number])
+            by_day.append(PairedDay(number, PairedCounts(fraud, legit, pending)))
         total = PairedCounts()
         for item in by_day:
             total = total + item.counts
