@@ -319,15 +319,19 @@ def evaluate(
     )
     plan = SequentialPlan(float(analysis.planned_frauds), alpha)
     alert_plan = SequentialPlan(float(analysis.planned_transactions), alpha)
-    common = {
-        "metric": metric,
-        "srm": srm,
-        "frauds_per_day": frauds_per_day,
-        "error_rate": None,  # the ledger records answered requests only
-        "p99_latency_ms": p99,
-    }
+    # error_rate: None, the ledger records answered requests only
     if design == "paired":
-        evidence = paired_evidence(matured_paired, plan, alert_plan, days_elapsed, **common)
+        evidence = paired_evidence(
+            matured_paired,
+            plan,
+            alert_plan,
+            days_elapsed,
+            metric=metric,
+            srm=srm,
+            frauds_per_day=frauds_per_day,
+            error_rate=None,
+            p99_latency_ms=p99,
+        )
         everything = counts.paired.transactions
         evidence = replace(  # the alert rate needs no labels: the whole window
             evidence,
@@ -337,7 +341,18 @@ def evaluate(
             ),
         )
     else:
-        evidence = split_evidence(a_mat, b_mat, plan, alert_plan, days_elapsed, **common)
+        evidence = split_evidence(
+            a_mat,
+            b_mat,
+            plan,
+            alert_plan,
+            days_elapsed,
+            metric=metric,
+            srm=srm,
+            frauds_per_day=frauds_per_day,
+            error_rate=None,
+            p99_latency_ms=p99,
+        )
         evidence = replace(
             evidence,
             alert_rate=split_confidence_sequence(

@@ -19,6 +19,13 @@ def url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return request.getfixturevalue("pg_schema_url")
+
+
 @pytest.fixture
 def store(url: str) -> Iterator[LedgerStore]:
     ledger = open_ledger(url)
@@ -26,10 +33,11 @@ def store(url: str) -> Iterator[LedgerStore]:
     ledger.close()
 
 
-def test_a_better_challenger_is_promoted_on_matured_paired_evidence(url: str, store) -> None:
-    fill(store)
-    tolerant = {"max_alert_rate_increase": 0.5}  # it catches more frauds: more alerts
-    result = evaluate(config(url, guardrails=tolerant), store, as_of=T0 + 60 * DAY)
+def test_a_better_challenger_is_promoted_on_matured_paired_evidence(any_url: str) -> None:
+    with open_ledger(any_url) as store:
+        fill(store)
+        tolerant = {"max_alert_rate_increase": 0.5}  # it catches more frauds: more alerts
+        result = evaluate(config(any_url, guardrails=tolerant), store, as_of=T0 + 60 * DAY)
     assert result.design == "paired" and (result.champion, result.challenger) == (A, B)
     assert result.decision.outcome is Outcome.PROMOTE, result.decision.reasons
     assert result.sequence.sequence.low > 0
@@ -70,3 +78,28 @@ def test_counting_pending_transactions_as_legitimate_overstates_early_recall(
     assert naive_recall.low > s.recall_a  # credibly overstated
     assert matured_recall.low <= s.recall_a <= matured_recall.high
     assert naive.arm(A).window.unlabelled == 0 and matured.arm(A).window.unlabelled > 0
+
+
+def test_the_split_design_and_value_detection_decide_too(url: str, store) -> None:
+    fill(store, Scenario(days=60, per_day=800))
+    tolerant = {"max_alert_rate_increase": 0.5}
+    split = evaluate(config(url, design="split", guardrails=tolerant), store, as_of=T0 + 90 * DAY)
+    assert split.design == "split" and split.sequence.design == "split"
+    assert split.sequence.sequence.low > 0 and split.split is not None
+    value = evaluate(
+        config(url, primary_metric="value_detection", guardrails=tolerant),
+        store,
+        as_of=T0 + 90 * DAY,
+    )
+    assert value.metric == "value_detection_rate"
+    assert value.decision.outcome is Outcome.PROMOTE, value.decision.reasons
+    # the paired design needs fewer frauds than the split for the same power
+    assert value.power is not None and value.power.paired.frauds_needed < (
+        value.power.split.frauds_needed
+    )
+
+
+def test_a_stale_experiment_stops(url: str, store) -> None:
+    fill(store, Scenario(days=40, recall_b=0.6, false_alarm_b=0.01, seed=5))
+    result = evaluate(config(url, max_days=30), store, as_of=T0 + 75 * DAY)
+    assert result.decision.outcome in (Outcome.STOP, Outcome.ROLLBACK), result.decision.reasons

@@ -731,12 +731,14 @@ class LedgerStore:
         span: dict[str, tuple[float, float]] = {}
         for row in conn.execute(query):
             name = "" if row.arm is None else row.arm
+            values: dict[str, Any] = {c: int(getattr(row, c) or 0) for c in cells}
+            for c in cells:
+                values[f"{c}_amount"] = float(getattr(row, f"{c}_a") or 0.0)
+                values[f"{c}_amount_sq"] = float(getattr(row, f"{c}_s") or 0.0)
             counts = ConfusionCounts(
-                *(int(getattr(row, c) or 0) for c in cells),
-                int(row.pending or 0),
-                int(row.pending_f or 0),
-                *(float(getattr(row, f"{c}_a") or 0.0) for c in cells),
-                *(float(getattr(row, f"{c}_s") or 0.0) for c in cells),
+                unlabelled=int(row.pending or 0),
+                unlabelled_flagged=int(row.pending_f or 0),
+                **values,
             )
             days.setdefault(name, []).append(DayCounts(int(row.day), counts))
             first, last = span.get(name, (math.inf, -math.inf))
@@ -838,10 +840,15 @@ class LedgerStore:
         state = sa.case((fraud, 0), (legit, 1), else_=2).label("state")
         amount = sa.func.coalesce(per_txn.c.amount, labels.c.amount, 0.0)
         day = self._day(per_txn.c.event_time).label("day")
+        # Transactions only one model scored are grouped apart and dropped here, not filtered
+        # in SQL: a filter on the aggregates makes PostgreSQL expect a handful of rows and
+        # join the labels by nested loop (quadratic); grouped, it hash-joins.
         query = (
             sa.select(
                 day,
                 state,
+                per_txn.c.has_a,
+                per_txn.c.has_b,
                 per_txn.c.flag_a,
                 per_txn.c.flag_b,
                 sa.func.count().label("n"),
@@ -849,19 +856,22 @@ class LedgerStore:
                 sa.func.sum(amount * amount).label("squares"),
             )
             .select_from(per_txn.outerjoin(labels, self._known_by(per_txn.c.transaction_id, t)))
-            .where(per_txn.c.has_a == 1, per_txn.c.has_b == 1)
-            .group_by(day, state, per_txn.c.flag_a, per_txn.c.flag_b)
+            .group_by(
+                day, state, per_txn.c.has_a, per_txn.c.has_b, per_txn.c.flag_a, per_txn.c.flag_b
+            )
         )
         # cells[day][state] = [n, amount, square] per PairedTable cell
         cells: dict[int, list[dict[str, list[float]]]] = {}
         for row in conn.execute(query):
+            if not (row.has_a and row.has_b):
+                continue
             tables = cells.setdefault(int(row.day), [{}, {}, {}])
             cell = ("neither", "only_b", "only_a", "both")[2 * int(row.flag_a) + int(row.flag_b)]
             tables[int(row.state)][cell] = [int(row.n), float(row.total), float(row.squares)]
         by_day = []
         for number in sorted(cells):
-            tables = [_paired_table(table) for table in cells[number]]
-            by_day.append(PairedDay(number, PairedCounts(*tables)))
+            fraud, legit, pending = (_paired_table(table) for table in cells[number])
+            by_day.append(PairedDay(number, PairedCounts(fraud, legit, pending)))
         total = PairedCounts()
         for item in by_day:
             total = total + item.counts

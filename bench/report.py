@@ -1,0 +1,196 @@
+"""`fraudgate report` over a large ledger: wall time and peak memory, SQLite and PostgreSQL.
+
+    .venv/bin/python bench/report.py [--decisions 10000000] [--days 30] [--skip-pg]
+                                     [--pg-admin-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+
+For each backend: a fresh ledger (the real schema, `open_ledger`), filled inside the database
+(a recursive CTE on SQLite, ``generate_series`` on PostgreSQL: no rows cross the client) with
+``--decisions`` decisions -- half served, half the 100% shadow's mirror copies, an 80/20 split,
+1% fraud, the champion catching 60% of frauds and the challenger 80% -- and the labels the
+realistic way (every alert investigated two days later, every missed fraud charged back twenty
+days later). Then ``fraudgate report --config ... --as-of ... --json ... --html ...`` runs as a
+child process; its wall time and peak RSS (``wait4``'s ``ru_maxrss``) are the figures (on
+PostgreSQL the server's own memory is not in them). Writes ``bench/results/report.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "report.json"
+T0 = 1_700_006_400.0  # a UTC midnight
+DAY = 86_400.0
+A, B = "fraud-v1-baseline", "fraud-v2-candidate"
+
+# One transaction i -> its served and its mirror decision (r = 0, 1), the same SQL on both
+# backends (|| concatenates, integer / and % are the same, comparisons are booleans). Card
+# i % 1000003 routes stickily: every fifth card to the challenger.
+_DECISIONS = """
+INSERT INTO decisions (request_id, transaction_id, decided_at, experiment, arm, role,
+    model_name, model_version, score, threshold, is_fraud_decision, latency_ms, amount,
+    routing_key_hash, event_time)
+SELECT 'r' || i, 't' || i, {t0} + i * {step} + r, 'ab',
+    CASE WHEN (i % 1000003) % 5 = 0 THEN '{b}' ELSE '{a}' END,
+    CASE WHEN r = 0 THEN 'served' ELSE 'mirror' END,
+    CASE WHEN ((i % 1000003) % 5 = 0) = (r = 0) THEN '{b}' ELSE '{a}' END,
+    '1', 0.5, 0.5,
+    CASE WHEN ((i % 1000003) % 5 = 0) = (r = 0)
+        THEN (i % 100 = 7 AND (i / 100) % 10 < 8) OR (i % 100 <> 7 AND i % 89 = 0)
+        ELSE (i % 100 = 7 AND (i / 100) % 10 < 6) OR (i % 100 <> 7 AND i % 97 = 0) END,
+    1.0 + (i % 37) * 0.1 + r, 1.0 + i % 500, 'card' || (i % 1000003), {t0} + i * {step}
+FROM {series} CROSS JOIN (SELECT 0 AS r UNION ALL SELECT 1) AS roles
+"""
+# served model flagged? (the arm's own flag rule, as above for r = 0)
+_SERVED_FLAG = (
+    "CASE WHEN (i % 1000003) % 5 = 0"
+    " THEN (i % 100 = 7 AND (i / 100) % 10 < 8) OR (i % 100 <> 7 AND i % 89 = 0)"
+    " ELSE (i % 100 = 7 AND (i / 100) % 10 < 6) OR (i % 100 <> 7 AND i % 97 = 0) END"
+)
+_LABELS = """
+INSERT INTO labels (transaction_id, is_fraud, label_time, amount, received_at, updated_at,
+    actor, source)
+SELECT 't' || i, i % 100 = 7,
+    {t0} + i * {step} + CASE WHEN {flag} THEN 2 * {day} ELSE 20 * {day} END,
+    NULL, 0, 0, 'bench', CASE WHEN {flag} THEN 'investigation' ELSE 'chargeback' END
+FROM {series}
+WHERE {flag} OR i % 100 = 7
+"""
+
+
+def _series(backend: str, n: int) -> str:
+    if backend == "postgresql":
+        return f"generate_series(0, {n - 1}) AS s(i)"
+    recursive = f"SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {n - 1}"
+    return f"(WITH RECURSIVE s(i) AS ({recursive}) SELECT i FROM s) AS s"
+
+
+def fill(url: str, backend: str, decisions: int, days: float) -> dict[str, float]:
+    from fraudgate.ledger import open_ledger
+
+    transactions = decisions // 2
+    step = days * DAY / transactions
+    open_ledger(url).close()  # the real schema and indexes, migrated
+    engine = sa.create_engine(url)
+    started = time.perf_counter()
+    values = {"t0": T0, "step": step, "a": A, "b": B, "day": DAY, "flag": _SERVED_FLAG}
+    with engine.begin() as conn:
+        if backend == "sqlite":
+            conn.exec_driver_sql("PRAGMA cache_size=-262144")
+        for statement in (_DECISIONS, _LABELS):
+            sql = statement.format(series=_series(backend, transactions), **values)
+            if backend == "postgresql":  # psycopg's paramstyle: a literal % is %%
+                sql = sql.replace("%", "%%")
+            conn.exec_driver_sql(sql)
+    filled = time.perf_counter() - started
+    with engine.begin() as conn:
+        if backend == "postgresql":
+            conn.exec_driver_sql("ANALYZE decisions")
+            conn.exec_driver_sql("ANALYZE labels")
+        else:
+            conn.exec_driver_sql("ANALYZE")
+        n = conn.exec_driver_sql("SELECT count(*) FROM decisions").scalar_one()
+        labels = conn.exec_driver_sql("SELECT count(*) FROM labels").scalar_one()
+    engine.dispose()
+    return {"fill_s": round(filled, 1), "decisions": int(n), "labels": int(labels)}
+
+
+def run_report(url: str, workdir: Path, as_of: float) -> dict[str, float]:
+    config = {
+        "models": [{"name": A, "uri": "models:/m@champion"}, {"name": B, "uri": "models:/m@c"}],
+        "experiment": {
+            "name": "ab",
+            "default": A,
+            "candidates": [{"name": A, "weight": 80}, {"name": B, "weight": 20}],
+            "mirror": {"percent": 100},
+        },
+        "ledger": {"url": url},
+        "analysis": {"maturity_days": 14, "planned_frauds": 2000},
+    }
+    path = workdir / "fraudgate.yaml"
+    path.write_text(yaml.safe_dump(config))
+    command = [
+        sys.executable, "-m", "fraudgate", "report", "--config", str(path),
+        "--as-of", str(as_of), "--json", str(workdir / "report.json"),
+        "--html", str(workdir / "report.html"),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert child.stdout is not None
+    output = child.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if child.returncode != 0:
+        raise RuntimeError(f"fraudgate report failed ({child.returncode}):\n{output}")
+    outcome = json.loads((workdir / "report.json").read_text())["decision"]["outcome"]
+    return {
+        "report_s": round(wall, 1),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "outcome": outcome,
+        "output_tail": output.strip().splitlines()[-1][:200],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--decisions", type=int, default=10_000_000)
+    parser.add_argument("--days", type=float, default=30.0)
+    parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    args = parser.parse_args()
+    as_of = T0 + (args.days + 30) * DAY
+    results: dict[str, object] = {
+        "decisions": args.decisions,
+        "days": args.days,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared",
+        "python": platform.python_version(),
+    }
+    with tempfile.TemporaryDirectory(prefix="fraudgate-bench-report-") as tmp:
+        workdir = Path(tmp)
+        if not args.skip_sqlite:
+            url = f"sqlite:///{workdir / 'ledger.db'}"
+            figures = fill(url, "sqlite", args.decisions, args.days)
+            figures |= run_report(url, workdir, as_of)
+            figures["database_mib"] = round((workdir / "ledger.db").stat().st_size / 2**20)
+            results["sqlite"] = figures
+            print("sqlite", figures, flush=True)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{workdir / 'ledger.db'}{suffix}").unlink(missing_ok=True)
+        if not args.skip_pg:
+            admin = sa.create_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
+            name = f"fraudgate_bench_{uuid.uuid4().hex[:8]}"
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            try:
+                url = args.pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
+                figures = fill(url, "postgresql", args.decisions, args.days)
+                figures |= run_report(url, workdir, as_of)
+                results["postgresql"] = figures
+                print("postgresql", figures, flush=True)
+            finally:
+                with admin.connect() as conn:
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                admin.dispose()
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
