@@ -80,10 +80,11 @@ def _rows(seed: int = 7) -> tuple[list[Decision], list[Label]]:
 def _reference(rows: list[Decision], labels: list[Label], t: float, maturity: float):
     """The counts in Python, straight from the rules (the SQL's specification)."""
     known = {label.transaction_id: label for label in labels if label.label_time <= t}
-    rows = [r for r in rows if r.experiment == "exp" and r.decided_at <= t]
 
     def event(r: Decision) -> float:
         return r.decided_at if r.event_time is None else r.event_time
+
+    rows = [r for r in rows if r.experiment == "exp" and event(r) <= t]
 
     def state(txn: str, event_time: float) -> str:
         if txn in known:

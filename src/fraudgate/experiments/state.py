@@ -60,7 +60,7 @@ class ExperimentState:
     def should_route(self, requested_name: str, explicit_version: bool) -> bool:
         return should_route(self.spec, requested_name, explicit_version)
 
-    def set_weights(self, weights: Mapping[str, int], actor: str) -> WeightChange:
+    def set_weights(self, weights: Mapping[str, float], actor: str) -> WeightChange:
         """Replace all candidate weights at once; effective for the very next request.
 
         Raises :class:`ExperimentConfigError` (nothing changes) when a candidate is missing or

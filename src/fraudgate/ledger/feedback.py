@@ -234,7 +234,7 @@ def parse_labels_file(path: str | Path) -> tuple[list[Label], list[RowError]]:
             _check_columns(path, columns)
             rows: list[object] = list(reader)
     elif suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq
 
         try:
             table = pq.read_table(path)

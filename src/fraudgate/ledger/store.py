@@ -176,7 +176,7 @@ def _sqlite_engine(url: sa.URL, synchronous: str) -> sa.Engine:
     )
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Hand transaction control to the "begin" hook below (pysqlite's own is broken).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -628,8 +628,9 @@ class LedgerStore:
     ) -> ExperimentCounts:
         """The evaluation's counts for ``experiment`` as of T, aggregated in the database.
 
-        Decisions with ``since <= event_time < until`` and ``decided_at <= T`` (T = ``as_of``,
-        default now) count, one per transaction and arm (its retries collapse: flagged if any
+        Decisions with ``since <= event_time < until`` and ``event_time <= T`` (T = ``as_of``,
+        default now: a transaction exists once it happened, which also holds when simulated days
+        are replayed faster than real time) count, one per transaction and arm (its retries collapse: flagged if any
         decision flagged it). A label counts only if known by T (``label_time <= T``); an
         unlabelled transaction counts as legitimate once ``event_time + maturity_s <= T``, else
         it is pending (``unlabelled``). Per arm (served decisions): confusion counts with
@@ -642,7 +643,7 @@ class LedgerStore:
         t = time.time() if as_of is None else _epoch(as_of)
         assert t is not None
         d = decisions
-        where = [d.c.experiment == experiment, d.c.decided_at <= t]
+        where = [d.c.experiment == experiment, d.c.event_time <= t]
         if (lo := _epoch(since)) is not None:
             where.append(d.c.event_time >= lo)
         if (hi := _epoch(until)) is not None:

@@ -123,6 +123,7 @@ class _LedgerRecorder:
         request_ids, transactions, amounts, routes, starts, events = request_columns(items, n)
         experiments: Any
         arms: Any
+        keys: Any
         if None in routes:  # some requests addressed a model directly
             experiments, arms, _, keys, _ = zip(
                 *[route or _NO_ROUTE for route in routes], strict=True

@@ -278,8 +278,6 @@ def run_server(
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        uvloop = None
-    if uvloop is not None:
-        uvloop.run(coro)
-    else:  # pragma: no cover
         asyncio.run(coro)
+    else:
+        uvloop.run(coro)
