@@ -629,14 +629,14 @@ class LedgerStore:
         """The evaluation's counts for ``experiment`` as of T, aggregated in the database.
 
         Decisions with ``since <= event_time < until`` and ``event_time <= T`` (T = ``as_of``,
-        default now: a transaction exists once it happened, which also holds when simulated days
-        are replayed faster than real time) count, one per transaction and arm (its retries collapse: flagged if any
-        decision flagged it). A label counts only if known by T (``label_time <= T``); an
-        unlabelled transaction counts as legitimate once ``event_time + maturity_s <= T``, else
-        it is pending (``unlabelled``). Per arm (served decisions): confusion counts with
-        amount sums, per event day, distinct routing keys and the latency histogram. Paired:
-        the transactions both ``champion`` and ``challenger`` scored (served or mirrored).
-        Only grouped rows leave the database.
+        default now: a transaction exists once it happened, which also holds when simulated
+        days are replayed faster than real time) count, one per transaction and arm (its
+        retries collapse: flagged if any decision flagged it). A label counts only if known by
+        T (``label_time <= T``); an unlabelled transaction counts as legitimate once
+        ``event_time + maturity_s <= T``, else it is pending (``unlabelled``). Per arm (served
+        decisions): confusion counts with amount sums, per event day, distinct routing keys and
+        the latency histogram. Paired: the transactions both ``champion`` and ``challenger``
+        scored (served or mirrored). Only grouped rows leave the database.
         """
         if not maturity_s >= 0:
             raise ValueError(f"maturity_s: expected seconds >= 0, received {maturity_s!r}")
