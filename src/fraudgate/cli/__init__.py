@@ -3,7 +3,7 @@ does the work (`fraudgate.client` for a running server) and hand the result to `
 
 Importing this package loads typer, rich and the config records only: each command imports what
 it needs (pandas, MLflow, the ledger, the server) inside its body, so ``fraudgate --help`` and
-every subcommand's ``--help`` answer at once (tests/test_imports.py checks it).
+every subcommand's ``--help`` answer at once (tests/cli/test_help_imports.py checks it).
 """
 
 from __future__ import annotations
