@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("pandas", "scipy", "statsmodels", "sqlalchemy", "mlflow")
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 # prints the top-level packages loaded after `fraudgate <args> --help`
 _RUN_HELP = """
