@@ -33,14 +33,13 @@ if TYPE_CHECKING:
 
     from fraudgate.runtimes.build import BuildReport
 
-# gcc optimisation level for the generated trees; see bench/results/runtimes.json: -O1 compiles
-# ~2.5x faster than -O3 and scores just as fast (the code is branches, nothing to vectorise)
+# gcc optimisation level for the generated trees: -O1 compiles much faster than -O3 and scores
+# as fast (the code is branches, nothing to vectorise); figures in bench/results/runtimes.json
 COMPILE_OPT = "-O1"
 TREES_PER_UNIT = 40  # TL2cgen parallel_comp: one C translation unit per ~40 trees
 # TL2cgen code generation. quantize: each row's features are mapped once to the index of the
-# thresholds they fall between, and the trees compare small integers: exact (same splits). On the
-# demo's champion with 32 real feature rows: 1.9 -> 0.8 us per row; on bench/runtimes.py's
-# stand-in with random rows: 5.3 -> 4.7 us per row.
+# thresholds they fall between, and the trees compare small integers: exact (same splits) and
+# faster per row (bench/runtimes.py measures it).
 CODEGEN_PARAMS = {"quantize": 1}
 
 # Compiled into the same library as the generated trees. NaN is "missing" for LightGBM models;
