@@ -105,6 +105,8 @@ async def _run_scenario(args: argparse.Namespace) -> None:
     uris = experiment.model_uris(model)
     ledger_url = None if args.scenario == "plain" else f"sqlite:///{scratch / 'ledger.db'}"
     config_dict = experiment.config_dict(model.tracking_uri, uris, args.scenario, ledger_url)
+    for served in config_dict["models"]:  # a fixed runtime: `auto` picks by timing
+        served["runtime"] = args.runtime
     if ledger_url is not None:
         config_dict["ledger"]["journal_dir"] = str(scratch / "journal")
         config_dict["ledger"]["shipper"] = "external"
@@ -240,6 +242,8 @@ def measure(scenario: str, args: argparse.Namespace) -> dict:
         str(args.seconds),
         "--warmup-seconds",
         str(args.warmup_seconds),
+        "--runtime",
+        args.runtime,
     ]
     env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -276,6 +280,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1300, help="asgi: requests before")
     parser.add_argument("--per-tick", type=int, default=13, help="asgi: requests per tick")
     parser.add_argument("--pool", type=int, default=4000, help="distinct real transactions")
+    parser.add_argument(
+        "--runtime",
+        default="tl2cgen",
+        help="the models' runtime (fixed, so the count does not depend on which runtime `auto` "
+        "timed fastest on a busy machine)",
+    )
     parser.add_argument(
         "--scenario", action="append", help="repeatable; default: " + ", ".join(DEFAULT_SCENARIOS)
     )
@@ -319,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             "requests": args.requests if args.transport == "asgi" else None,
             "per_tick": args.per_tick if args.transport == "asgi" else None,
             "pool": args.pool,
+            "runtime": args.runtime,
             "method": "callgrind instruction counts of the measured requests only, GC frozen",
         },
         "cells": cells,
