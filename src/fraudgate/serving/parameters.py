@@ -45,11 +45,6 @@ def new_request_id() -> str:
     return _REQUEST_PREFIX + str(next(_request_counter))
 
 
-def request_id(given: str | None) -> str:
-    """The caller's request id (checked: it goes into the ledger), else a new one."""
-    return check_id(given, "id") if given else new_request_id()
-
-
 def ledger_fields(
     parameters: Mapping[str, Any], request_id: str, n: int
 ) -> tuple[Any, Any, float | None]:
