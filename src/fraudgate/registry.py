@@ -227,6 +227,18 @@ class Registry:
             local_path=str(local_path),
         )
 
+    def artifact_location(self, model_uri: str) -> str:
+        """Where the registry stores the model version's files (its download URI: ``s3://...``
+        on a remote store, ``file://...`` on the embedded one): what a Seldon Model or KServe
+        InferenceService loads as its ``storageUri``."""
+        version = self._version_for(model_uri)
+        if version is None:
+            raise RegistryError(
+                f"{model_uri!r} is not a registry model URI; expected models:/<name>@<alias> or "
+                "models:/<name>/<version>"
+            )
+        return str(self._client.get_model_version_download_uri(version.name, version.version))
+
     def aliases(self) -> dict[str, str]:
         """Alias -> version of the registered model (empty when it does not exist yet)."""
         try:

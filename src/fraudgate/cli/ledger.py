@@ -44,7 +44,7 @@ def _locations(
     url, directory = ledger, journal
     if config is not None:
         try:
-            ledger_config = load_config(config).ledger_config
+            ledger_config = load_config(config, resolve_secrets=False).ledger_config
         except (ConfigError, OSError) as exc:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2) from None

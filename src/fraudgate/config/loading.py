@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 # Sections other rooms own: kept verbatim as well (``experiment``/``ledger``) after validation.
 RAW_SECTIONS = ("experiment", "ledger")
-_TOP_LEVEL = ("registry", "server", "models", *RAW_SECTIONS, "auth", "analysis")
+_TOP_LEVEL = ("registry", "server", "models", *RAW_SECTIONS, "auth", "analysis", "kubernetes")
 _ANALYSIS_KEYS = (
     "champion",
     "challenger",
@@ -118,8 +118,11 @@ _LEDGER_KEYS = (
 )
 
 
-def load_config(path: str | Path) -> FraudgateConfig:
-    """Read and validate a fraudgate YAML config; raises `ConfigError` with a precise message."""
+def load_config(path: str | Path, *, resolve_secrets: bool = True) -> FraudgateConfig:
+    """Read and validate a fraudgate YAML config; raises `ConfigError` with a precise message.
+
+    ``resolve_secrets=False``: do not read the token ``auth.token_env`` names (the Kubernetes
+    export and the shipper need the file, not the secret); ``auth.token`` stays None then."""
     import yaml
 
     path = Path(path)
@@ -133,11 +136,15 @@ def load_config(path: str | Path) -> FraudgateConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config: {str(path)!r} is not valid YAML: {exc}") from exc
-    return parse_config(data, path=path.resolve())
+    return parse_config(data, path=path.resolve(), resolve_secrets=resolve_secrets)
 
 
-def parse_config(data: Any, path: Path | None = None) -> FraudgateConfig:
+def parse_config(
+    data: Any, path: Path | None = None, *, resolve_secrets: bool = True
+) -> FraudgateConfig:
     """Validate an already-parsed YAML document (``path``: where relative paths start)."""
+    from fraudgate.config.kubernetes import parse_kubernetes
+
     data = v.mapping(data, "config")
     v.no_unknown(data, _TOP_LEVEL, "")
     registry = data.get("registry")
@@ -159,8 +166,9 @@ def parse_config(data: Any, path: Path | None = None) -> FraudgateConfig:
         path=path,
         experiment_spec=spec,
         ledger_config=ledger,
-        auth=_auth(data.get("auth")),
+        auth=_auth(data.get("auth"), resolve_secrets=resolve_secrets),
         analysis=_analysis(data.get("analysis"), models),
+        kubernetes=parse_kubernetes(data.get("kubernetes"), tuple(m.name for m in models)),
     )
 
 
@@ -372,7 +380,7 @@ def _ledger(value: dict[str, Any], path: Path | None) -> LedgerConfig:
     )
 
 
-def _auth(value: Any) -> AuthConfig:
+def _auth(value: Any, *, resolve_secrets: bool = True) -> AuthConfig:
     if value is None:
         return AuthConfig()
     data = v.mapping(value, "auth")
@@ -390,6 +398,11 @@ def _auth(value: Any) -> AuthConfig:
             )
     elif token_env is not None:
         token_env = v.text(token_env, "auth.token_env")
+        if not resolve_secrets:
+            return AuthConfig(
+                token_env=token_env,
+                inference=v.boolean(data.get("inference", False), "auth.inference"),
+            )
         token = os.environ.get(token_env) or None
         if token is None:
             raise ConfigError(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fraudgate.analysis.cost import CostModel
     from fraudgate.analysis.decision import DecisionPolicy
+    from fraudgate.config.kubernetes import KubernetesConfig
     from fraudgate.experiments import ExperimentSpec
 
 DEFAULT_HOST = "127.0.0.1"
@@ -231,6 +232,8 @@ class FraudgateConfig:
     ledger_config: LedgerConfig | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    # the ``kubernetes:`` section (`fraudgate export kubernetes`); the loader always sets it
+    kubernetes: KubernetesConfig | None = None
 
     @property
     def ledger_enabled(self) -> bool:

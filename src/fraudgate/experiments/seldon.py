@@ -48,7 +48,7 @@ def seldon_export_notes(spec: ExperimentSpec, *, mirror_model: str | None = None
                 "so the mirror is not exported (no shadow scores under Seldon)."
             )
         else:
-            other = _non_default(spec)
+            other = non_default_candidate(spec)
             notes.append(
                 f"mirror: fraudgate shadows {spec.mirror.percent}% of requests with the candidate "
                 f"that did not answer; exported as a fixed mirror to {mirror_model!r} (which must "
@@ -111,7 +111,9 @@ def _key_source(spec: ExperimentSpec) -> str:
     return f"header {r.header!r}"
 
 
-def _non_default(spec: ExperimentSpec) -> str:
+def non_default_candidate(spec: ExperimentSpec) -> str:
+    """The candidate other than the default (the first, without one): what a mirror of "the
+    other arm" shadows when exported as one fixed model."""
     names = spec.candidate_names
     default = spec.default if spec.default is not None else names[0]
     return next(n for n in names if n != default)

@@ -1,0 +1,3 @@
+"""fraudgate: safe rollout of fraud-detection models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from fraudgate.cli import app
+
+app(prog_name="fraudgate")

@@ -1,0 +1,89 @@
+"""`fraudgate report`: evaluate the configured experiment from its ledger and say what to do.
+
+Thin: the evaluation is `fraudgate.evaluation.evaluate`'s, the rendering `fraudgate.report`'s;
+both (and SQLAlchemy, scipy, matplotlib) are imported inside the command, so ``--help`` is cheap.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fraudgate.cli._common import console, fail
+
+
+def parse_as_of(text: str | None) -> float | None:
+    """``--as-of``: ISO-8601 (no offset = UTC) or epoch seconds; None = now."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"--as-of: expected ISO-8601 (2024-05-01T00:00:00Z) or epoch seconds, received {text!r}"
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def report(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="fraudgate YAML config (experiment, ledger).")
+    ],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Evaluate as of this time (ISO-8601 or epoch seconds; default now)."
+        ),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write report.json (schema in the repo) here.")
+    ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Write the self-contained report.html here.")
+    ] = None,
+    ledger: Annotated[
+        str | None, typer.Option(help="Ledger URL (overrides the config's ledger.url).")
+    ] = None,
+) -> None:
+    """Evaluate the experiment from the ledger: metrics with intervals, tests, the decision.
+
+    PROMOTE / CONTINUE / ROLLBACK / STOP with its reasons; exit code 0 whatever the outcome.
+    """
+    from fraudgate.config import ConfigError, load_config
+
+    try:
+        when = parse_as_of(as_of)
+        loaded = load_config(config)
+    except (ConfigError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    url = ledger or (loaded.ledger_config.url if loaded.ledger_config else None)
+    if url is None:
+        raise fail(f"{config}: no `ledger:` section and no --ledger URL")
+    if loaded.experiment_spec is None:
+        raise fail(f"{config}: no `experiment:` section to evaluate")
+
+    from fraudgate.evaluation import evaluate
+    from fraudgate.ledger import open_ledger
+    from fraudgate.report.evaluation import render_evaluation, write_evaluation_json
+
+    store = open_ledger(url)
+    try:
+        result = evaluate(loaded, store, as_of=when)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.close()
+    render_evaluation(result, console)
+    if json_out is not None:
+        console.print(f"report.json: {write_evaluation_json(result, json_out)}")
+    if html_out is not None:
+        from fraudgate.report.evaluation_html import write_evaluation_html
+
+        console.print(f"report.html: {write_evaluation_html(result, html_out)}")

@@ -1,0 +1,1 @@
+"""Generated from inference.proto with grpcio-tools (see the comment at the top of that file)."""

@@ -1,0 +1,236 @@
+"""The only module that talks to MLflow: log training runs, register versions, load models back.
+
+One registered model (``fraud-detection``) holds a version per trained model; aliases say which is
+``champion`` and which is ``challenger``. Each version carries the serving name, the decision
+threshold and the feature-contract version as tags, so a server needs nothing but the model URI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from fraudgate.data.contract import FEATURE_VERSION, INPUT_NAME, N_FEATURES
+
+if TYPE_CHECKING:  # heavy imports stay out of module import time
+    import lightgbm
+    from matplotlib.figure import Figure
+    from mlflow.pyfunc import PyFuncModel
+
+REGISTERED_MODEL = "fraud-detection"
+TRAINING_EXPERIMENT = "fraud-detection-training"
+OUTPUT_NAME = "fraud_probability"
+BOOSTER_FILE = "booster.txt"
+MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+class RegistryError(RuntimeError):
+    """A model or alias could not be found or loaded; the message says what to do."""
+
+
+def resolve_tracking_uri(uri: str | None, workdir: Path) -> str:
+    """`--registry` wins, then ``MLFLOW_TRACKING_URI``, then an embedded SQLite store in workdir."""
+    if uri:
+        return uri
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(Path(workdir) / 'mlflow.db').resolve()}"
+
+
+def _quiet_mlflow() -> None:
+    for name in ("mlflow", "alembic", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="mlflow")
+    # MLflow nags about type hints on predict(); hints would switch on its own input coercion
+    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    uri: str
+    registered_name: str
+    version: str
+    serving_name: str
+    threshold: float
+    feature_version: str
+    booster: lightgbm.Booster
+    pyfunc: PyFuncModel
+    local_path: str
+
+
+class Registry:
+    def __init__(self, tracking_uri: str) -> None:
+        _quiet_mlflow()
+        import mlflow
+
+        self.tracking_uri = tracking_uri
+        self._mlflow = mlflow
+        self._client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self._activate()
+
+    def _activate(self) -> None:
+        """Point MLflow's process-wide URIs (used by start_run, log_model) at this registry.
+
+        MLflow also exports them as environment variables; those are put back, so a later
+        `resolve_tracking_uri` or a child process sees what the user set, not our last store.
+        """
+        saved = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
+        self._mlflow.set_tracking_uri(self.tracking_uri)
+        self._mlflow.set_registry_uri(self.tracking_uri)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    # -- writing -----------------------------------------------------------------------------
+    def _experiment_id(self) -> str:
+        existing = self._client.get_experiment_by_name(TRAINING_EXPERIMENT)
+        if existing is not None:
+            return existing.experiment_id
+        artifact_location = None
+        parsed = urlparse(self.tracking_uri)
+        if parsed.scheme == "sqlite":
+            # keep artefacts next to the embedded store, not in the caller's working directory
+            db_path = Path(self.tracking_uri.removeprefix("sqlite:///"))
+            artifact_location = (db_path.parent / "artifacts").resolve().as_uri()
+        return self._client.create_experiment(
+            TRAINING_EXPERIMENT, artifact_location=artifact_location
+        )
+
+    def register(
+        self,
+        booster: lightgbm.Booster,
+        *,
+        serving_name: str,
+        alias: str,
+        threshold: float,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        figures: dict[str, Figure] | None = None,
+        sample: np.ndarray | None = None,
+        feature_version: str = FEATURE_VERSION,
+    ) -> str:
+        """Log a training run with the model, register it as a new version, point `alias` at it."""
+        import lightgbm
+        import mlflow.pyfunc
+        from mlflow.models import ModelSignature
+        from mlflow.types import Schema, TensorSpec
+
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, N_FEATURES), INPUT_NAME)]),
+            outputs=Schema([TensorSpec(np.dtype(np.float64), (-1,), OUTPUT_NAME)]),
+        )
+        tags = {
+            "serving_name": serving_name,
+            "threshold": repr(float(threshold)),
+            "feature_version": feature_version,
+        }
+        mlflow = self._mlflow
+        self._activate()
+        with mlflow.start_run(
+            experiment_id=self._experiment_id(), run_name=serving_name, tags=tags
+        ) as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+            for name, figure in (figures or {}).items():
+                mlflow.log_figure(figure, f"{name}.png")
+            with tempfile.TemporaryDirectory() as tmp:
+                booster_file = Path(tmp) / BOOSTER_FILE
+                booster.save_model(booster_file)
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(MODEL_CODE),
+                    artifacts={"booster": str(booster_file)},
+                    signature=signature,
+                    input_example=None if sample is None else sample[:2].astype(np.float32),
+                    pip_requirements=[f"lightgbm=={lightgbm.__version__}", "numpy"],
+                    metadata=tags,
+                )
+            del run
+        version = mlflow.register_model(info.model_uri, REGISTERED_MODEL, tags=tags)
+        self._client.set_registered_model_alias(REGISTERED_MODEL, alias, version.version)
+        return str(version.version)
+
+    # -- reading -----------------------------------------------------------------------------
+    def _version_for(self, model_uri: str):  # -> ModelVersion | None
+        if not model_uri.startswith("models:/"):
+            return None
+        ref = model_uri.removeprefix("models:/")
+        try:
+            if "@" in ref:
+                name, alias = ref.split("@", 1)
+                return self._client.get_model_version_by_alias(name, alias)
+            name, _, version = ref.partition("/")
+            return self._client.get_model_version(name, version)
+        except Exception as exc:  # MLflow raises its own RestException / MlflowException
+            raise RegistryError(
+                f"model {model_uri!r} not found in registry {self.tracking_uri!r}: {exc}. "
+                "Run `fraudgate train` (or `fraudgate demo`) first, or pass --registry."
+            ) from exc
+
+    def load(self, model_uri: str, check: Callable[[Path], None] | None = None) -> LoadedModel:
+        """Load the native booster and the MLflow pyfunc model from one local copy.
+
+        ``check(booster_file)`` runs on the downloaded LightGBM file before anything parses it
+        in this process (the server validates it in a child process: a corrupt file can crash
+        LightGBM); its exception becomes the RegistryError.
+        """
+        import lightgbm
+        import mlflow.artifacts
+        import mlflow.pyfunc
+
+        self._activate()
+        version = self._version_for(model_uri)
+        try:
+            local_path = mlflow.artifacts.download_artifacts(
+                artifact_uri=model_uri, tracking_uri=self.tracking_uri
+            )
+            if check is not None:
+                check(Path(local_path) / "artifacts" / BOOSTER_FILE)
+            pyfunc = mlflow.pyfunc.load_model(local_path)
+            booster = lightgbm.Booster(
+                model_file=str(Path(local_path) / "artifacts" / BOOSTER_FILE)
+            )
+        except Exception as exc:
+            raise RegistryError(f"could not load {model_uri!r}: {exc}") from exc
+        tags = dict(version.tags) if version is not None else {}
+        metadata = pyfunc.metadata.metadata or {}
+        tags = {**metadata, **tags}
+        if "threshold" not in tags:
+            raise RegistryError(
+                f"{model_uri!r} has no 'threshold' tag; register it with fraudgate or set "
+                "`threshold:` for this model in the config"
+            )
+        return LoadedModel(
+            uri=model_uri,
+            registered_name=version.name if version is not None else "",
+            version=str(version.version) if version is not None else "",
+            serving_name=tags.get("serving_name", ""),
+            threshold=float(tags["threshold"]),
+            feature_version=tags.get("feature_version", ""),
+            booster=booster,
+            pyfunc=pyfunc,
+            local_path=str(local_path),
+        )
+
+    def aliases(self) -> dict[str, str]:
+        """Alias -> version of the registered model (empty when it does not exist yet)."""
+        try:
+            model = self._client.get_registered_model(REGISTERED_MODEL)
+        except Exception:
+            return {}
+        return {alias: str(version) for alias, version in model.aliases.items()}

@@ -1,0 +1,154 @@
+"""Validate Kubernetes objects the way the API server would, with pruning made an error.
+
+* Custom kinds (Seldon, KServe, Istio, PrometheusRule): the ``openAPIV3Schema`` of the real CRDs in
+  ``../shared/k8s-schemas`` (see its README). Kubernetes prunes any field a structural schema does
+  not declare, silently: here every object schema without ``additionalProperties`` or
+  ``x-kubernetes-preserve-unknown-fields`` gets ``additionalProperties: false``, so such a field
+  is an error. ``metadata`` (``type: object`` in a CRD: the server checks it as ObjectMeta) is
+  validated against ObjectMeta's strict schema from ``kubernetes-validate``.
+* Core kinds: ``kubernetes-validate`` in strict mode (undeclared fields are errors), for every
+  Kubernetes version in `KUBERNETES_VERSIONS`.
+* A kind neither knows is an error too: nothing passes unvalidated.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+# 1.29: the oldest with native sidecars (the shipper) on by default; and the newest the package has
+KUBERNETES_VERSIONS = ("1.29", "1.37")
+SCHEMAS_ENV = "FRAUDGATE_K8S_SCHEMAS"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # KServe's CRD is 40,000 lines
+
+
+def find_schemas() -> Path | None:
+    """``$FRAUDGATE_K8S_SCHEMAS``, else ``<repo>/../shared/k8s-schemas`` (CI's layout), else the
+    same next to an ancestor (a git worktree of the repo lives deeper)."""
+    if os.environ.get(SCHEMAS_ENV):
+        return Path(os.environ[SCHEMAS_ENV])
+    for ancestor in REPO_ROOT.parents:
+        candidate = ancestor / "shared" / "k8s-schemas"
+        if (candidate / "README.md").is_file():
+            return candidate
+    return None
+
+
+def _strict(schema: Any) -> Any:
+    """The schema with pruning turned into errors (see the module docstring)."""
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _strict(value) for key, value in schema.items()}
+    if (
+        out.get("type") == "object"
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+@dataclass(frozen=True)
+class CrdSchema:
+    group: str
+    version: str
+    kind: str
+    validator: jsonschema.protocols.Validator
+
+
+class Validator:
+    """``errors(obj)`` -> the list of problems (empty: valid); ``check(obj)`` raises on one."""
+
+    def __init__(self, schemas: Path) -> None:
+        import kubernetes_validate  # noqa: F401  (fail early when the dev extra is missing)
+
+        self._crds: dict[tuple[str, str], CrdSchema] = {}
+        for path in sorted(schemas.rglob("*.yaml")):
+            for doc in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_LOADER):
+                if not doc or doc.get("kind") != "CustomResourceDefinition":
+                    continue
+                spec = doc["spec"]
+                for version in spec["versions"]:
+                    if not version.get("served", True):
+                        continue
+                    schema = _strict(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
+                    schema["properties"].pop("metadata", None)
+                    schema["properties"].pop("status", None)  # written by controllers
+                    api = f"{spec['group']}/{version['name']}"
+                    kind = spec["names"]["kind"]
+                    self._crds[(api, kind)] = CrdSchema(
+                        spec["group"], version["name"], kind, jsonschema.Draft7Validator(schema)
+                    )
+        if not self._crds:
+            raise RuntimeError(f"no CustomResourceDefinition under {schemas}")
+        self._object_meta = _object_meta_validator()
+
+    @property
+    def custom_kinds(self) -> set[tuple[str, str]]:
+        return set(self._crds)
+
+    def errors(self, obj: dict[str, Any]) -> list[str]:
+        api, kind = obj.get("apiVersion"), obj.get("kind")
+        where = f"{kind}/{(obj.get('metadata') or {}).get('name')}"
+        crd = self._crds.get((str(api), str(kind)))
+        if crd is None:
+            return [f"{where}: {message}" for message in _core_errors(obj)]
+        problems = [
+            f"{where}: {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+            # apiVersion and kind chose the schema; metadata is checked as ObjectMeta below
+            for e in crd.validator.iter_errors({k: v for k, v in obj.items() if k not in _ROOT})
+        ]
+        problems += [
+            f"{where}: metadata.{'.'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in self._object_meta.iter_errors(obj.get("metadata"))
+        ]
+        if not (obj.get("metadata") or {}).get("name"):
+            problems.append(f"{where}: metadata.name: required")
+        return problems
+
+    def check(self, obj: dict[str, Any]) -> None:
+        problems = self.errors(obj)
+        assert not problems, "\n".join(problems)
+
+
+_ROOT = ("apiVersion", "kind", "metadata")
+
+
+def _definitions(version: str) -> dict[str, Any]:
+    from importlib.resources import files
+
+    root = files("kubernetes_validate") / "kubernetes-json-schema" / f"v{version}.0-local-strict"
+    return json.loads((root / "_definitions.json").read_text())
+
+
+def _object_meta_validator() -> jsonschema.protocols.Validator:
+    defs = _definitions(KUBERNETES_VERSIONS[-1])
+    schema = {"$ref": "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", **defs}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _core_errors(obj: dict[str, Any]) -> list[str]:
+    import kubernetes_validate
+    from kubernetes_validate.utils import SchemaNotFoundError
+
+    problems = []
+    for version in KUBERNETES_VERSIONS:
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(map(str, exc.path)) or "<root>"
+            problems.append(f"Kubernetes {version}: {path}: {exc.message}")
+        except SchemaNotFoundError as exc:
+            problems.append(f"no schema for {obj.get('apiVersion')} {obj.get('kind')}: {exc.message}")
+            break
+    return problems
