@@ -72,7 +72,7 @@ def test_the_command_tree_is_what_we_audit() -> None:
     paths = {" ".join(p) for p in _command_paths()}
     expected = {"", "serve", "replay", "feedback", "simulate", "train", "demo", "experiment"}
     expected |= {"experiment show", "experiment set", "ledger", "ledger ship"}
-    expected |= {"ledger quarantine", "ledger quarantine reship"}
+    expected |= {"ledger quarantine", "ledger quarantine reship", "export", "export kubernetes"}
     assert expected <= paths, sorted(paths)
 
 

@@ -42,6 +42,9 @@ def find_schemas() -> Path | None:
     return None
 
 
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
 def _strict(schema: Any) -> Any:
     """The schema with pruning turned into errors (see the module docstring)."""
     if isinstance(schema, list):
@@ -49,6 +52,10 @@ def _strict(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     out = {key: _strict(value) for key, value in schema.items()}
+    if out.get("format") in _INT_RANGES:  # the API server rejects an out-of-range integer
+        low, high = _INT_RANGES[out["format"]]
+        out.setdefault("minimum", low)
+        out.setdefault("maximum", high)
     if (
         out.get("type") == "object"
         and "additionalProperties" not in out
@@ -149,6 +156,8 @@ def _core_errors(obj: dict[str, Any]) -> list[str]:
             path = ".".join(map(str, exc.path)) or "<root>"
             problems.append(f"Kubernetes {version}: {path}: {exc.message}")
         except SchemaNotFoundError as exc:
-            problems.append(f"no schema for {obj.get('apiVersion')} {obj.get('kind')}: {exc.message}")
+            problems.append(
+                f"no schema for {obj.get('apiVersion')} {obj.get('kind')}: {exc.message}"
+            )
             break
     return problems

@@ -59,6 +59,4 @@ def kubernetes(
     except OSError as exc:
         raise fail(f"--out: cannot write {str(out)!r}: {exc}") from None
     base = next(k for k in plan.kustomizations if k.directory == "base")
-    render_export(
-        target, out, base.manifests, plan.overlay_directories(), plan.notes, console
-    )
+    render_export(target, out, base.manifests, plan.overlay_directories(), plan.notes, console)

@@ -45,7 +45,9 @@ PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 DEFAULT_SELDON_VERSION = "2.9.1"
 DEFAULT_MLSERVER_IMAGE = "docker.io/seldonio/mlserver:1.7.1"  # the version bench/ compares with
 # a Kubernetes resource quantity: 250m, 1, 1.5, 512Mi, 2Gi, 1e3
-_QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$")
+_QUANTITY = re.compile(
+    r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$"
+)
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$")
@@ -229,8 +231,7 @@ def quantity(value: Any, where: str) -> str:
     text = v.text(value, where)
     if not _QUANTITY.match(text):
         raise ConfigError(
-            f"{where}: expected a Kubernetes quantity (e.g. 250m, 1, 512Mi, 2Gi), "
-            f"received {text!r}"
+            f"{where}: expected a Kubernetes quantity (e.g. 250m, 1, 512Mi, 2Gi), received {text!r}"
         )
     return text
 
@@ -321,8 +322,7 @@ def _secret_ref(value: Any, where: str, default: SecretRef) -> SecretRef:
     key = v.text(data.get("key", default.key), f"{where}.key")
     if not _SECRET_KEY.match(key):
         raise ConfigError(
-            f"{where}.key: expected a Secret key (letters, digits, '-', '_', '.'), "
-            f"received {key!r}"
+            f"{where}.key: expected a Secret key (letters, digits, '-', '_', '.'), received {key!r}"
         )
     return SecretRef(name=dns_label(data.get("name", default.name), f"{where}.name"), key=key)
 
@@ -351,8 +351,9 @@ def _secrets(value: Any, where: str) -> KubernetesSecrets:
 
 def _hosts(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
-        raise ConfigError(f"{where}: expected a non-empty list of host names, received "
-                          f"{v.describe(value)}")
+        raise ConfigError(
+            f"{where}: expected a non-empty list of host names, received {v.describe(value)}"
+        )
     hosts = []
     for i, host in enumerate(value):
         host = v.text(host, f"{where}[{i}]")
@@ -373,7 +374,9 @@ def _seldon(value: Any, where: str) -> SeldonSettings:
     mirror = data.get("mirror_model")
     return SeldonSettings(
         version=v.text(data.get("version", d.version), f"{where}.version"),
-        mlserver_image=_image(data.get("mlserver_image", d.mlserver_image), f"{where}.mlserver_image"),
+        mlserver_image=_image(
+            data.get("mlserver_image", d.mlserver_image), f"{where}.mlserver_image"
+        ),
         replicas=v.integer(
             data.get("replicas", d.replicas), f"{where}.replicas", minimum=1, maximum=1000
         ),

@@ -19,8 +19,15 @@ from fraudgate.deploy.kubernetes.objects import ExportError, ExportPlan, Kustomi
 
 TARGETS = ("seldon", "kserve", "native")
 
-__all__ = ["TARGETS", "ExportError", "ExportPlan", "Kustomization", "Manifest", "export_plan",
-           "write_plan"]
+__all__ = [
+    "TARGETS",
+    "ExportError",
+    "ExportPlan",
+    "Kustomization",
+    "Manifest",
+    "export_plan",
+    "write_plan",
+]
 
 
 def export_plan(config: FraudgateConfig, target: str) -> ExportPlan:

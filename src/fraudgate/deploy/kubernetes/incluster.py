@@ -76,9 +76,7 @@ def cluster_ledger_url(config: FraudgateConfig, k8s: KubernetesConfig) -> str:
 def cluster_config(config: FraudgateConfig, k8s: KubernetesConfig) -> ClusterConfig:
     """The pods' ``fraudgate.yaml`` document (validated by the same loader the server uses)."""
     server = {
-        key: value
-        for key, value in dataclasses.asdict(config.server).items()
-        if value is not None
+        key: value for key, value in dataclasses.asdict(config.server).items() if value is not None
     }
     server["host"] = LISTEN_HOST
     document: dict[str, Any] = {

@@ -180,8 +180,11 @@ def _overlays(
         )
     labels = {"fraudgate.io/environment": env}
     if not canary:
-        return [Kustomization(f"overlays/{env}", resources=("../../base",), patches=patches,
-                              labels=labels)]
+        return [
+            Kustomization(
+                f"overlays/{env}", resources=("../../base",), patches=patches, labels=labels
+            )
+        ]
     return [
         Kustomization(
             f"overlays/{env}/stable", resources=("../../../base",), patches=patches, labels=labels

@@ -78,7 +78,7 @@ def native_plan(config: FraudgateConfig, k8s: KubernetesConfig) -> ExportPlan:
     )
 
 
-# -- MERGE POINT: observability ---------------------------------------------------------------------
+# -- MERGE POINT: observability --------------------------------------------------------------------
 # The PrometheusRule (fraudgate.deploy.prometheus) and the Grafana dashboard ConfigMap
 # (fraudgate.deploy.grafana) are added to the native output HERE and nowhere else. Wrap them with
 # `prometheus_rule_manifest(rule, k8s)` and `dashboard_manifest(dashboard, k8s)` below; the
@@ -119,7 +119,7 @@ def dashboard_manifest(dashboard: dict[str, Any], k8s: KubernetesConfig) -> Mani
     )
 
 
-# -- objects -----------------------------------------------------------------------------------------
+# -- objects ---------------------------------------------------------------------------------------
 
 
 def _service_account(ns: str) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def _environment(k8s: KubernetesConfig, cluster: incluster.ClusterConfig) -> lis
 
 
 def _mounts(*, journal: bool) -> list[dict[str, Any]]:
-    mounts = [
+    mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": incluster.CONFIG_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "cache", "mountPath": CACHE_DIR},
@@ -372,7 +372,7 @@ def _network_policy(config: FraudgateConfig, k8s: KubernetesConfig) -> dict[str,
     }
 
 
-# -- overlays ----------------------------------------------------------------------------------------
+# -- overlays --------------------------------------------------------------------------------------
 
 
 def _overlay(env: str, k8s: KubernetesConfig) -> Kustomization:

@@ -163,7 +163,9 @@ def value_env(variable: str, value: str) -> dict[str, Any]:
 def storage_env(storage_secret: str, endpoint: str | None) -> list[dict[str, Any]]:
     """S3 credentials (optional keys of the storage Secret) and the endpoint of a MinIO store."""
     env = [
-        secret_env("AWS_ACCESS_KEY_ID", SecretRef(storage_secret, "AWS_ACCESS_KEY_ID"), optional=True),
+        secret_env(
+            "AWS_ACCESS_KEY_ID", SecretRef(storage_secret, "AWS_ACCESS_KEY_ID"), optional=True
+        ),
         secret_env(
             "AWS_SECRET_ACCESS_KEY",
             SecretRef(storage_secret, "AWS_SECRET_ACCESS_KEY"),

@@ -22,6 +22,12 @@ Edit the fraudgate config and export again rather than editing these files.
 """
 
 
+_NO_LEDGER = """\
+- **No decision ledger**: Seldon records no decisions for `fraudgate report`; serve with the native
+  target to evaluate the experiment from its ledger.
+"""
+
+
 def _routing_note(config: FraudgateConfig) -> str:
     spec = config.experiment_spec
     if spec is None:
@@ -34,18 +40,22 @@ def _routing_note(config: FraudgateConfig) -> str:
     )
 
 
-def native_readme(
-    config: FraudgateConfig, k8s: KubernetesConfig, cluster: ClusterConfig
-) -> str:
+def native_readme(config: FraudgateConfig, k8s: KubernetesConfig, cluster: ClusterConfig) -> str:
     s = k8s.secrets
-    secrets = [f"- `{s.admin_token.name}`, key `{s.admin_token.key}`: the admin bearer token "
-               f"(env `{cluster.token_env}`; at least 24 random characters)"]
+    secrets = [
+        f"- `{s.admin_token.name}`, key `{s.admin_token.key}`: the admin bearer token "
+        f"(env `{cluster.token_env}`; at least 24 random characters)"
+    ]
     if cluster.ledger:
-        secrets.append(f"- `{s.postgres.name}`, key `{s.postgres.key}`: the PostgreSQL password "
-                       "(env `PGPASSWORD`; the ledger URL in the ConfigMap carries none)")
+        secrets.append(
+            f"- `{s.postgres.name}`, key `{s.postgres.key}`: the PostgreSQL password "
+            "(env `PGPASSWORD`; the ledger URL in the ConfigMap carries none)"
+        )
     secrets.append(f"- `{s.mlflow}` (optional), keys `username`, `password`: MLflow credentials")
-    secrets.append(f"- `{s.storage}` (optional), keys `AWS_ACCESS_KEY_ID`, "
-                   "`AWS_SECRET_ACCESS_KEY`: the registry's artifact store")
+    secrets.append(
+        f"- `{s.storage}` (optional), keys `AWS_ACCESS_KEY_ID`, "
+        "`AWS_SECRET_ACCESS_KEY`: the registry's artifact store"
+    )
     journal = ""
     if cluster.journaled:
         journal = f"""
@@ -116,8 +126,7 @@ metadata themselves.
 
 ## What differs from fraudgate
 
-{_routing_note(config)}{mirror}- **No decision ledger**: Seldon records no decisions for `fraudgate report`; use the native
-  target (or fraudgate in front) to evaluate the experiment.
+{_routing_note(config)}{mirror}{_NO_LEDGER}
 
 {_LAYOUT}"""
 

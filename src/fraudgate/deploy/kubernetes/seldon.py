@@ -177,7 +177,12 @@ def _server_config(k8s: KubernetesConfig) -> dict[str, Any]:
         {
             "name": "rclone",
             "image": f"docker.io/seldonio/seldon-rclone:{version}",
-            "args": ["rcd", "--rc-no-auth", "--config=/rclone/rclone.conf", "--rc-addr=0.0.0.0:5572"],
+            "args": [
+                "rcd",
+                "--rc-no-auth",
+                "--config=/rclone/rclone.conf",
+                "--rc-addr=0.0.0.0:5572",
+            ],
             "ports": [{"name": "rclone", "containerPort": 5572, "protocol": "TCP"}],
             "resources": {"requests": {"cpu": "50m", "memory": "100Mi"}},
             "securityContext": _security(),
@@ -300,8 +305,12 @@ def _virtual_service(config: FraudgateConfig, k8s: KubernetesConfig) -> dict[str
     """Seldon's mesh routes on the ``seldon-model`` header: set it from the path, so the seed's
     clients (``/v2/models/fraud-v1-baseline/infer``) work unchanged; the experiment's name is
     routed to the experiment (``<name>.experiment``) under its default model's path."""
-    mesh = {"destination": {"host": f"{MESH_SERVICE}.{k8s.namespace}.svc.cluster.local",
-                            "port": {"number": 80}}}
+    mesh = {
+        "destination": {
+            "host": f"{MESH_SERVICE}.{k8s.namespace}.svc.cluster.local",
+            "port": {"number": 80},
+        }
+    }
     routes: list[dict[str, Any]] = []
     spec = config.experiment_spec
     if spec is not None:
