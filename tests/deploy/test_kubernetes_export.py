@@ -187,7 +187,24 @@ def load_k8s():
 # -- secrets ---------------------------------------------------------------------------------------
 
 
-def test_no_secret_value_is_written_anywhere(exported: dict[str, tuple[Path, ExportPlan]]) -> None:
+def test_no_secret_value_is_written_anywhere(
+    exported: dict[str, tuple[Path, ExportPlan]], tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            "kubernetes",
+            "--config",
+            str(write_config(tmp_path, export_config())),
+            "--target",
+            "native",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert result.exit_code == 0 and ADMIN_TOKEN not in result.output
+    assert "auth.token: not exported" in " ".join(result.output.split())
     for directory, _ in exported.values():
         files = [p for p in directory.rglob("*") if p.is_file()]
         assert files

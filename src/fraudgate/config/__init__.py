@@ -34,10 +34,14 @@ Validation is by hand so errors name the field, the expected value and the recei
       token_env: FRAUDGATE_ADMIN_TOKEN    # or token: "..." (not both)
       inference: false             # true: inference needs the token too
 
+    kubernetes:                    # only `fraudgate export kubernetes` reads it (see
+      namespace: fraudgate         #   fraudgate.config.kubernetes for every field)
+
 Without ``experiment``/``ledger`` sections the server serves the models exactly as before.
 
 The package: `schema` (the typed records and defaults), `validators` (one function per kind of
-field), `loading` (YAML -> validated `FraudgateConfig`), `files` (the default and demo files).
+field), `loading` (YAML -> validated `FraudgateConfig`), `files` (the default and demo files),
+`kubernetes` (the ``kubernetes:`` section's records and parser).
 Import the names from here; the modules are the layout, not the API.
 """
 

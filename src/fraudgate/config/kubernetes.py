@@ -238,6 +238,8 @@ def quantity(value: Any, where: str) -> str:
 
 def is_local_location(uri: str) -> bool:
     """A path or file/SQLite URI: fine on this machine, meaningless inside a cluster."""
+    if uri == "databricks" or uri.startswith("databricks:"):  # MLflow's hosted tracking
+        return False
     return uri.startswith(_LOCAL_SCHEMES) or "://" not in uri
 
 

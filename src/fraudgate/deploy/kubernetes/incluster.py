@@ -101,16 +101,12 @@ def cluster_config(config: FraudgateConfig, k8s: KubernetesConfig) -> ClusterCon
     token_env = config.auth.token_env or ADMIN_TOKEN_ENV
     # always a token in a cluster (secure by default), and never its value in the file
     document["auth"] = {"token_env": token_env, "inference": config.auth.inference}
-    document["analysis"] = _analysis(config)
+    document["analysis"] = dataclasses.asdict(config.analysis)
     try:
         parse_config(document, resolve_secrets=False)
     except ConfigError as exc:  # a bug here, not in the user's file: say which document
         raise ExportError(f"the in-cluster config is invalid: {exc}") from exc
     return ClusterConfig(document=document, token_env=token_env, journaled=journaled)
-
-
-def _analysis(config: FraudgateConfig) -> dict[str, Any]:
-    return dataclasses.asdict(config.analysis)
 
 
 def render(document: dict[str, Any]) -> str:

@@ -60,7 +60,13 @@ def native_plan(config: FraudgateConfig, k8s: KubernetesConfig) -> ExportPlan:
     ]
     base = Kustomization("base", manifests=tuple(manifests))
     overlays = tuple(_overlay(env, k8s) for env in OVERLAYS)
-    notes = [
+    notes = []
+    if config.auth.token is not None and config.auth.token_env is None:
+        notes.append(
+            "auth.token: not exported; the pods read the admin token from the Secret "
+            f"{k8s.secrets.admin_token.name} (env {cluster.token_env})"
+        )
+    notes += [
         f"create the Secrets first: {k8s.secrets.admin_token.name} (key "
         f"{k8s.secrets.admin_token.key}: the admin token)"
         + (
@@ -201,8 +207,8 @@ def _deployment(
             {"name": "grpc", "containerPort": config.server.grpc_port, "protocol": "TCP"},
         ],
         "env": [secret_env(cluster.token_env, k8s.secrets.admin_token), *env],
-        # models load and compile before /ready turns 200; /live answers from the start
-        "startupProbe": _probe("/v2/health/live", period_s=5, failures=12),
+        # /live answers as soon as the listeners are up; /ready once the models are loaded
+        # and compiled (and while the ledger keeps up): no traffic before
         "readinessProbe": _probe("/v2/health/ready", period_s=5, failures=3),
         "livenessProbe": _probe("/v2/health/live", period_s=10, failures=3),
         "resources": k8s.resources.manifest(),
