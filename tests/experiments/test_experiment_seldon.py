@@ -1,22 +1,17 @@
 """Seldon Core v2 export, validated against the real Experiment CRD schema.
 
-Kubernetes prunes fields a structural schema does not declare, silently. So the CRD's
-``openAPIV3Schema`` is tightened before validation: every object that declares ``properties``
-and says nothing about ``additionalProperties`` gets ``additionalProperties: false`` (recursively),
-``format: int32`` becomes a range, and ``metadata`` (``type: object`` in the CRD, validated by the
-API server as ObjectMeta) gets the ObjectMeta subset the export uses.
+Kubernetes prunes fields a structural schema does not declare, silently: the shared validator
+(``tests/k8s_validation.py``, also used by the Kubernetes export's tests) makes such a field an
+error, checks ``format: int32`` as a range and ``metadata`` as ObjectMeta.
 """
 
 from __future__ import annotations
 
-import copy
 import os
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-import yaml
+from k8s_validation import Validator, find_schemas, shared_validator
 
 from fraudgate.experiments import (
     ExperimentConfigError,
@@ -27,61 +22,20 @@ from fraudgate.experiments import (
 
 A, B = "fraud-v1-baseline", "fraud-v2-candidate"
 
-_SCHEMAS = Path(
-    os.environ.get(
-        "FRAUDGATE_K8S_SCHEMAS", Path(__file__).resolve().parents[3] / "shared" / "k8s-schemas"
-    )
-)
-CRD = _SCHEMAS / "seldon-core-v2" / "mlops.seldon.io_experiments.yaml"
-
 pytestmark = pytest.mark.skipif(
-    not CRD.exists(), reason=f"Seldon CRD not found at {CRD} (set FRAUDGATE_K8S_SCHEMAS)"
+    find_schemas() is None and not os.environ.get("CI"),
+    reason="Kubernetes CRD schemas not found at <repo>/../shared/k8s-schemas "
+    "(set FRAUDGATE_K8S_SCHEMAS)",
 )
-
-_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-_OBJECT_META = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "pattern": _DNS_SUBDOMAIN, "maxLength": 253},
-        "namespace": {"type": "string"},
-        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-    },
-    "required": ["name"],
-    "additionalProperties": False,
-}
-
-
-def _tighten(node: Any) -> Any:
-    if isinstance(node, dict):
-        node = {k: _tighten(v) for k, v in node.items()}
-        if node.get("type") == "object" and "properties" in node:
-            node.setdefault("additionalProperties", False)
-        if node.get("format") == "int32":
-            node.update(minimum=-(2**31), maximum=2**31 - 1)
-        return node
-    if isinstance(node, list):
-        return [_tighten(v) for v in node]
-    return node
 
 
 @pytest.fixture(scope="module")
-def validator() -> jsonschema.Draft7Validator:
-    crd = yaml.safe_load(CRD.read_text())
-    assert crd["spec"]["names"]["kind"] == "Experiment"
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
-    schema = _tighten(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
-    schema["properties"]["metadata"] = _OBJECT_META
-    schema["properties"]["apiVersion"]["const"] = f"{crd['spec']['group']}/v1alpha1"
-    schema["properties"]["kind"]["const"] = "Experiment"
-    schema["required"] = ["apiVersion", "kind", "metadata", "spec"]
-    jsonschema.Draft7Validator.check_schema(schema)
-    return jsonschema.Draft7Validator(schema)
+def validator() -> Validator:
+    return shared_validator()
 
 
-def errors(validator: jsonschema.Draft7Validator, manifest: dict) -> list[str]:
-    found = validator.iter_errors(manifest)
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in found]
+def errors(validator: Validator, manifest: dict) -> list[str]:
+    return [f"{p.path.replace('.', '/')}: {p.message}" for p in validator.problems(manifest)]
 
 
 def spec(mirror: dict | None = None, **extra: Any) -> ExperimentSpec:
@@ -96,7 +50,7 @@ def spec(mirror: dict | None = None, **extra: Any) -> ExperimentSpec:
     return ExperimentSpec.from_config(section)
 
 
-def test_named_mirror_export_is_valid_and_faithful(validator: jsonschema.Draft7Validator) -> None:
+def test_named_mirror_export_is_valid_and_faithful(validator: Validator) -> None:
     manifest = to_seldon_experiment(spec({"name": "fraud-shadow", "percent": 30}), namespace="ns")
     assert errors(validator, manifest) == []
     assert manifest["apiVersion"] == "mlops.seldon.io/v1alpha1"
@@ -118,7 +72,7 @@ def test_named_mirror_export_is_valid_and_faithful(validator: jsonschema.Draft7V
 
 
 def test_demo_other_arm_shadow_export_is_valid_and_honest(
-    validator: jsonschema.Draft7Validator,
+    validator: Validator,
 ) -> None:
     s = spec({"percent": 100}, routing={"key": "card_id"})
     manifest = to_seldon_experiment(s)
@@ -131,7 +85,7 @@ def test_demo_other_arm_shadow_export_is_valid_and_honest(
     assert ExperimentSpec.from_config(s.to_config()) == s  # the source config is untouched
 
 
-def test_other_arm_shadow_with_explicit_mirror_model(validator: jsonschema.Draft7Validator) -> None:
+def test_other_arm_shadow_with_explicit_mirror_model(validator: Validator) -> None:
     s = spec({"percent": 100})
     manifest = to_seldon_experiment(s, mirror_model="fraud-v2-candidate-shadow")
     assert errors(validator, manifest) == []
@@ -143,7 +97,7 @@ def test_other_arm_shadow_with_explicit_mirror_model(validator: jsonschema.Draft
             to_seldon_experiment(s, mirror_model=bad)
 
 
-def test_no_mirror_no_default(validator: jsonschema.Draft7Validator) -> None:
+def test_no_mirror_no_default(validator: Validator) -> None:
     s = ExperimentSpec.from_config(
         {"name": "ab", "candidates": [{"name": A, "weight": 1}, {"name": B, "weight": 0}]}
     )
@@ -152,7 +106,7 @@ def test_no_mirror_no_default(validator: jsonschema.Draft7Validator) -> None:
     assert set(manifest["spec"]) == {"candidates", "resourceType"}
 
 
-def test_export_follows_live_weights(validator: jsonschema.Draft7Validator) -> None:
+def test_export_follows_live_weights(validator: Validator) -> None:
     s = spec().with_weights({A: 2**31 - 1, B: 0})
     manifest = to_seldon_experiment(s)
     assert errors(validator, manifest) == []
@@ -194,9 +148,7 @@ def _broken(change: str) -> dict:
         ("kind", "kind"),
     ],
 )
-def test_invalid_manifests_fail(
-    validator: jsonschema.Draft7Validator, change: str, where: str
-) -> None:
+def test_invalid_manifests_fail(validator: Validator, change: str, where: str) -> None:
     found = errors(validator, _broken(change))
     assert found, f"{change} should be rejected"
     assert any(e.startswith(f"{where}:") for e in found), found

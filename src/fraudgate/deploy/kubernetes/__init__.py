@@ -49,9 +49,19 @@ def export_plan(config: FraudgateConfig, target: str) -> ExportPlan:
 
 
 def _dump(body: dict[str, Any]) -> str:
+    """YAML with multi-line strings (the ConfigMap's config file) as readable ``|`` blocks."""
     import yaml
 
-    return yaml.safe_dump(body, sort_keys=False, width=100)
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:  # no &id001 anchors: plain manifests
+            return True
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump(body, Dumper=Dumper, sort_keys=False, width=100)
 
 
 def write_plan(plan: ExportPlan, out: Path) -> list[Path]:

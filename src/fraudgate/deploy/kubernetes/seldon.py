@@ -328,7 +328,10 @@ def _virtual_service(config: FraudgateConfig, k8s: KubernetesConfig) -> dict[str
         routes.append(
             {
                 "name": model.name,
-                "match": [{"uri": {"prefix": f"/v2/models/{model.name}/"}}],
+                "match": [
+                    {"uri": {"exact": f"/v2/models/{model.name}"}},  # its metadata
+                    {"uri": {"prefix": f"/v2/models/{model.name}/"}},
+                ],
                 "headers": {"request": {"set": {"seldon-model": model.name}}},
                 "route": [mesh],
             }

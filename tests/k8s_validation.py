@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -21,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 import yaml
 
 # 1.29: the oldest with native sidecars (the shipper) on by default; and the newest the package has
 KUBERNETES_VERSIONS = ("1.29", "1.37")
 SCHEMAS_ENV = "FRAUDGATE_K8S_SCHEMAS"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # KServe's CRD is 40,000 lines
 
 
@@ -43,6 +45,31 @@ def find_schemas() -> Path | None:
 
 
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
+def missing(what: str) -> None:
+    """Skip, saying why, on a developer's machine; fail in CI (``CI`` set), where a missing
+    schema folder or tool would make the checks silently not run."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (CI must have it: see the Makefile's system-deps and shared/)")
+    pytest.skip(what)
+
+
+@functools.cache
+def _load(schemas: Path) -> Validator:
+    return Validator(schemas)
+
+
+def shared_validator() -> Validator:
+    """The validator over `find_schemas()`, loaded once per session (KServe's CRD is large)."""
+    schemas = find_schemas()
+    if schemas is None:
+        missing(
+            "Kubernetes CRD schemas not found at <repo>/../shared/k8s-schemas "
+            f"(set {SCHEMAS_ENV} to the folder)"
+        )
+    assert schemas is not None
+    return _load(schemas)
 
 
 def _strict(schema: Any) -> Any:
@@ -66,20 +93,21 @@ def _strict(schema: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class CrdSchema:
-    group: str
-    version: str
-    kind: str
-    validator: jsonschema.protocols.Validator
+class Problem:
+    """One reason an object is invalid: where (dotted path; "" the root) and what."""
+
+    path: str
+    message: str
 
 
 class Validator:
-    """``errors(obj)`` -> the list of problems (empty: valid); ``check(obj)`` raises on one."""
+    """``errors(obj)``: what is wrong with ``obj`` (empty: valid), as ``Kind/name: path: why``;
+    ``problems(obj)``: the same as records."""
 
     def __init__(self, schemas: Path) -> None:
         import kubernetes_validate  # noqa: F401  (fail early when the dev extra is missing)
 
-        self._crds: dict[tuple[str, str], CrdSchema] = {}
+        self._crds: dict[tuple[str, str], jsonschema.protocols.Validator] = {}
         for path in sorted(schemas.rglob("*.yaml")):
             for doc in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_LOADER):
                 if not doc or doc.get("kind") != "CustomResourceDefinition":
@@ -92,10 +120,7 @@ class Validator:
                     schema["properties"].pop("metadata", None)
                     schema["properties"].pop("status", None)  # written by controllers
                     api = f"{spec['group']}/{version['name']}"
-                    kind = spec["names"]["kind"]
-                    self._crds[(api, kind)] = CrdSchema(
-                        spec["group"], version["name"], kind, jsonschema.Draft7Validator(schema)
-                    )
+                    self._crds[(api, spec["names"]["kind"])] = jsonschema.Draft7Validator(schema)
         if not self._crds:
             raise RuntimeError(f"no CustomResourceDefinition under {schemas}")
         self._object_meta = _object_meta_validator()
@@ -104,28 +129,30 @@ class Validator:
     def custom_kinds(self) -> set[tuple[str, str]]:
         return set(self._crds)
 
-    def errors(self, obj: dict[str, Any]) -> list[str]:
-        api, kind = obj.get("apiVersion"), obj.get("kind")
-        where = f"{kind}/{(obj.get('metadata') or {}).get('name')}"
-        crd = self._crds.get((str(api), str(kind)))
+    def problems(self, obj: dict[str, Any]) -> list[Problem]:
+        crd = self._crds.get((str(obj.get("apiVersion")), str(obj.get("kind"))))
         if crd is None:
-            return [f"{where}: {message}" for message in _core_errors(obj)]
-        problems = [
-            f"{where}: {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            # apiVersion and kind chose the schema; metadata is checked as ObjectMeta below
-            for e in crd.validator.iter_errors({k: v for k, v in obj.items() if k not in _ROOT})
+            return _core_problems(obj)
+        # apiVersion and kind chose the schema; metadata is checked as ObjectMeta below
+        found = [
+            Problem(_dotted(e.absolute_path), e.message)
+            for e in crd.iter_errors({k: v for k, v in obj.items() if k not in _ROOT})
         ]
-        problems += [
-            f"{where}: metadata.{'.'.join(map(str, e.absolute_path))}: {e.message}"
+        found += [
+            Problem(_dotted(["metadata", *e.absolute_path]), e.message)
             for e in self._object_meta.iter_errors(obj.get("metadata"))
         ]
-        if not (obj.get("metadata") or {}).get("name"):
-            problems.append(f"{where}: metadata.name: required")
-        return problems
+        if not isinstance(obj.get("metadata"), dict) or not obj["metadata"].get("name"):
+            found.append(Problem("metadata.name", "required"))
+        return found
 
-    def check(self, obj: dict[str, Any]) -> None:
-        problems = self.errors(obj)
-        assert not problems, "\n".join(problems)
+    def errors(self, obj: dict[str, Any]) -> list[str]:
+        where = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
+        return [f"{where}: {p.path or '<root>'}: {p.message}" for p in self.problems(obj)]
+
+
+def _dotted(path: Any) -> str:
+    return ".".join(map(str, path))
 
 
 _ROOT = ("apiVersion", "kind", "metadata")
@@ -144,20 +171,19 @@ def _object_meta_validator() -> jsonschema.protocols.Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-def _core_errors(obj: dict[str, Any]) -> list[str]:
+def _core_problems(obj: dict[str, Any]) -> list[Problem]:
     import kubernetes_validate
     from kubernetes_validate.utils import SchemaNotFoundError
 
-    problems = []
+    found = []
     for version in KUBERNETES_VERSIONS:
         try:
             kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            path = ".".join(map(str, exc.path)) or "<root>"
-            problems.append(f"Kubernetes {version}: {path}: {exc.message}")
-        except SchemaNotFoundError as exc:
-            problems.append(
-                f"no schema for {obj.get('apiVersion')} {obj.get('kind')}: {exc.message}"
+            found.append(Problem(_dotted(exc.path), f"(Kubernetes {version}) {exc.message}"))
+        except SchemaNotFoundError:
+            found.append(
+                Problem("kind", f"no schema for {obj.get('apiVersion')} {obj.get('kind')}")
             )
             break
-    return problems
+    return found
