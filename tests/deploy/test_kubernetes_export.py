@@ -332,6 +332,29 @@ def test_the_configmap_is_the_local_config_made_for_the_cluster(
     assert ledger.weights_poll_s == local.ledger_config.weights_poll_s == 2.0
 
 
+def test_the_sidecar_ships_with_the_pods_config_and_no_admin_token(
+    exported: dict[str, tuple[Path, ExportPlan]],
+    kustomize_build: Build,
+    pg_schema_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shipper container runs `SHIP_ARGS` on the ConfigMap's file without the admin token in
+    its environment (it has none): here against the real PostgreSQL, with a scratch journal."""
+    directory, _ = exported["native"]
+    config_map = _one(kustomize_build(directory / "overlays/prod"), "ConfigMap")
+    document = yaml.safe_load(config_map["data"][CONFIG_FILE])
+    assert document["auth"] == {"token_env": "FRAUDGATE_ADMIN_TOKEN", "inference": False}
+    document["ledger"]["url"] = pg_schema_url  # the cluster's PostgreSQL, played by ours
+    document["ledger"]["journal_dir"] = str(tmp_path / "journal")
+    path = write_config(tmp_path, document)
+    monkeypatch.delenv("FRAUDGATE_ADMIN_TOKEN", raising=False)
+    args = [arg if arg != SHIP_ARGS[-1] else str(path) for arg in SHIP_ARGS]
+    result = CliRunner().invoke(app, [*args, "--once"])
+    assert result.exit_code == 0, result.output
+    assert "shipped 0 decisions" in " ".join(result.output.split())
+
+
 def test_commit_acknowledgement_has_no_journal_and_no_shipper() -> None:
     document = export_config()
     document["ledger"]["acknowledge"] = "commit"
