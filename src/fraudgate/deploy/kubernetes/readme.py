@@ -11,15 +11,18 @@ from fraudgate.config.kubernetes import KubernetesConfig
 if TYPE_CHECKING:
     from fraudgate.deploy.kubernetes.incluster import ClusterConfig
 
-_LAYOUT = """\
-## Layout
 
-- `base/`: every object, with the values of the config's `kubernetes:` section.
-- `overlays/prod/`: the base as configured; `overlays/dev/`: the same with one replica.
-
-Build without a cluster: `kubectl kustomize overlays/prod`; apply: `kubectl apply -k overlays/prod`.
-Edit the fraudgate config and export again rather than editing these files.
-"""
+def _layout(*extra: str) -> str:
+    lines = [
+        "- `base/`: every object, with the values of the config's `kubernetes:` section.",
+        "- `overlays/prod/`: the base as configured; `overlays/dev/`: the same with one replica.",
+        *extra,
+    ]
+    return (
+        "## Layout\n\n" + "\n".join(lines) + "\n\nBuild without a cluster: "
+        "`kubectl kustomize overlays/prod`; apply: `kubectl apply -k overlays/prod`.\n"
+        "Edit the fraudgate config and export again rather than editing these files.\n"
+    )
 
 
 _NO_LEDGER = """\
@@ -89,7 +92,7 @@ namespace's own pods and, on the HTTP port (`/metrics`), namespace `{k8s.monitor
 Outbound traffic (PostgreSQL, MLflow, the artifact store, DNS) is not restricted: add an egress
 policy with your cluster's addresses.
 
-{_LAYOUT}"""
+{_layout()}"""
 
 
 def seldon_readme(
@@ -128,13 +131,18 @@ metadata themselves.
 
 {_routing_note(config)}{mirror}{_NO_LEDGER}
 
-{_LAYOUT}"""
+{_layout()}"""
 
 
 def kserve_readme(config: FraudgateConfig, k8s: KubernetesConfig) -> str:
     spec = config.experiment_spec
     rollout = ""
+    extra: list[str] = []
     if spec is not None:
+        extra = [
+            "- `overlays/<env>/stable/`: the environment with the experiment at its default model;",
+            "  `overlays/<env>/` adds `components/canary/` (the challenger at its weight).",
+        ]
         default = spec.default or spec.candidate_names[0]
         rollout = f"""
 ## Rolling out the split: two steps
@@ -170,4 +178,4 @@ protocol with KServe's MLflow runtime (MLServer), so the seed's clients call
   rolled out in two steps (above), and `kubectl apply` of a changed weight moves the canary, not
   the stable revision.
 
-{_LAYOUT}"""
+{_layout(*extra)}"""
