@@ -554,3 +554,11 @@ def test_storage_uris_come_from_the_registrys_artifact_location(trained_registry
     message = str(caught.value)
     assert message.startswith(f"kubernetes.storage_uris.{CHALLENGER}: expected an object-store")
     assert local in message
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_example_config_exports_valid_objects(target: str, validator: Validator) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "kubernetes.yaml"
+    plan = export_plan(load_config(example, resolve_secrets=False), target)
+    assert plan.manifests
+    assert [e for m in plan.manifests for e in validator.errors(m.body)] == []
