@@ -37,11 +37,11 @@ def kubernetes(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write (created).")],
 ) -> None:
-    """Write base/ and overlays/{dev,prod}/ for kustomize, plus a README saying what to create
-    first (Secrets, by name: no secret value is ever written) and what the target cannot do.
+    """Write base/ and overlays/{dev,prod}/ for kustomize, and a README.
 
-    Settings only a cluster needs (namespace, image, replicas, resources, storage URIs, Secret
-    names) come from the config's `kubernetes:` section; every one has a default.
+    The README says what to create first (Secrets, by name: no secret value is ever written)
+    and what the target does differently. What only a cluster needs (namespace, image, replicas,
+    resources, storage URIs, Secret names) comes from the config's `kubernetes:` section.
     """
     from fraudgate.config import ConfigError, load_config
     from fraudgate.deploy.kubernetes import TARGETS, ExportError, export_plan, write_plan
