@@ -1,3 +1,0 @@
-"""fraudgate: safe rollout of fraud-detection models."""
-
-__version__ = "0.1.0"

@@ -1,3 +1,0 @@
-from fraudgate.cli import app
-
-app(prog_name="fraudgate")
