@@ -12,11 +12,13 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/uv pip install --python $(PY) --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
-# Debian packages the tests and benchmarks run for real: promtool (metrics lint), wrk (load).
+# Debian packages the tests and benchmarks run for real: promtool (metrics lint), wrk (load),
+# chromium (the dashboard's browser test drives it through Playwright; no browser is downloaded).
 system-deps:
 	@missing=""; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
