@@ -218,7 +218,7 @@ def test_the_api_reports_the_evaluation_and_its_statistics_hold(setup):
     assert document["actions"]["weights"] == f"/admin/experiments/{EXPERIMENT}/weights"
 
 
-def test_a_weight_change_shows_on_the_next_request_while_the_evaluation_stays_cached(setup):
+def test_a_weight_change_shows_on_the_next_request_with_its_history(setup):
     app = setup["app"]
     before = dashboard(app)
     body = orjson.dumps({"weights": {V1: 60, V2: 40}, "actor": "dashboard-test"})
@@ -230,9 +230,30 @@ def test_a_weight_change_shows_on_the_next_request_while_the_evaluation_stays_ca
     assert after["experiment"]["weights"] == {V1: 60, V2: 40}
     assert after["experiment"]["generation"] == before["experiment"]["generation"] + 1
     assert [row["weight_share"] for row in after["split"]] == pytest.approx([0.6, 0.4])
-    # within the cache's lifetime the evaluation (and its weight history) is the same one
-    if setup["plane"]._dashboard.ttl_s > 1.0:
-        assert after["evaluation"]["evaluated_at"] == before["evaluation"]["evaluated_at"]
+    # the change dropped the cached evaluation: its history has the change, newest first
+    assert after["history"][0]["actor"] == "dashboard-test"
+    assert after["history"][0]["new"] == {V1: 60, V2: 40}
+    assert len(after["history"]) == len(before["history"]) + 1
+    # and reading again within the cache's lifetime costs nothing
+    source = setup["plane"]._dashboard
+    computations = source.computations
+    assert dashboard(app)["evaluation"]["evaluated_at"] == after["evaluation"]["evaluated_at"]
+    assert source.computations == computations
+
+
+def test_a_computation_under_way_when_invalidated_is_not_kept(setup):
+    source = DashboardSource(setup["config"], setup["store"], ttl_s=60.0)
+
+    async def scenario() -> tuple[Any, Any]:
+        first = asyncio.ensure_future(source.snapshot())
+        await asyncio.sleep(0)  # the computation has started in its thread
+        source.invalidate()
+        second = await source.snapshot()  # a new computation, not the one under way
+        return await first, second
+
+    first, second = asyncio.run(scenario())
+    assert first is not second and source.computations == 2
+    assert asyncio.run(source.snapshot()) is second
 
 
 def test_many_concurrent_readers_cost_one_evaluation_off_the_event_loop(setup):

@@ -234,7 +234,14 @@ class ExperimentPlane:
         return await self.admin.view(name)
 
     async def set_weights(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.admin.set_weights(name, body)
+        change = await self.admin.set_weights(name, body)
+        self.invalidate_dashboard()
+        return change
+
+    def invalidate_dashboard(self) -> None:
+        """After an admin action: the dashboard's next read evaluates anew (history included)."""
+        if self._dashboard is not None:
+            self._dashboard.invalidate()
 
     async def dashboard(self) -> dict[str, Any]:
         """The dashboard's JSON (``GET /ui/api/dashboard``): the live weights and the pipeline's

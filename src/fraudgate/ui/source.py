@@ -6,7 +6,8 @@ of people may have it open, so `DashboardSource.snapshot` bounds the cost whatev
 rate: a snapshot younger than ``ttl_s`` is answered as it is; else one computation runs off the
 event loop (``asyncio.to_thread``) and every caller arriving meanwhile awaits that same one. A
 failure (ledger unreachable, an experiment without a challenger) is a snapshot too, carrying the
-message, so a broken ledger is not hammered either.
+message, so a broken ledger is not hammered either. An admin action through this server (a weight
+change) drops the snapshot (`invalidate`), so the page shows its effect on the next refresh.
 
 ``fraudgate.evaluation`` (and the statistics under it: scipy) is imported on the first
 computation, never when the server starts.
@@ -63,6 +64,7 @@ class DashboardSource:
         self._snapshot: EvaluationSnapshot | None = None
         self._taken_at = 0.0  # monotonic time of the snapshot's computation
         self._pending: asyncio.Future[EvaluationSnapshot] | None = None
+        self._epoch = 0  # bumped by `invalidate`: a computation started before is not kept
         self.computations = 0  # how many evaluations ran (the cache's effect, for tests)
 
     async def snapshot(self) -> EvaluationSnapshot:
@@ -71,14 +73,23 @@ class DashboardSource:
         if current is not None and self._clock() - self._taken_at < self.ttl_s:
             return current
         if self._pending is None:
-            started = self._clock()
-            self._pending = asyncio.ensure_future(asyncio.to_thread(self.compute))
-            self._pending.add_done_callback(lambda done: self._keep(done, started))
+            started, epoch = self._clock(), self._epoch
+            pending = asyncio.ensure_future(asyncio.to_thread(self.compute))
+            pending.add_done_callback(lambda done: self._keep(done, started, epoch))
+            self._pending = pending
         return await asyncio.shield(self._pending)
 
-    def _keep(self, done: asyncio.Future[EvaluationSnapshot], started: float) -> None:
+    def invalidate(self) -> None:
+        """Forget the snapshot, and any computation under way: the next read computes a new
+        one (after an admin action here, so the page shows its effect at once)."""
+        self._epoch += 1
+        self._snapshot = None
         self._pending = None
-        if not done.cancelled() and done.exception() is None:
+
+    def _keep(self, done: asyncio.Future[EvaluationSnapshot], started: float, epoch: int) -> None:
+        if self._pending is done:
+            self._pending = None
+        if epoch == self._epoch and not done.cancelled() and done.exception() is None:
             self._snapshot, self._taken_at = done.result(), started
 
     def compute(self) -> EvaluationSnapshot:
