@@ -13,12 +13,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the tests and benchmarks run for real: promtool (metrics lint), wrk (load),
-# kubectl (`kubectl kustomize` builds the exported manifests; no cluster needed).
+# kubectl (`kubectl kustomize` builds the exported manifests; no cluster needed),
+# chromium (the dashboard's browser test drives it through Playwright; no browser is downloaded).
 system-deps:
 	@missing=""; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v kubectl >/dev/null || missing="$$missing kubectl"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \

@@ -29,6 +29,8 @@ class Scenario:
     chargeback_days: float = 25.0  # mean of an exponential tail
     share_b: float = 0.2
     seed: int = 1
+    experiment: str = "ab"
+    start: float = T0  # the first event day's midnight (UTC epoch seconds)
 
 
 def config(url: str, **analysis: object) -> FraudgateConfig:
@@ -53,7 +55,7 @@ def fill(store: LedgerStore, s: Scenario = Scenario()) -> None:
     decisions: list[Decision] = []
     labels: list[Label] = []
     for i in range(s.days * s.per_day):
-        event = T0 + i * DAY / s.per_day
+        event = s.start + i * DAY / s.per_day
         card = rng.randrange(10**9)
         served = B if (card * 2654435761 % 2**32) / 2**32 < s.share_b else A
         fraud = rng.random() < s.fraud_rate
@@ -71,7 +73,7 @@ def fill(store: LedgerStore, s: Scenario = Scenario()) -> None:
                     f"r{i}",
                     txn,
                     event + 0.01,
-                    "ab",
+                    s.experiment,
                     served,
                     role,
                     model,

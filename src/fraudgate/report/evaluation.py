@@ -8,10 +8,8 @@ schema is ``report.schema.json`` next to this file (validated in tests).
 
 from __future__ import annotations
 
-import enum
 import json
 import math
-from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,30 +17,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from fraudgate.report.plain import iso as _iso
+from fraudgate.report.plain import plain as _plain
+
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 SCHEMA_VERSION = 1
 _OUTCOME_STYLE = {"PROMOTE": "bold green", "ROLLBACK": "bold red", "STOP": "bold yellow"}
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: dataclasses by field, enums by value, tuples as lists, nan/inf as null."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return value
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None or not math.isfinite(epoch):
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def evaluation_json(evaluation: Any) -> dict[str, Any]:

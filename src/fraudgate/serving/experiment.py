@@ -12,8 +12,8 @@ none and the data plane serves plainly. It composes the parts, each a module of 
 * `fraudgate.serving.supervisor`: the ledger pipeline's health (shipper, lag, stalled commits);
 * `fraudgate.serving.metrics.PlaneCollector`: their metrics.
 
-The transports call the handlers here (`feedback`, `experiment_view`, `set_weights`, behind
-`check_token`); the data plane gets the scheduler (`bind`) and the routing (`routing`).
+The transports call the handlers here (`feedback`, `experiment_view`, `set_weights`, `dashboard`,
+behind `check_token`); the data plane gets the scheduler (`bind`) and the routing (`routing`).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class ExperimentPlane:
         health: Any = None,  # fraudgate.serving.supervisor.LedgerHealth | None
     ) -> None:
         spec = config.experiment_spec
+        self.config = config  # the dashboard evaluates the experiment with it
         self.state: ExperimentState | None = None if spec is None else ExperimentState(spec)
         self.store = store
         self.writer = writer
@@ -83,6 +84,7 @@ class ExperimentPlane:
             url = store.url if store is not None else "?"
             self.recorder = CommitRecorder(writer, health, url, self.tasks)
         self.max_pending_mirror_rows = max_pending_mirror_rows
+        self._dashboard: Any = None  # fraudgate.ui.source.DashboardSource, made on first use
         self._mirrors = spec is not None and spec.mirror is not None and spec.mirror.percent > 0
         self._tracking_uri = config.resolved_tracking_uri()  # named in journaled mirror copies
         self.mirror: JournaledMirror | ShadowScorer | None = None
@@ -232,7 +234,65 @@ class ExperimentPlane:
         return await self.admin.view(name)
 
     async def set_weights(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.admin.set_weights(name, body)
+        change = await self.admin.set_weights(name, body)
+        self.invalidate_dashboard()
+        return change
+
+    def invalidate_dashboard(self) -> None:
+        """After an admin action: the dashboard's next read evaluates anew (history included)."""
+        if self._dashboard is not None:
+            self._dashboard.invalidate()
+
+    async def dashboard(self) -> dict[str, Any]:
+        """The dashboard's JSON (``GET /ui/api/dashboard``): the live weights and the pipeline's
+        health as they are now, the evaluation as cached by `fraudgate.ui.source` (computed in
+        a worker thread, at most once per few seconds whatever the polling rate)."""
+        from fraudgate.ui.source import DashboardSource
+        from fraudgate.ui.view import LiveExperiment, dashboard_json, dashboard_view
+
+        if self.state is None:
+            raise Unavailable(
+                "no experiment is configured, so the dashboard has nothing to show; add an "
+                "`experiment:` section to the config"
+            )
+        if self._dashboard is None:
+            self._dashboard = DashboardSource(self.config, self.store)
+        snapshot = await self._dashboard.snapshot()
+        spec = self.state.spec
+        live = LiveExperiment(
+            name=spec.name,
+            generation=self.state.generation,
+            weights={c.name: float(c.weight) for c in spec.candidates},
+            default=spec.default,
+            mirror_percent=0 if spec.mirror is None else spec.mirror.percent,
+        )
+        view = dashboard_view(
+            live, self._pipeline_status(), snapshot, refresh_s=self._dashboard.ttl_s
+        )
+        return dashboard_json(view)
+
+    def _pipeline_status(self) -> Any:  # fraudgate.ui.view.PipelineStatus
+        from fraudgate.ui.view import PipelineStatus
+
+        ledger = self.config.ledger_config
+        if self.store is None or ledger is None:
+            return PipelineStatus(acknowledge="none")
+        health = self.health
+        if self.journal is None:
+            return PipelineStatus(
+                acknowledge="commit",
+                unready_reason=None if health is None else health.unready_reason(),
+            )
+        supervisor = None if health is None else health.supervisor
+        return PipelineStatus(
+            acknowledge="journal",
+            unready_reason=None if health is None else health.unready_reason(),
+            journal_lag_s=None if health is None else health.lag.seconds,
+            journal_lag_bytes=None if health is None else health.lag.bytes,
+            shipper=ledger.shipper,
+            shipper_up=None if supervisor is None else supervisor.up,
+            shipper_restarts=None if supervisor is None else supervisor.restarts,
+        )
 
     # -- metrics (a prometheus_client collector, read at scrape time) ---------------------------
     def collect(self) -> Iterator[Metric]:

@@ -118,6 +118,11 @@ UNLOAD_BODY = json_body(
     },
     required=False,
 )
+DASHBOARD_PAGE = Response(
+    "The dashboard: one HTML document with its script and style inline (no other resource), "
+    "served with a Content-Security-Policy that allows connections to this server only.",
+    {"text/html": {"type": "string"}},
+)
 METRICS_OK = Response("Prometheus text exposition format.", {"text/plain": {"type": "string"}})
 
 
@@ -433,11 +438,191 @@ def _schemas() -> dict[str, Any]:
             "required": ["weights"],
             "properties": {"weights": _ref("Weights"), "actor": {"type": "string"}},
         },
+        **_dashboard_schemas(),
         "RepositoryUnloadResponse": {
             "type": "object",
             "required": ["name", "state"],
             "properties": {"name": {"type": "string"}, "state": {"type": "string"}},
         },
+    }
+
+
+def _object(properties: Mapping[str, Any], *, nullable: bool = False) -> dict[str, Any]:
+    """An object with every listed property required (the dashboard's records are complete)."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": list(properties),
+        "properties": dict(properties),
+    }
+    if nullable:
+        schema["nullable"] = True
+    return schema
+
+
+def _dashboard_schemas() -> dict[str, Any]:
+    """The dashboard's view model (`fraudgate.ui.view.Dashboard`); null: not measurable."""
+    number = {"type": "number", "nullable": True}
+    integer = {"type": "integer"}
+    text = {"type": "string"}
+    maybe_text = {"type": "string", "nullable": True}
+    interval = _ref("Interval")
+    arms = {"type": "array", "items": text}
+    latency = _object(
+        {k: number for k in ("mean_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")}
+        | {"count": integer},
+        nullable=True,
+    )
+    arm = _object(
+        {
+            "arm": text,
+            "role": text,
+            "transactions": integer,
+            "matured_transactions": integer,
+            "labelled": integer,
+            "pending": integer,
+            "label_coverage": number,
+            "precision": interval,
+            "recall": interval,
+            "f1": interval,
+            "alert_rate": interval,
+            "value_detection_rate": interval,
+            "latency": latency,
+        }
+    )
+    day = _object(
+        {
+            "date": text,
+            "matured": {"type": "boolean"},
+            "arms": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "arm": text,
+                        "transactions": integer,
+                        "recall": interval,
+                        "alert_rate": interval,
+                        "label_coverage": number,
+                    }
+                ),
+            },
+        }
+    )
+    decision = _object(
+        {
+            "outcome": {"type": "string", "enum": ["PROMOTE", "CONTINUE", "ROLLBACK", "STOP"]},
+            "reasons": arms,
+            "guardrails": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "name": text,
+                        "breached": {"type": "boolean"},
+                        "blocks_promotion": {"type": "boolean"},
+                        "detail": text,
+                    }
+                ),
+            },
+            "expected_days_to_decision": number,
+            "design": text,
+            "metric": text,
+            "alpha": {"type": "number"},
+            "difference": interval,
+            "p_value": number,
+            "frauds": integer,
+        }
+    )
+    evaluation = _object(
+        {
+            "evaluated_at": maybe_text,
+            "as_of": maybe_text,
+            "computed_in_s": {"type": "number"},
+            "champion": text,
+            "challenger": text,
+            "days_elapsed": number,
+            "maturity_days": number,
+            "matured_until": maybe_text,
+            "arms": {"type": "array", "items": arm},
+            "days": {"type": "array", "items": day},
+            "decision": decision,
+        },
+        nullable=True,
+    )
+    return {
+        "Interval": _object({"estimate": number, "low": number, "high": number}),
+        "Dashboard": _object(
+            {
+                "schema_version": integer,
+                "generated_at": maybe_text,
+                "refresh_s": {"type": "number"},
+                "experiment": _object(
+                    {
+                        "name": text,
+                        "generation": integer,
+                        "weights": _ref("Weights"),
+                        "default": maybe_text,
+                        "mirror_percent": integer,
+                    }
+                ),
+                "split": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "arm": text,
+                            "weight": {"type": "number"},
+                            "weight_share": number,
+                            "units": {"type": "integer", "nullable": True},
+                            "observed_share": number,
+                        }
+                    ),
+                },
+                "srm": _object(
+                    {
+                        "arms": arms,
+                        "observed": {"type": "array", "items": integer},
+                        "expected_shares": {"type": "array", "items": {"type": "number"}},
+                        "chi_square": number,
+                        "p_value": number,
+                        "threshold": {"type": "number"},
+                        "mismatch": {"type": "boolean"},
+                    },
+                    nullable=True,
+                ),
+                "evaluation": evaluation,
+                "evaluation_error": maybe_text,
+                "estimated": {
+                    "type": "array",
+                    "nullable": True,
+                    "description": "Label-free expected precision/recall per arm (null: none).",
+                    "items": _object(
+                        {
+                            "arm": text,
+                            "transactions": integer,
+                            "precision": interval,
+                            "recall": interval,
+                        }
+                    ),
+                },
+                "drift": {
+                    "type": "array",
+                    "nullable": True,
+                    "description": "Drift of live traffic per feature (null: not measured).",
+                    "items": _object({"feature": text, "psi": number, "ks_p_value": number}),
+                },
+                "pipeline": _object(
+                    {
+                        "acknowledge": {"type": "string", "enum": ["journal", "commit", "none"]},
+                        "unready_reason": maybe_text,
+                        "journal_lag_s": number,
+                        "journal_lag_bytes": {"type": "integer", "nullable": True},
+                        "shipper": maybe_text,
+                        "shipper_up": {"type": "boolean", "nullable": True},
+                        "shipper_restarts": {"type": "integer", "nullable": True},
+                    }
+                ),
+                "history": {"type": "array", "items": _ref("WeightChange")},
+                "actions": _object({"weights": text, "promote": text, "rollback": text}),
+            }
+        ),
     }
 
 

@@ -2,7 +2,8 @@
 
 `ROUTES` (at the end of this module) is the REST API: Open Inference Protocol V2 health, server
 and model metadata, readiness and inference (optionally under ``/versions/{version}``), the model
-repository extension, feedback and experiment admin, ``/metrics`` and ``/openapi.json``. The
+repository extension, feedback and experiment admin, the dashboard (``/ui``, its data at
+``/ui/api/dashboard``), ``/metrics`` and ``/openapi.json``. The
 `Router` built from it dispatches every request (404 for an unknown path, 405 with ``Allow`` for
 a known path with another method), and ``/openapi.json`` is written from it
 (`fraudgate.serving.openapi`). Handlers only translate: path parameters, headers and JSON bodies
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 _JSON = b"application/json"
 _OCTET = b"application/octet-stream"
+_HTML = b"text/html; charset=utf-8"
+_NO_STORE = ((b"cache-control", b"no-store"),)  # business figures: never kept by a cache
 _MODELS = "/v2/models/"
 _INFER = "/infer"  # the fast path in `RestApp.__call__` spells it out
 _LIVE = orjson.dumps({"live": True})
@@ -63,6 +66,7 @@ class Reply:
     status: int
     body: bytes
     content_type: bytes = _JSON
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +133,7 @@ class RestApp:
             await _send(send, 500, error_body(f"internal error: {type(exc).__name__}: {exc}"))
             return
         if reply is not None:  # None: the handler sent its answer itself (inference)
-            await _send(send, reply.status, reply.body, reply.content_type)
+            await _send(send, reply.status, reply.body, reply.content_type, reply.headers)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -350,6 +354,18 @@ class RestApp:
         body = await self._json_body(call.scope, call.receive)
         return Reply(200, orjson.dumps(await plane.set_weights(call.params["name"], body)))
 
+    # -- the dashboard ---------------------------------------------------------------------------
+    async def _ui_page(self, call: Call) -> Reply:
+        """The page holds no figures (it reads them with the admin token), so it is public."""
+        from fraudgate.ui.page import page
+
+        document = page()
+        return Reply(200, document.body, _HTML, document.headers)
+
+    async def _ui_dashboard(self, call: Call) -> Reply:
+        plane = self.dataplane.experiment_admin(call.authorization)
+        return Reply(200, orjson.dumps(await plane.dashboard()), headers=_NO_STORE)
+
     # -- operations ------------------------------------------------------------------------------
     async def _metrics(self, call: Call) -> Reply:
         metrics = self.dataplane.metrics
@@ -377,7 +393,7 @@ async def _send(
     status: int,
     body: bytes,
     content_type: bytes = _JSON,
-    extra: list[tuple[bytes, bytes]] | None = None,
+    extra: Sequence[tuple[bytes, bytes]] | None = None,
 ) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if extra:
@@ -578,6 +594,30 @@ ROUTES: tuple[Route[Handler], ...] = (
         },
         (doc.EXPERIMENT_NAME,),
         doc.json_body("WeightsRequest", required=True),
+        admin=True,
+    ),
+    Route(
+        "GET",
+        "/ui",
+        RestApp._ui_page,
+        "dashboard",
+        "The dashboard page (self-contained; it reads /ui/api/dashboard with the admin token)",
+        ("ui",),
+        {200: doc.DASHBOARD_PAGE},
+    ),
+    Route(
+        "GET",
+        "/ui/api/dashboard",
+        RestApp._ui_dashboard,
+        "dashboardData",
+        "What the dashboard shows: live weights and split, SRM, per-arm metrics with intervals, "
+        "daily recall and alert rate, latency, the ledger pipeline, the decision and its reasons",
+        ("ui",),
+        {
+            200: doc.json_response("Dashboard", "The dashboard's figures."),
+            401: doc.UNAUTHORIZED,
+            503: doc.UNAVAILABLE,
+        },
         admin=True,
     ),
     Route(

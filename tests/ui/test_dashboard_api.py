@@ -1,0 +1,324 @@
+"""The dashboard's page and JSON API in process: `RestApp` over a real `DataPlane` and
+`ExperimentPlane` whose SQLite ledger holds a simulated experiment (45 days, an 80/20 split with
+a 100% shadow, labels arriving the realistic way).
+
+The API's figures are the evaluation's (`evaluate(config, store, as_of)` recomputed here), and
+its intervals and SRM test are checked against statsmodels and scipy on the raw counts. The cache
+bounds the cost of polling (one evaluation for many concurrent readers, in a worker thread while
+the event loop keeps answering), the live weights are fresh on every request, and the page is
+one self-contained document under a policy that lets it reach this server only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import math
+import re
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+from openapi_schema import json_schema
+from scipy.stats import chisquare
+from statsmodels.stats.proportion import proportion_confint
+
+from fraudgate.config import load_config, write_default_config
+from fraudgate.evaluation import evaluate
+from fraudgate.ledger import open_ledger
+from fraudgate.serving.dataplane import DataPlane
+from fraudgate.serving.experiment import ExperimentPlane
+from fraudgate.serving.openapi import openapi_document
+from fraudgate.serving.rest import ROUTES, RestApp
+from fraudgate.ui.source import NO_LEDGER, DashboardSource
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
+from evaluation_sim import DAY, Scenario, fill  # noqa: E402
+
+TOKEN = "dashboard-test-token"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+EXPERIMENT = "fraud-detection-ab-test"
+V1, V2 = "fraud-v1-baseline", "fraud-v2-candidate"
+DOCUMENT = openapi_document(ROUTES)
+DASHBOARD_SCHEMA = json_schema(
+    {"$ref": "#/components/schemas/Dashboard", "components": DOCUMENT["components"]}
+)
+
+
+def _unloaded(config: Any) -> Any:
+    raise AssertionError(f"no model loads in these tests, asked for {config.name}")
+
+
+def _start_of_history() -> float:
+    """50 days before today's UTC midnight: every day matured (maturity 14 days) but the last."""
+    today = math.floor(time.time() / DAY) * DAY
+    return today - 50 * DAY
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("dashboard")
+    config = load_config(
+        write_default_config(root / "fraudgate.yaml", "sqlite:///unused.db", token=TOKEN)
+    )
+    store = open_ledger(config.ledger_config.url)
+    fill(store, Scenario(days=45, experiment=EXPERIMENT, start=_start_of_history()))
+    plane = ExperimentPlane(config, store=store)  # no journal: decisions are not served here
+    app = RestApp(DataPlane(config, _unloaded, experiment=plane), max_payload_bytes=1 << 20)
+    yield {"config": config, "store": store, "plane": plane, "app": app}
+    store.close()
+
+
+async def _request(
+    app: RestApp, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    raw_headers = [(b"content-length", str(len(body)).encode())]
+    raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    scope = {"type": "http", "method": method, "path": path, "headers": raw_headers}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start, end = sent
+    return start["status"], dict(start["headers"]), end["body"]
+
+
+def call(app: RestApp, method: str, path: str, **kwargs: Any) -> tuple[int, dict, bytes]:
+    return asyncio.run(_request(app, method, path, **kwargs))
+
+
+def dashboard(app: RestApp) -> dict[str, Any]:
+    status, headers, body = call(app, "GET", "/ui/api/dashboard", headers=AUTH)
+    assert status == 200, body
+    assert headers[b"cache-control"] == b"no-store"
+    document = orjson.loads(body)
+    jsonschema.validate(document, DASHBOARD_SCHEMA)
+    return document
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC).timestamp()
+
+
+def _same(interval: dict[str, Any], expected: Any) -> None:
+    for key in ("estimate", "low", "high"):
+        value = getattr(expected, key)
+        if math.isfinite(value):
+            assert interval[key] == pytest.approx(value, abs=1e-12), key
+        else:
+            assert interval[key] is None, key
+
+
+# -- the page ------------------------------------------------------------------------------------
+
+
+def test_the_page_is_one_self_contained_document_that_may_reach_only_this_server(setup):
+    status, headers, body = call(setup["app"], "GET", "/ui")  # no token: it holds no figures
+    assert status == 200
+    assert headers[b"content-type"] == b"text/html; charset=utf-8"
+    html = body.decode()
+    # nothing to load: the only src/href is the icon, inline (a data: URL); no URL but the SVG
+    # namespace (an identifier, in the script and the icon)
+    links = re.findall(r"\b(?:src|href)\s*=\s*\"([^\"]*)\"", html, re.I)
+    assert len(links) == 1 and links[0].startswith("data:image/svg+xml,"), links
+    assert not re.search(r"\b(src|href)\s*=\s*'", html, re.I)
+    assert set(re.findall(r"\w+://[^\s\"')]+", html)) == {"http://www.w3.org/2000/svg"}
+    assert "@import" not in html and "url(" not in html
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
+    styles = re.findall(r"<style>(.*?)</style>", html, re.S)
+    assert len(scripts) == 1 and len(styles) == 1
+    policy = headers[b"content-security-policy"].decode()
+
+    def digest(text: str) -> str:
+        return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+    assert f"script-src '{digest(scripts[0])}'" in policy
+    assert f"style-src '{digest(styles[0])}'" in policy
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+
+
+# -- the API -------------------------------------------------------------------------------------
+
+
+def test_the_figures_need_the_admin_token(setup):
+    for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "Basic x"}):
+        status, answer_headers, body = call(
+            setup["app"], "GET", "/ui/api/dashboard", headers=headers
+        )
+        assert status == 401, body
+        assert answer_headers[b"www-authenticate"] == b"Bearer"
+        assert b"Authorization" in body and TOKEN.encode() not in body
+
+
+def test_the_api_reports_the_evaluation_and_its_statistics_hold(setup):
+    document = dashboard(setup["app"])
+    shown = document["evaluation"]
+    assert document["evaluation_error"] is None and shown is not None
+    evaluation = evaluate(setup["config"], setup["store"], _epoch(shown["as_of"]))
+    assert (shown["champion"], shown["challenger"]) == (V1, V2)
+    alpha = evaluation.alpha
+    for arm in shown["arms"]:
+        expected = evaluation.arm(arm["arm"])
+        assert arm["transactions"] == expected.window.total > 0
+        assert arm["pending"] == expected.window.unlabelled
+        assert arm["label_coverage"] == pytest.approx(expected.label_coverage)
+        for metric in ("precision", "recall", "alert_rate", "f1"):
+            _same(arm[metric], getattr(expected.metrics, metric))
+        # Wilson intervals from the raw counts (statsmodels), matured days for recall and
+        # precision, the whole window for the alert rate
+        matured, window = expected.matured, expected.window
+        for metric, successes, trials in (
+            ("recall", matured.tp, matured.frauds),
+            ("precision", matured.tp, matured.alerts),
+            ("alert_rate", window.alerts, window.total),
+        ):
+            low, high = proportion_confint(successes, trials, alpha, method="wilson")
+            assert arm[metric]["estimate"] == pytest.approx(successes / trials)
+            assert (arm[metric]["low"], arm[metric]["high"]) == pytest.approx((low, high))
+        assert arm["latency"]["p99_ms"] == pytest.approx(expected.latency.p99.estimate_ms)
+    # the split: live weights against observed units, and the SRM test (scipy)
+    split = {row["arm"]: row for row in document["split"]}
+    assert {a: split[a]["weight"] for a in split} == {V1: 80, V2: 20}
+    units = [split[V1]["units"], split[V2]["units"]]
+    assert units == [evaluation.arm(V1).units, evaluation.arm(V2).units]
+    assert split[V2]["observed_share"] == pytest.approx(units[1] / sum(units))
+    srm = document["srm"]
+    p = chisquare(units, [0.8 * sum(units), 0.2 * sum(units)]).pvalue
+    assert srm["p_value"] == pytest.approx(p, rel=1e-9)
+    assert srm["mismatch"] == (p < srm["threshold"]) == evaluation.srm.mismatch
+    # the decision and every reason, the primary metric's interval, the days
+    decision = shown["decision"]
+    assert decision["outcome"] == evaluation.decision.outcome.value
+    assert decision["reasons"] == list(evaluation.decision.reasons) != []
+    _same(decision["difference"], evaluation.sequence.sequence)
+    assert [g["name"] for g in decision["guardrails"]] == [
+        g.name for g in evaluation.decision.guardrails
+    ]
+    assert len(shown["days"]) == len(evaluation.days) == 45
+    for day, expected_day in zip(shown["days"], evaluation.days, strict=True):
+        assert day["date"] == expected_day.date and day["matured"] == expected_day.matured
+        for arm, expected_arm in zip(day["arms"], expected_day.arms, strict=True):
+            _same(arm["recall"], expected_arm.recall)
+            _same(arm["alert_rate"], expected_arm.alert_rate)
+    assert shown["days"][0]["matured"] and not shown["days"][-1]["matured"]
+    # panels this server has no source for, and the pipeline without a journal
+    assert document["estimated"] is None and document["drift"] is None
+    assert document["pipeline"]["acknowledge"] == "commit"
+    assert document["actions"]["weights"] == f"/admin/experiments/{EXPERIMENT}/weights"
+
+
+def test_a_weight_change_shows_on_the_next_request_with_its_history(setup):
+    app = setup["app"]
+    before = dashboard(app)
+    body = orjson.dumps({"weights": {V1: 60, V2: 40}, "actor": "dashboard-test"})
+    status, _, answer = call(
+        app, "PUT", f"/admin/experiments/{EXPERIMENT}/weights", body=body, headers=AUTH
+    )
+    assert status == 200, answer
+    after = dashboard(app)
+    assert after["experiment"]["weights"] == {V1: 60, V2: 40}
+    assert after["experiment"]["generation"] == before["experiment"]["generation"] + 1
+    assert [row["weight_share"] for row in after["split"]] == pytest.approx([0.6, 0.4])
+    # the change dropped the cached evaluation: its history has the change, newest first
+    assert after["history"][0]["actor"] == "dashboard-test"
+    assert after["history"][0]["new"] == {V1: 60, V2: 40}
+    assert len(after["history"]) == len(before["history"]) + 1
+    # and reading again within the cache's lifetime costs nothing
+    source = setup["plane"]._dashboard
+    computations = source.computations
+    assert dashboard(app)["evaluation"]["evaluated_at"] == after["evaluation"]["evaluated_at"]
+    assert source.computations == computations
+
+
+def test_a_computation_under_way_when_invalidated_is_not_kept(setup):
+    source = DashboardSource(setup["config"], setup["store"], ttl_s=60.0)
+
+    async def scenario() -> tuple[Any, Any]:
+        first = asyncio.ensure_future(source.snapshot())
+        await asyncio.sleep(0)  # the computation has started in its thread
+        source.invalidate()
+        second = await source.snapshot()  # a new computation, not the one under way
+        return await first, second
+
+    first, second = asyncio.run(scenario())
+    assert first is not second and source.computations == 2
+    assert asyncio.run(source.snapshot()) is second
+
+
+def test_many_concurrent_readers_cost_one_evaluation_off_the_event_loop(setup):
+    config, store = setup["config"], setup["store"]
+    source = DashboardSource(config, store, ttl_s=60.0)
+
+    async def scenario() -> tuple[list[Any], float, float]:
+        stalls: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:  # the event loop's responsiveness while evaluating
+            while not done.is_set():
+                start = time.perf_counter()
+                await asyncio.sleep(0.005)
+                stalls.append(time.perf_counter() - start - 0.005)
+
+        tick = asyncio.create_task(ticker())
+        await asyncio.sleep(0.02)
+        snapshots = await asyncio.gather(*(source.snapshot() for _ in range(40)))
+        done.set()
+        await tick
+        return snapshots, max(stalls), snapshots[0].computed_in_s
+
+    snapshots, worst_stall, took = asyncio.run(scenario())
+    assert source.computations == 1
+    assert all(s is snapshots[0] for s in snapshots)
+    assert snapshots[0].error is None and snapshots[0].evaluation is not None
+    # the evaluation ran for `took` seconds; the loop never stopped for a sizeable part of it
+    print(f"\nevaluation {took * 1000:.0f} ms; worst event-loop stall {worst_stall * 1000:.1f} ms")
+    assert worst_stall < max(0.1, took / 2), (worst_stall, took)
+    # fresh enough: answered from the cache, no new computation
+    again = asyncio.run(source.snapshot())
+    assert again is snapshots[0] and source.computations == 1
+
+
+def test_the_cache_expires_after_its_lifetime(setup):
+    now = [0.0]
+    source = DashboardSource(setup["config"], setup["store"], ttl_s=5.0, clock=lambda: now[0])
+    first = asyncio.run(source.snapshot())
+    now[0] = 4.9
+    assert asyncio.run(source.snapshot()) is first
+    now[0] = 5.1
+    second = asyncio.run(source.snapshot())
+    assert second is not first and source.computations == 2
+
+
+def test_without_a_ledger_the_page_shows_the_live_state_and_says_why_there_is_no_evaluation(
+    setup,
+):
+    plane = ExperimentPlane(setup["config"])  # the experiment, no ledger store opened
+    app = RestApp(DataPlane(setup["config"], _unloaded, experiment=plane), 1 << 20)
+    document = dashboard(app)
+    assert document["evaluation"] is None and document["srm"] is None
+    assert document["evaluation_error"] == NO_LEDGER
+    assert [row["units"] for row in document["split"]] == [None, None]
+    assert document["pipeline"]["acknowledge"] == "none"
+
+
+def test_an_empty_ledger_is_an_answer_not_an_error(setup, tmp_path):
+    config = setup["config"]
+    with open_ledger(f"sqlite:///{tmp_path / 'empty.db'}") as store:
+        app = RestApp(
+            DataPlane(config, _unloaded, experiment=ExperimentPlane(config, store=store)), 1 << 20
+        )
+        document = dashboard(app)
+    assert document["evaluation"] is not None or document["evaluation_error"]
+    if document["evaluation"] is not None:
+        assert all(arm["transactions"] == 0 for arm in document["evaluation"]["arms"])
