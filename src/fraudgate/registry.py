@@ -234,3 +234,22 @@ class Registry:
         except Exception:
             return {}
         return {alias: str(version) for alias, version in model.aliases.items()}
+
+    def set_aliases(self, aliases: dict[str, str | None]) -> None:
+        """Point each alias at its version (None: delete the alias), one call per alias.
+
+        MLflow has no transaction over aliases: a caller that must keep them consistent with
+        a record elsewhere (promotion, `fraudgate.promotion`) puts the old ones back on failure.
+        """
+        for alias, version in aliases.items():
+            try:
+                if version is None:
+                    if alias in self.aliases():
+                        self._client.delete_registered_model_alias(REGISTERED_MODEL, alias)
+                else:
+                    self._client.set_registered_model_alias(REGISTERED_MODEL, alias, version)
+            except Exception as exc:
+                raise RegistryError(
+                    f"could not set alias @{alias} of {REGISTERED_MODEL!r} to {version!r} in "
+                    f"{self.tracking_uri!r}: {exc}"
+                ) from exc

@@ -82,6 +82,8 @@ from fraudgate.config.schema import (
     GuardrailsConfig,
     LedgerConfig,
     ModelConfig,
+    RolloutConfig,
+    RolloutStep,
     ServerConfig,
 )
 
@@ -119,6 +121,8 @@ __all__ = [
     "GuardrailsConfig",
     "LedgerConfig",
     "ModelConfig",
+    "RolloutConfig",
+    "RolloutStep",
     "ServerConfig",
     "default_config_dict",
     "demo_config_dict",

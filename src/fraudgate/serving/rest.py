@@ -350,6 +350,16 @@ class RestApp:
         body = await self._json_body(call.scope, call.receive)
         return Reply(200, orjson.dumps(await plane.set_weights(call.params["name"], body)))
 
+    async def _promote(self, call: Call) -> Reply:
+        plane = self.dataplane.experiment_admin(call.authorization)
+        body = await self._json_body(call.scope, call.receive)
+        return Reply(200, orjson.dumps(await plane.promote(call.params["name"], body)))
+
+    async def _rollback(self, call: Call) -> Reply:
+        plane = self.dataplane.experiment_admin(call.authorization)
+        body = await self._json_body(call.scope, call.receive)
+        return Reply(200, orjson.dumps(await plane.rollback(call.params["name"], body)))
+
     # -- operations ------------------------------------------------------------------------------
     async def _metrics(self, call: Call) -> Reply:
         metrics = self.dataplane.metrics
@@ -579,6 +589,40 @@ ROUTES: tuple[Route[Handler], ...] = (
         (doc.EXPERIMENT_NAME,),
         doc.json_body("WeightsRequest", required=True),
         admin=True,
+    ),
+    *(
+        Route(
+            "POST",
+            f"/admin/experiments/{{name}}/{action}",
+            handler,
+            f"{action}Experiment",
+            summary,
+            ("experiment",),
+            {
+                200: doc.json_response("ExperimentAction", "The act, done and recorded."),
+                400: doc.BAD,
+                401: doc.UNAUTHORIZED,
+                404: doc.UNKNOWN_EXPERIMENT,
+                409: doc.CONFLICT,
+                413: doc.TOO_LARGE,
+                503: doc.UNAVAILABLE,
+            },
+            (doc.EXPERIMENT_NAME,),
+            doc.json_body("ActionRequest", required=True),
+            admin=True,
+        )
+        for action, handler, summary in (
+            (
+                "promote",
+                RestApp._promote,
+                "Promote the challenger: registry aliases, 100% of the traffic, on record",
+            ),
+            (
+                "rollback",
+                RestApp._rollback,
+                "Roll back: traffic (and, after a promotion, the aliases) to the champion",
+            ),
+        )
     ),
     Route(
         "GET",
