@@ -74,4 +74,6 @@ def test_a_restart_pins_names_to_the_versions_the_last_act_left():
     with pytest.raises(PromotionConflict, match="serve the wrong model"):
         startup_models(_config(), promoted, {"champion": "1", "challenger": "2"}, None)
     with pytest.raises(PromotionConflict, match=r"models\[fraud-v1-baseline\]\.uri"):
-        startup_models(_config("models:/other/7"), promoted, {"champion": "2", "previous": "1"}, None)
+        startup_models(
+            _config("models:/other/7"), promoted, {"champion": "2", "previous": "1"}, None
+        )

@@ -51,12 +51,11 @@ from fraudgate.analysis.sequential import (
     split_value_confidence_sequence,
 )
 from fraudgate.analysis.srm import ArmUnits, SampleRatioResult, sample_ratio_mismatch
-from fraudgate.config.schema import AnalysisConfig, ConfigError, FraudgateConfig
+from fraudgate.config.schema import ConfigError, FraudgateConfig
 from fraudgate.ledger.records import SECONDS_PER_DAY, ArmCounts, ExperimentCounts
 from fraudgate.promotion import champion_and_challenger
 
 if TYPE_CHECKING:
-    from fraudgate.experiments import ExperimentSpec
     from fraudgate.ledger.store import LedgerStore
 
 # the analysis modules' name of the primary metric, per the config's

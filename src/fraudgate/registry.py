@@ -253,3 +253,16 @@ class Registry:
                     f"could not set alias @{alias} of {REGISTERED_MODEL!r} to {version!r} in "
                     f"{self.tracking_uri!r}: {exc}"
                 ) from exc
+
+    def latest_by_serving_name(self) -> dict[str, str]:
+        """Serving name -> the newest version tagged with it (the demo resets aliases by it)."""
+        try:
+            found = self._client.search_model_versions(f"name='{REGISTERED_MODEL}'")
+        except Exception:
+            return {}
+        latest: dict[str, str] = {}
+        for version in found:
+            name = (version.tags or {}).get("serving_name")
+            if name and int(version.version) > int(latest.get(name, 0)):
+                latest[name] = str(version.version)
+        return latest

@@ -60,7 +60,12 @@ class Traffic:
                 row = self.rows[i % len(self.rows)].tolist()
                 body = {
                     "inputs": [
-                        {"name": "fraud_features", "shape": [1, 30], "datatype": "FP32", "data": row}
+                        {
+                            "name": "fraud_features",
+                            "shape": [1, 30],
+                            "datatype": "FP32",
+                            "data": row,
+                        }
                     ],
                     "parameters": {"content_type": "np", "card_id": uuid.uuid4().hex},
                 }
@@ -68,7 +73,7 @@ class Traffic:
                 if response.status_code == 200:
                     self.answered[response.json()["model_name"]] += 1
                 i += 1
-                time.sleep(0.002)
+                time.sleep(0.01)
 
     def __enter__(self) -> Traffic:
         for thread in self.threads:
@@ -255,20 +260,29 @@ def test_good_challenger_ramped_and_promoted_resuming_after_sigkill(
         {"steps": steps, "check_interval_s": 0.3, "promote": "at_end"},
     )
     log = tmp_path / "rollout.log"
-    with Traffic(replicas.urls, trained_registry.sample):
-        first = _rollout_process(config, replicas.a.url, log)
-        deadline = time.monotonic() + 60
-        while not [x for x in replicas.acts("rollout_step") if x.detail["step"] == 1]:
-            assert first.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        first.send_signal(signal.SIGKILL)  # step 1 recorded, its 4 s minimum not over
-        first.wait(timeout=10)
-        with open_ledger(replicas.ledger_url) as store:
-            running = store.running_rollout(EXPERIMENT)
-        assert running is not None and running.step == 1
-        second = _rollout_process(config, replicas.a.url, log)
-        assert second.wait(timeout=90) == 0, log.read_text()
+    processes: list[subprocess.Popen] = []
+    try:
+        with Traffic(replicas.urls, trained_registry.sample):
+            first = _rollout_process(config, replicas.a.url, log)
+            processes.append(first)
+            deadline = time.monotonic() + 300
+            while not [x for x in replicas.acts("rollout_step") if x.detail["step"] == 1]:
+                assert first.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            first.send_signal(signal.SIGKILL)  # step 1 recorded, its 4 s minimum not over
+            first.wait(timeout=10)
+            with open_ledger(replicas.ledger_url) as store:
+                running = store.running_rollout(EXPERIMENT)
+            assert running is not None and running.step == 1
+            second = _rollout_process(config, replicas.a.url, log)
+            processes.append(second)
+            assert second.wait(timeout=300) == 0, log.read_text()
+    finally:
+        for process in processes:  # only ours, by handle
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     text = log.read_text()
     assert "resuming rollout" in text
 
@@ -303,9 +317,7 @@ def test_bad_challenger_rolled_back_at_its_first_failing_guardrail(
     _reload(replicas.urls, V2, 0.0)  # the bad challenger: every transaction flagged
     steps = [{"weight": 20, "min_duration_s": 30.0, "min_sample": 50}, {"weight": 100}]
     config = load_config(
-        _rollout_config(
-            replicas, tmp_path / "bad.yaml", {"steps": steps, "check_interval_s": 0.2}
-        )
+        _rollout_config(replicas, tmp_path / "bad.yaml", {"steps": steps, "check_interval_s": 0.2})
     )
     events = []
     try:
@@ -342,9 +354,11 @@ def test_a_hand_moved_alias_is_refused_live_and_at_start(replicas, versions):
     registry = Registry(replicas.tracking_uri)
     registry.set_aliases({"champion": versions[V2]})
     try:
-        with FraudgateClient(replicas.a.url, token=TOKEN) as client:
-            with pytest.raises(Conflict, match="point @champion back at version"):
-                client.act(EXPERIMENT, "rollback", "should be refused", "alice")
+        with (
+            FraudgateClient(replicas.a.url, token=TOKEN) as client,
+            pytest.raises(Conflict, match="point @champion back at version"),
+        ):
+            client.act(EXPERIMENT, "rollback", "should be refused", "alice")
         replicas.b.stop()
         refused = replicas.launch(replicas.config, wait=False)
         assert refused.proc.wait(timeout=120) == 2

@@ -12,7 +12,12 @@ EXPERIMENT = "ab"
 
 def test_an_act_records_its_weights_in_the_same_transaction(store):
     act = store.record_experiment_action(
-        EXPERIMENT, "promote", "alice", "better recall", {"state": {"x": 1}}, weights={"a": 0, "b": 100}
+        EXPERIMENT,
+        "promote",
+        "alice",
+        "better recall",
+        {"state": {"x": 1}},
+        weights={"a": 0, "b": 100},
     )
     assert act.id > 0
     (read,) = store.experiment_actions(EXPERIMENT)
@@ -36,24 +41,44 @@ def test_a_rollout_moves_by_compare_and_set(store):
     with pytest.raises(ValueError, match="still running"):
         store.start_rollout(EXPERIMENT, "other", {"steps": []}, {})
     step0 = store.advance_rollout(
-        started, step=0, status="running", baseline={}, action="rollout_step", reason="s0",
+        started,
+        step=0,
+        status="running",
+        baseline={},
+        action="rollout_step",
+        reason="s0",
         detail={"weights": {"a": 100, "b": 0}},
     )
     assert step0 is not None and step0.step == 0
     # a second controller holding the record it read before: refused, nothing recorded
     stale = store.advance_rollout(
-        started, step=0, status="running", baseline={}, action="rollout_step", reason="again",
+        started,
+        step=0,
+        status="running",
+        baseline={},
+        action="rollout_step",
+        reason="again",
         detail={},
     )
     assert stale is None
     ready = store.advance_rollout(
-        step0, step=0, status="running", baseline={"ready": True}, action="rollout_live",
-        reason="live", detail={},
+        step0,
+        step=0,
+        status="running",
+        baseline={"ready": True},
+        action="rollout_live",
+        reason="live",
+        detail={},
     )
     assert ready is not None and ready.step_started_at == step0.step_started_at
     assert ready.baseline == {"ready": True}
     ended = store.advance_rollout(
-        ready, step=0, status="rolled_back", baseline={}, action="rollout_end", reason="bad",
+        ready,
+        step=0,
+        status="rolled_back",
+        baseline={},
+        action="rollout_end",
+        reason="bad",
         detail={},
     )
     assert ended is not None and ended.status == "rolled_back"

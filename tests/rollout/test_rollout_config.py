@@ -14,10 +14,17 @@ BASE = {"models": [{"name": "a", "uri": "models:/fraud-detection@champion"}]}
 def test_defaults_and_bare_weights():
     assert [s.weight for s in parse_config(BASE).rollout.steps] == [0, 5, 20, 50, 100]
     rollout = parse_config(
-        {**BASE, "rollout": {"steps": [0, {"weight": 50, "min_duration_s": 2}], "promote": "at_end"}}
+        {
+            **BASE,
+            "rollout": {"steps": [0, {"weight": 50, "min_duration_s": 2}], "promote": "at_end"},
+        }
     ).rollout
     assert rollout.steps[1] == RolloutStep(50, 2.0, 1000) and rollout.promote == "at_end"
-    assert rollout.to_json()["steps"][0] == {"weight": 0, "min_duration_s": 600.0, "min_sample": 1000}
+    assert rollout.to_json()["steps"][0] == {
+        "weight": 0,
+        "min_duration_s": 600.0,
+        "min_sample": 1000,
+    }
 
 
 @pytest.mark.parametrize(

@@ -120,7 +120,8 @@ def rollback(
 def rollout(
     config: ConfigArg,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print each step it would take and why; act on nothing.")
+        bool,
+        typer.Option("--dry-run", help="Print each step it would take and why; act on nothing."),
     ] = False,
     actor: ActorOption = None,
     url: UrlOption = None,

@@ -971,7 +971,6 @@ class LedgerStore:
             for row in reversed(rows)
         ]
 
-
     # -- experiment actions (promote, rollback, rollout steps) and rollouts ------------------
 
     def record_experiment_action(
@@ -1129,7 +1128,9 @@ def _clean_weights(weights: dict[str, float]) -> dict[str, float]:
     for name, weight in weights.items():
         value = float(weight)
         if not math.isfinite(value) or value < 0:
-            raise ValueError(f"weights[{name!r}]: expected a finite number >= 0, received {weight!r}")
+            raise ValueError(
+                f"weights[{name!r}]: expected a finite number >= 0, received {weight!r}"
+            )
         clean[str(name)] = value
     return clean
 

@@ -201,7 +201,10 @@ def render_rollout_event(event: RolloutEventView, console: Console) -> None:
     style = _EVENT_STYLE.get(event.kind, "")
     weights = f" [{weights_text(event.weights)}]" if event.weights else ""
     kind = f"[{style}]{event.kind:>8}[/]" if style else f"{event.kind:>8}"
-    console.print(f"{kind} {event.message}{weights}", highlight=False)
+    from datetime import datetime
+
+    now = datetime.now().strftime("%H:%M:%S")
+    console.print(f"{now} {kind} {event.message}{weights}", highlight=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ class StepCheck:
     sample: int
     error_rate: float | None
     minimum_met: bool
+    took_s: float = 0.0  # how long this look took (evaluation and scrapes)
 
     @property
     def blockers(self) -> list[str]:
@@ -210,7 +211,9 @@ class RolloutController:
                 return self._promote(record, check, f"the evaluation says PROMOTE: {reasons}")
             last = record.step == len(self.plan.steps) - 1
             if outcome == "STOP" and last:
-                return self._rollback(record, check, f"no detectable difference: {reasons}", "stopped")
+                return self._rollback(
+                    record, check, f"no detectable difference: {reasons}", "stopped"
+                )
             if check.minimum_met and not check.blockers:
                 if not last:
                     why = (
@@ -229,7 +232,7 @@ class RolloutController:
                 "hold",
                 record.step,
                 f"holding step {record.step} ({check.elapsed_s:.0f} s, {check.sample} "
-                f"decisions): {held}",
+                f"decisions; looked in {check.took_s:.2f} s): {held}",
             )
             self.sleep(self.plan.check_interval_s)
 
@@ -313,6 +316,7 @@ class RolloutController:
         from fraudgate.analysis.decision import decide
         from fraudgate.analysis.srm import ArmUnits, sample_ratio_mismatch
 
+        began = self.clock()
         step = self.plan.steps[record.step]
         weights = self.weights_of(step)
         evaluation = evaluate_now(self.config, self.store, weights)
@@ -345,6 +349,7 @@ class RolloutController:
             sample=sample,
             error_rate=error_rate,
             minimum_met=elapsed >= step.min_duration_s and sample >= step.min_sample,
+            took_s=now - began,
         )
 
     # -- endings --------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ none and the data plane serves plainly. It composes the parts, each a module of 
 * `fraudgate.serving.metrics.PlaneCollector`: their metrics.
 
 The transports call the handlers here (`feedback`, `experiment_view`, `set_weights`,
-`promote`, `rollback`, behind `check_token`; promotion: `fraudgate.serving.promote`); the data plane gets the scheduler (`bind`) and the routing (`routing`).
+`promote`, `rollback`, behind `check_token`; promotion is `fraudgate.serving.promote`); the data
+plane gets the scheduler (`bind`) and the routing (`routing`).
 """
 
 from __future__ import annotations

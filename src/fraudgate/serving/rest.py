@@ -455,6 +455,30 @@ def _model_routes(prefix: str, params: tuple[Param, ...], suffix: str) -> list[R
     ]
 
 
+def _act_route(action: str, handler: Handler, summary: str) -> Route[Handler]:
+    """``POST /admin/experiments/{name}/<action>``: promote or roll back (`serving.promote`)."""
+    return Route(
+        "POST",
+        f"/admin/experiments/{{name}}/{action}",
+        handler,
+        f"{action}Experiment",
+        summary,
+        ("experiment",),
+        {
+            200: doc.json_response("ExperimentAction", "The act, done and recorded."),
+            400: doc.BAD,
+            401: doc.UNAUTHORIZED,
+            404: doc.UNKNOWN_EXPERIMENT,
+            409: doc.CONFLICT,
+            413: doc.TOO_LARGE,
+            503: doc.UNAVAILABLE,
+        },
+        (doc.EXPERIMENT_NAME,),
+        doc.json_body("ActionRequest", required=True),
+        admin=True,
+    )
+
+
 _MANAGEMENT_ERRORS = {
     400: doc.BAD,
     401: doc.UNAUTHORIZED,
@@ -590,39 +614,15 @@ ROUTES: tuple[Route[Handler], ...] = (
         doc.json_body("WeightsRequest", required=True),
         admin=True,
     ),
-    *(
-        Route(
-            "POST",
-            f"/admin/experiments/{{name}}/{action}",
-            handler,
-            f"{action}Experiment",
-            summary,
-            ("experiment",),
-            {
-                200: doc.json_response("ExperimentAction", "The act, done and recorded."),
-                400: doc.BAD,
-                401: doc.UNAUTHORIZED,
-                404: doc.UNKNOWN_EXPERIMENT,
-                409: doc.CONFLICT,
-                413: doc.TOO_LARGE,
-                503: doc.UNAVAILABLE,
-            },
-            (doc.EXPERIMENT_NAME,),
-            doc.json_body("ActionRequest", required=True),
-            admin=True,
-        )
-        for action, handler, summary in (
-            (
-                "promote",
-                RestApp._promote,
-                "Promote the challenger: registry aliases, 100% of the traffic, on record",
-            ),
-            (
-                "rollback",
-                RestApp._rollback,
-                "Roll back: traffic (and, after a promotion, the aliases) to the champion",
-            ),
-        )
+    _act_route(
+        "promote",
+        RestApp._promote,
+        "Promote the challenger: registry aliases, 100% of the traffic, on record",
+    ),
+    _act_route(
+        "rollback",
+        RestApp._rollback,
+        "Roll back: traffic (and, after a promotion, the aliases) to the champion",
     ),
     Route(
         "GET",

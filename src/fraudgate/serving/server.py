@@ -6,8 +6,8 @@ thread, so health checks keep answering) and get compiled to their fastest verif
 then the server is ready. After a promotion or rollback (recorded in the ledger), each
 configured name loads the MLflow version the last act left, so a restart serves what the live
 replicas serve; if the registry's aliases disagree with the ledger the server refuses to start
-(`fraudgate.promotion.startup_models`). A model that fails to load at start-up stops the server with the reason
-(exit code 2); each model file is validated in a child process first
+(`fraudgate.promotion.startup_models`). A model that fails to load at start-up stops the server
+with the reason (exit code 2); each model file is validated in a child process first
 (`fraudgate.runtimes.check`), so a corrupt one is such a failure, never a crash of the server.
 """
 
