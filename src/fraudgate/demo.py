@@ -325,12 +325,14 @@ def bad_challenger_rollout(
         store = open_ledger(config.ledger_config.url)
         client = FraudgateClient(server.url, token=config.auth.token)
         rollout_config = replace_servers(config, server.url)
+        replayed = threading.Event()
         controller = RolloutController(
             rollout_config,
             store,
             client,
             token=config.auth.token,
             on_event=lambda event: render_rollout_event(event, console),
+            should_stop=replayed.is_set,
         )
 
         def run() -> None:
@@ -358,7 +360,8 @@ def bad_challenger_rollout(
         try:
             run_replay(settings, console=console)
         finally:
-            thread.join(timeout=120)
+            replayed.set()  # no more traffic: a rollout still undecided stops at its next look
+            thread.join()
             client.close()
             store.close()
         if "error" in outcome:

@@ -337,8 +337,13 @@ def test_bad_challenger_rolled_back_at_its_first_failing_guardrail(
     assert traffic.answered[V2] > 0  # it did serve at 20% before the breach
     assert [e.step for e in events if e.kind == "step"] == [0]  # never reached step 1
     took = result.champion_back_at - result.breach_detected_at
-    print(f"\nbreach seen -> every replica routing to the champion: {took * 1000:.0f} ms")
-    assert 0 < took < 5
+    live = [x for x in replicas.acts("rollout_live") if x.detail["rollout"] == result.rollout_id]
+    seen_after = result.breach_detected_at - live[-1].at
+    print(
+        f"\nbad challenger live on every replica -> breach seen: {seen_after * 1000:.0f} ms; "
+        f"breach seen -> every replica routing to the champion: {took * 1000:.0f} ms"
+    )
+    assert 0 < took < 5 and 0 < seen_after < 30
     for url in replicas.urls:
         assert _weights(url) == {V1: 100, V2: 0}
     assert replicas.aliases() == {"champion": versions[V1], "challenger": versions[V2]}

@@ -99,8 +99,11 @@ def promote(
     token: TokenOption = None,
     name: NameOption = None,
 ) -> None:
-    """Promote the challenger: @champion moves to it (@previous keeps the old champion), it
-    takes 100% of the traffic on every replica, and the act is recorded with the evaluation."""
+    """Promote the challenger (aliases, 100% of the traffic, recorded with the evaluation).
+
+    @champion moves to it and @previous keeps the old champion; every replica sharing the
+    ledger routes all traffic to it. Refused unless the evaluation says PROMOTE (--force).
+    """
     _run(lambda: _act("promote", config, reason, actor, force, url, token, name))
 
 
@@ -112,8 +115,10 @@ def rollback(
     token: TokenOption = None,
     name: NameOption = None,
 ) -> None:
-    """Roll back: all traffic to the champion (after a promotion, the aliases move back too);
-    recorded with the evaluation."""
+    """Roll back: all traffic to the champion, recorded with the evaluation.
+
+    After a promotion the aliases move back too (@champion to @previous's version).
+    """
     _run(lambda: _act("rollback", config, reason, actor, False, url, token, name))
 
 
@@ -128,8 +133,11 @@ def rollout(
     token: TokenOption = None,
     name: NameOption = None,
 ) -> None:
-    """Ramp the challenger through the config's `rollout.steps`, checking the guardrails at every
-    look; promote at the end, or roll back at the first breach. Resumes a killed rollout."""
+    """Ramp the challenger through rollout.steps, guarded; promote or roll back by itself.
+
+    The guardrails are checked at every look; the first breach rolls back. A rollout killed
+    and started again resumes its recorded step.
+    """
 
     def run() -> None:
         from fraudgate.ledger import open_ledger

@@ -320,8 +320,10 @@ def experiment_history(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Latest entries shown.")] = 200,
 ) -> None:
-    """Every weight change, promotion, rollback and rollout step, with its reason (the ledger's
-    record, read directly)."""
+    """Every weight change, promotion, rollback and rollout step, with its reason.
+
+    Read from the ledger directly (no server needed).
+    """
 
     def run() -> None:
         from fraudgate.config import ConfigError, load_config

@@ -2,10 +2,12 @@
 
 Every ``rollout.check_interval_s`` the controller evaluates the experiment from the ledger
 (`fraudgate.evaluation.evaluate`, with the live weights) and re-judges it
-(`fraudgate.analysis.decision.decide`) with two fast guardrails measured over the current step
+(`fraudgate.analysis.decision.decide`) with the fast guardrails measured over the current step
 alone: the traffic split (SRM on the step's served decisions per arm against the step's
-weights; the whole window mixes the steps' splits) and the challenger's error rate (the
-replicas' 5xx failures over requests, `fraudgate.rollout.signals`). Then:
+weights; the whole window mixes the steps' splits), the challenger's error rate (the replicas'
+5xx failures over requests, `fraudgate.rollout.signals`) and, with the shadow, the alert-rate
+change on the step's paired transactions (its own confidence sequence per step; without a
+shadow the evaluation's whole-window split one). Then:
 
 * ROLLBACK (a guardrail breached, or the primary metric credibly worse): roll back at once
   (`fraudgate.rollout.acting`), wait until every replica routes all traffic to the champion;
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 ROLLOUT_ACTOR = "fraudgate-rollout"
 MAX_REASON = 500
 WEIGHTS_TIMEOUT_S = 30.0
+_PAIRED_CELLS = ("both", "only_a", "only_b", "neither")
 
 
 class RolloutError(RuntimeError):
@@ -107,6 +110,7 @@ class RolloutController:
         on_event: Callable[[RolloutEvent], None] = lambda event: None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         spec = config.experiment_spec
         if spec is None:
@@ -118,6 +122,7 @@ class RolloutController:
         self.actor = actor
         self.on_event = on_event
         self.clock, self.sleep = clock, sleep
+        self.should_stop = should_stop
         self.servers: Sequence[str] = self.plan.servers or (config.server.client_url,)
         state = recorded_state(last_act(store, spec.name))
         if state is not None and state.promoted:
@@ -234,6 +239,11 @@ class RolloutController:
                 f"holding step {record.step} ({check.elapsed_s:.0f} s, {check.sample} "
                 f"decisions; looked in {check.took_s:.2f} s): {held}",
             )
+            if self.should_stop():
+                raise RolloutError(
+                    f"rollout {record.id} stopped by the caller at step {record.step}; it stays "
+                    "recorded: `fraudgate rollout` with the same config resumes it"
+                )
             self.sleep(self.plan.check_interval_s)
 
     # -- steps ----------------------------------------------------------------------------------
@@ -268,9 +278,11 @@ class RolloutController:
             self.client.set_weights(self.spec.name, weights, self.actor)
         self.wait_for_weights(weights)
         evaluation = evaluate_now(self.config, self.store, weights)
+        paired = evaluation.counts.paired.transactions
         baseline = {
             "ready": True,
             "served": {n: evaluation.counts.arm(n).counts.total for n in weights},
+            "paired": {cell: getattr(paired, cell) for cell in _PAIRED_CELLS},
             "counters": read_counters(self.servers, self.token).to_json(),
         }
         moved = self.store.advance_rollout(
@@ -336,6 +348,7 @@ class RolloutController:
         requests, failures = counters.since(baseline, self.challenger)
         error_rate = failures / requests if requests > 0 else None
         evidence = replace(evaluation.evidence, srm=srm, error_rate=error_rate)
+        evidence = self._step_alert_rate(evidence, evaluation, record.baseline.get("paired"))
         decision = decide(evidence, analysis.decision_policy())
         now = self.clock()
         sample = sum(deltas.values())
@@ -350,6 +363,28 @@ class RolloutController:
             error_rate=error_rate,
             minimum_met=elapsed >= step.min_duration_s and sample >= step.min_sample,
             took_s=now - began,
+        )
+
+    def _step_alert_rate(self, evidence: Any, evaluation: Evaluation, start: Any) -> Any:
+        """With the shadow (paired design), the alert-rate change over the step's transactions
+        alone: a challenger that turns bad is not diluted by the good window before it."""
+        from fraudgate.analysis.counts import PairedTable
+        from fraudgate.analysis.sequential import SequentialPlan, paired_confidence_sequence
+
+        if evaluation.design != "paired" or not start:
+            return evidence
+        now = evaluation.counts.paired.transactions
+        delta = PairedTable(
+            **{cell: max(getattr(now, cell) - int(start.get(cell, 0)), 0) for cell in _PAIRED_CELLS}
+        )
+        if delta.total == 0:
+            return evidence
+        analysis = self.config.analysis
+        plan = SequentialPlan(float(analysis.planned_transactions), analysis.alpha)
+        return replace(
+            evidence,
+            alert_rate=paired_confidence_sequence(delta, plan),
+            champion_alert_rate=delta.flagged_a / delta.total,
         )
 
     # -- endings --------------------------------------------------------------------------------
