@@ -1,5 +1,6 @@
 """`fraudgate demo` end to end, as a user runs it, on a small simulation: the drift scenario
-ends in PROMOTE, the A/A test on the same models (``--aa --reuse-models``) does not."""
+ends in PROMOTE and the demo promotes (aliases and traffic move), the A/A test on the same models
+(``--aa --reuse-models``) does not."""
 
 import json
 import subprocess
@@ -69,6 +70,10 @@ def test_demo_runs_the_whole_loop(tmp_path):
     report = json.loads((workdir / "report.json").read_text())
     assert report["decision"]["outcome"] == "PROMOTE" and report["design"] == "paired"
     assert (workdir / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
+    # it acted on the decision: the challenger promoted, the traffic on it, the act on record
+    assert "Acting on the decision: promote" in result.stdout
+    assert "live traffic after: fraud-v2-candidate 100%" in result.stdout
+    assert "@champion=v2" in result.stdout and "@previous=v1" in result.stdout
 
     aa = _demo(workdir, "--aa", "--reuse-models")
     assert "reusing the simulation" in aa.stdout and "Holdout comparison" not in aa.stdout

@@ -1,5 +1,7 @@
 """The online half of `fraudgate demo`: serve the experiment, replay days of traffic with labels
-arriving in simulated time, read the ledger, evaluate once per simulated day, write the report."""
+arriving in simulated time, read the ledger, evaluate once per simulated day, write the report;
+then act: promote when the evaluation says PROMOTE (the aliases and the traffic move), or, with
+``--bad-challenger``, ramp a challenger that flags everything and watch the rollout roll it back."""
 
 from __future__ import annotations
 
@@ -203,3 +205,180 @@ def write_reports(evaluation: Any, outcomes: list[DayOutcome], workdir: Path) ->
         write_evaluation_html(evaluation, workdir / "report.html"),
         daily,
     ]
+
+
+# -- acting: promote on PROMOTE, or ramp a bad challenger and watch it roll back ---------------
+
+V1, V2 = "fraud-v1-baseline", "fraud-v2-candidate"
+BAD_THRESHOLD = 0.0  # --bad-challenger: fraud-v2-candidate flags every transaction
+DEMO_ROLLOUT = {
+    "steps": [{"weight": 20, "min_duration_s": 60, "min_sample": 2000}, {"weight": 100}],
+    "check_interval_s": 1.0,
+    "promote": "on_primary",
+}
+
+
+def reset_aliases(tracking_uri: str, console: Console) -> None:
+    """A fresh demo experiment starts from @champion = v1, @challenger = v2 (a previous run may
+    have promoted v2; its ledger is gone, so nothing else would say so)."""
+    from fraudgate.registry import Registry
+
+    registry = Registry(tracking_uri)
+    latest = registry.latest_by_serving_name()
+    if V1 not in latest or V2 not in latest:
+        return
+    wanted = {"champion": latest[V1], "challenger": latest[V2]}
+    aliases = registry.aliases()
+    if {a: aliases.get(a) for a in wanted} != wanted or "previous" in aliases:
+        registry.set_aliases({**wanted, "previous": None})
+        console.print("registry aliases reset for a fresh experiment: @champion v1, @challenger v2")
+
+
+def write_bad_challenger(config_path: Path) -> None:
+    """The demo's config with fraud-v2-candidate's threshold at 0 and a short rollout plan."""
+    import yaml
+
+    data = yaml.safe_load(config_path.read_text())
+    for model in data["models"]:
+        if model["name"] == V2:
+            model["threshold"] = BAD_THRESHOLD
+    data["rollout"] = DEMO_ROLLOUT
+    config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    load_config(config_path)  # still valid
+
+
+def traffic_split(url: str, n: int = 400) -> dict[str, int]:
+    """Who answers ``n`` requests to the experiment from ``n`` different cards."""
+    import numpy as np
+
+    from fraudgate.client import FraudgateClient
+
+    rows = np.zeros((1, 30), dtype=np.float32)
+    seen: dict[str, int] = {}
+    with FraudgateClient(url) as client:
+        for i in range(n):
+            result = client.score(rows[0], model=V1, routing_key=f"demo-card-{i}")
+            seen[result.model_name] = seen.get(result.model_name, 0) + 1
+    return seen
+
+
+def _split_text(split: dict[str, int]) -> str:
+    total = sum(split.values()) or 1
+    return ", ".join(f"{name} {100 * n / total:.0f}%" for name, n in sorted(split.items()))
+
+
+def promote_on_decision(config_path: Path, workdir: Path, evaluation: Any, console: Console):
+    """Serve again; if the evaluation says PROMOTE, promote (with it as the evidence) and show
+    the aliases and the live traffic moving to the new champion. Returns the act or None."""
+    from fraudgate.client import FraudgateClient
+    from fraudgate.ledger import open_ledger
+    from fraudgate.report.experiment import render_action
+    from fraudgate.rollout.acting import act_on_server
+
+    outcome = evaluation.decision.outcome.value
+    if outcome != "PROMOTE":
+        console.print(f"the evaluation says [bold]{outcome}[/]: nothing to promote")
+        return None
+    config = load_config(config_path)
+    assert config.ledger_config is not None and config.experiment_spec is not None
+    console.rule("Acting on the decision: promote")
+    with running_server(config_path, workdir / "server-promote.log", ready_timeout=300) as server:
+        console.print(f"live traffic before: {_split_text(traffic_split(server.url))}")
+        store = open_ledger(config.ledger_config.url)
+        try:
+            with FraudgateClient(server.url, token=config.auth.token) as client:
+                acted = act_on_server(
+                    client,
+                    config,
+                    store,
+                    "promote",
+                    experiment=config.experiment_spec.name,
+                    reason="fraudgate demo: the evaluation says PROMOTE",
+                    actor="fraudgate-demo",
+                    evaluation=evaluation,
+                )
+        finally:
+            store.close()
+        render_action(acted.result, console)
+        console.print(f"live traffic after: {_split_text(traffic_split(server.url))}")
+    return acted.result
+
+
+def bad_challenger_rollout(
+    config_path: Path, workdir: Path, *, plan: DemoReplay, seed: int, console: Console
+) -> Any:
+    """Serve a challenger that flags everything, replay traffic through it while `fraudgate
+    rollout` ramps it: the alert-rate guardrail rolls it back by itself. Returns the result."""
+    import threading
+
+    from fraudgate.client import FraudgateClient
+    from fraudgate.ledger import open_ledger
+    from fraudgate.report.experiment import render_rollout_event
+    from fraudgate.rollout.controller import RolloutController
+
+    config = load_config(config_path)
+    assert config.ledger_config is not None
+    target = target_from_config(config_path)
+    console.rule("A bad challenger (flags every transaction), ramped by the rollout")
+    outcome: dict[str, Any] = {}
+    with running_server(config_path, workdir / "server-bad.log", ready_timeout=300) as server:
+        store = open_ledger(config.ledger_config.url)
+        client = FraudgateClient(server.url, token=config.auth.token)
+        rollout_config = replace_servers(config, server.url)
+        replayed = threading.Event()
+        controller = RolloutController(
+            rollout_config,
+            store,
+            client,
+            token=config.auth.token,
+            on_event=lambda event: render_rollout_event(event, console),
+            should_stop=replayed.is_set,
+        )
+
+        def run() -> None:
+            try:
+                outcome["result"] = controller.run()
+            except Exception as exc:  # shown below; the replay goes on
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run, name="demo-rollout")
+        thread.start()
+        settings = ReplaySettings(
+            url=server.url,
+            transactions=plan.transactions,
+            rate=plan.rate if plan.rate > 0 else math.inf,
+            concurrency=plan.concurrency,
+            seed=seed,
+            workdir=workdir,
+            token=target.token,
+            model=target.model,
+            routing_parameter=target.routing_parameter,
+            delays=plan.delays,
+            label_horizon_days=plan.label_days,
+            window_days=plan.days,
+        )
+        try:
+            run_replay(settings, console=console)
+        finally:
+            replayed.set()  # no more traffic: a rollout still undecided stops at its next look
+            thread.join()
+            client.close()
+            store.close()
+        if "error" in outcome:
+            raise RuntimeError(f"the rollout failed: {outcome['error']}")
+        console.print(f"live traffic now: {_split_text(traffic_split(server.url))}")
+    result = outcome.get("result")
+    if result is not None and result.breach_detected_at is not None:
+        took = result.champion_back_at - result.breach_detected_at
+        console.print(
+            f"[bold red]rolled back[/] at the first failing guardrail; traffic back on the "
+            f"champion {took * 1000:.0f} ms after the breach was seen: {result.reason}"
+        )
+    return result
+
+
+def replace_servers(config: Any, url: str) -> Any:
+    """``config`` whose rollout reads the one demo server's metrics."""
+    from dataclasses import replace
+
+    return replace(config, rollout=replace(config.rollout, servers=(url,)))

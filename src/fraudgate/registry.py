@@ -246,3 +246,35 @@ class Registry:
         except Exception:
             return {}
         return {alias: str(version) for alias, version in model.aliases.items()}
+
+    def set_aliases(self, aliases: dict[str, str | None]) -> None:
+        """Point each alias at its version (None: delete the alias), one call per alias.
+
+        MLflow has no transaction over aliases: a caller that must keep them consistent with
+        a record elsewhere (promotion, `fraudgate.promotion`) puts the old ones back on failure.
+        """
+        for alias, version in aliases.items():
+            try:
+                if version is None:
+                    if alias in self.aliases():
+                        self._client.delete_registered_model_alias(REGISTERED_MODEL, alias)
+                else:
+                    self._client.set_registered_model_alias(REGISTERED_MODEL, alias, version)
+            except Exception as exc:
+                raise RegistryError(
+                    f"could not set alias @{alias} of {REGISTERED_MODEL!r} to {version!r} in "
+                    f"{self.tracking_uri!r}: {exc}"
+                ) from exc
+
+    def latest_by_serving_name(self) -> dict[str, str]:
+        """Serving name -> the newest version tagged with it (the demo resets aliases by it)."""
+        try:
+            found = self._client.search_model_versions(f"name='{REGISTERED_MODEL}'")
+        except Exception:
+            return {}
+        latest: dict[str, str] = {}
+        for version in found:
+            name = (version.tags or {}).get("serving_name")
+            if name and int(version.version) > int(latest.get(name, 0)):
+                latest[name] = str(version.version)
+        return latest

@@ -7,6 +7,7 @@ matter for users: no 5xx, status codes and bodies as documented, bad data refuse
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,11 @@ RSS_GROWTH_BOUND_KIB = 300 * 1024
 @pytest.fixture(scope="module")
 def fuzz_server(trained_registry, module_launch, tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
+    # a copy of the session's registry (same artefacts): a fuzzed promote moves its aliases,
+    # which no other test may see
+    shutil.copy(trained_registry.root / "mlflow.db", root / "mlflow.db")
     config = write_default_config(
-        root / "fraudgate.yaml", trained_registry.tracking_uri, token=TOKEN
+        root / "fraudgate.yaml", f"sqlite:///{root / 'mlflow.db'}", token=TOKEN
     )
     return module_launch(config)
 

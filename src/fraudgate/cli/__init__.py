@@ -11,6 +11,7 @@ from __future__ import annotations
 import typer
 
 from fraudgate.cli._common import console
+from fraudgate.cli.act import promote, rollback, rollout
 from fraudgate.cli.demo import demo
 from fraudgate.cli.experiment import experiment_app, feedback
 from fraudgate.cli.export import export_app
@@ -38,6 +39,9 @@ app.command("train")(train)
 app.command("demo")(demo)
 app.command("report")(report)
 app.add_typer(export_app, name="export")
+app.command("promote")(promote)
+app.command("rollback")(rollback)
+app.command("rollout")(rollout)
 
 
 def main() -> None:  # pragma: no cover - console script entry

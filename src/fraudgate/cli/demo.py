@@ -47,6 +47,14 @@ def demo(
             "--aa", help="A/A test: serve the champion in both arms (must not end in PROMOTE)."
         ),
     ] = False,
+    bad_challenger: Annotated[
+        bool,
+        typer.Option(
+            "--bad-challenger",
+            help="Serve a challenger that flags every transaction and ramp it with `fraudgate "
+            "rollout`: the alert-rate guardrail rolls it back by itself.",
+        ),
+    ] = False,
     reuse_models: Annotated[
         bool,
         typer.Option(
@@ -64,10 +72,19 @@ def demo(
     from after the new fraud pattern emerged, labels arriving as they would (investigations of
     alerts within days, chargebacks of missed frauds weeks later) -> evaluate once per simulated
     day (PROMOTE / CONTINUE / ROLLBACK / STOP with the reason) -> the decision, report.json and
-    report.html. ``--aa`` serves the same model in both arms.
+    report.html -> on PROMOTE, promote (aliases and traffic move). ``--aa`` serves the same
+    model in both arms; ``--bad-challenger`` shows the automatic rollback instead.
     """
     from fraudgate.config import write_default_config
-    from fraudgate.demo import DemoReplay, serve_and_replay
+    from fraudgate.demo import (
+        DemoReplay,
+        bad_challenger_rollout,
+        drain_ledger,
+        promote_on_decision,
+        reset_aliases,
+        serve_and_replay,
+        write_bad_challenger,
+    )
     from fraudgate.registry import resolve_tracking_uri
     from fraudgate.report.offline import render_offline
     from fraudgate.report.progress import StepProgress
@@ -83,9 +100,11 @@ def demo(
             training_data = simulated_training_data(sim, steps)
             offline = train_and_compare(training_data, workdir, registry, seed, steps)
         render_offline(offline, console)
-    config_path = write_default_config(
-        workdir / "fraudgate.yaml", resolve_tracking_uri(registry, workdir), aa=aa
-    )
+    tracking_uri = resolve_tracking_uri(registry, workdir)
+    config_path = write_default_config(workdir / "fraudgate.yaml", tracking_uri, aa=aa)
+    reset_aliases(tracking_uri, console)
+    if bad_challenger:
+        write_bad_challenger(config_path)
     for stale in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):  # a fresh experiment each run
         (workdir / stale).unlink(missing_ok=True)
     shutil.rmtree(workdir / "ledger-journal", ignore_errors=True)
@@ -96,21 +115,52 @@ def demo(
             f"wrote [bold]{workdir / 'offline.json'}[/], {workdir / 'offline.html'} and "
             f"[bold]{config_path}[/]"
         )
-    if replay:
+    plan = DemoReplay(transactions=replay, days=replay_days, label_days=label_days, rate=rate)
+    if replay and bad_challenger:
         try:
-            plan = DemoReplay(
-                transactions=replay, days=replay_days, label_days=label_days, rate=rate
-            )
+            bad_challenger_rollout(config_path, workdir, plan=plan, seed=seed, console=console)
+            drain_ledger(config_path, console)
+        except RuntimeError as exc:
+            raise fail(str(exc)) from None
+        show_history(config_path)
+    elif replay:
+        try:
             online = serve_and_replay(config_path, workdir, plan=plan, seed=seed, console=console)
         except RuntimeError as exc:
             raise fail(str(exc)) from None
         console.print(f"wrote [bold]{workdir / 'online.json'}[/] and {workdir / 'replay.json'}")
         days = math.ceil(replay_days + label_days)
-        decide_and_report(config_path, workdir, online["replay"]["window"]["from"], days)
+        evaluation = decide_and_report(
+            config_path, workdir, online["replay"]["window"]["from"], days
+        )
+        if not aa:
+            try:
+                promote_on_decision(config_path, workdir, evaluation, console)
+            except RuntimeError as exc:
+                raise fail(str(exc)) from None
+        show_history(config_path)
     console.print(f"serve both models yourself: [bold]fraudgate serve --config {config_path}[/]")
 
 
-def decide_and_report(config_path: Path, workdir: Path, first_day: str, days: int) -> None:
+def show_history(config_path: Path) -> None:
+    """The experiment's record: weight changes, acts and rollout steps with their reasons."""
+    from fraudgate.config import load_config
+    from fraudgate.ledger import open_ledger
+    from fraudgate.report.experiment import render_history
+    from fraudgate.rollout.history import experiment_history
+
+    config = load_config(config_path)
+    if config.ledger_config is None or config.experiment_spec is None:
+        return
+    store = open_ledger(config.ledger_config.url)
+    try:
+        entries = experiment_history(store, config.experiment_spec.name, 50)
+    finally:
+        store.close()
+    render_history(config.experiment_spec.name, entries, console)
+
+
+def decide_and_report(config_path: Path, workdir: Path, first_day: str, days: int):
     """Evaluate once per simulated day, print each outcome, end with the decision and write
     report.json / report.html."""
     from fraudgate.demo import evaluate_daily, write_reports
@@ -126,3 +176,4 @@ def decide_and_report(config_path: Path, workdir: Path, first_day: str, days: in
         console.print(f"  - {reason}")
     paths = write_reports(evaluation, outcomes, workdir)
     console.print("wrote " + ", ".join(f"[bold]{p}[/]" for p in paths))
+    return evaluation

@@ -308,3 +308,41 @@ def _store_labels(url: str, labels: list[Label], actor: str) -> FeedbackResult:
         unknown_transaction_ids=unknown,
         unknown_count=len(unknown),
     )
+
+
+@experiment_app.command("history")
+def experiment_history(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="fraudgate YAML config (experiment, ledger).")
+    ],
+    ledger: Annotated[
+        str | None, typer.Option(help="Ledger URL (overrides the config's ledger.url).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="Latest entries shown.")] = 200,
+) -> None:
+    """Every weight change, promotion, rollback and rollout step, with its reason.
+
+    Read from the ledger directly (no server needed).
+    """
+
+    def run() -> None:
+        from fraudgate.config import ConfigError, load_config
+        from fraudgate.ledger import open_ledger
+        from fraudgate.report.experiment import render_history
+        from fraudgate.rollout.history import experiment_history as history
+
+        try:
+            loaded = load_config(config)
+        except ConfigError as exc:
+            raise _Fail(f"--config: {exc}", 2) from None
+        url = ledger or (loaded.ledger_config.url if loaded.ledger_config else None)
+        if url is None or loaded.experiment_spec is None:
+            raise _Fail(f"{config}: needs `experiment:` and `ledger:` sections (or --ledger)", 2)
+        store = open_ledger(url)
+        try:
+            entries = history(store, loaded.experiment_spec.name, limit)
+        finally:
+            store.close()
+        render_history(loaded.experiment_spec.name, entries, console)
+
+    _run(run)

@@ -18,6 +18,7 @@
 
 from fraudgate.client.aio import AsyncFraudgateClient
 from fraudgate.client.errors import (
+    Conflict,
     ConnectionFailed,
     ExperimentNotFound,
     FraudgateError,
@@ -32,6 +33,7 @@ from fraudgate.client.errors import (
 from fraudgate.client.seed import FraudDetectionClient
 from fraudgate.client.sync import FraudgateClient
 from fraudgate.client.types import (
+    ActionResult,
     ExperimentInfo,
     FeedbackResult,
     Label,
@@ -41,7 +43,9 @@ from fraudgate.client.types import (
 )
 
 __all__ = [
+    "ActionResult",
     "AsyncFraudgateClient",
+    "Conflict",
     "ConnectionFailed",
     "ExperimentInfo",
     "ExperimentNotFound",

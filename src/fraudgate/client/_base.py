@@ -119,6 +119,13 @@ class ClientBase:
         return orjson.dumps({"weights": dict(weights), "actor": actor})
 
     @staticmethod
+    def _action_body(reason: str, actor: str, evaluation: Mapping[str, Any] | None) -> bytes:
+        payload: dict[str, Any] = {"reason": reason, "actor": actor}
+        if evaluation is not None:
+            payload["evaluation"] = dict(evaluation)
+        return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    @staticmethod
     def _feedback_body(batch: list[dict[str, Any]], actor: str | None) -> bytes:
         payload: dict[str, Any] = {"labels": batch}
         if actor is not None:

@@ -46,6 +46,11 @@ class ExperimentNotFound(NotFound):
     """404 on an admin call: no experiment of that name."""
 
 
+class Conflict(FraudgateError):
+    """409 / FAILED_PRECONDITION: refused as things stand (e.g. the registry and the servers
+    disagree about which model is live); the message says what to do."""
+
+
 class PayloadTooLarge(FraudgateError):
     """413 / RESOURCE_EXHAUSTED: the request exceeds the server's payload limit."""
 
@@ -67,6 +72,7 @@ _BY_STATUS: dict[int, type[FraudgateError]] = {
     401: Unauthorized,
     403: Unauthorized,
     404: NotFound,
+    409: Conflict,
     413: PayloadTooLarge,
     503: ServerNotReady,
 }
@@ -77,6 +83,7 @@ _BY_GRPC: dict[str, tuple[int, type[FraudgateError]]] = {
     "UNAUTHENTICATED": (401, Unauthorized),
     "PERMISSION_DENIED": (403, Unauthorized),
     "NOT_FOUND": (404, NotFound),
+    "FAILED_PRECONDITION": (409, Conflict),
     "RESOURCE_EXHAUSTED": (413, PayloadTooLarge),
     "UNAVAILABLE": (503, ServerNotReady),
     "DEADLINE_EXCEEDED": (504, ConnectionFailed),

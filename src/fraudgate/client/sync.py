@@ -19,7 +19,13 @@ from fraudgate.client.errors import (
     error_from_grpc,
     error_from_http,
 )
-from fraudgate.client.types import ExperimentInfo, FeedbackResult, ScoreResult, WeightChange
+from fraudgate.client.types import (
+    ActionResult,
+    ExperimentInfo,
+    FeedbackResult,
+    ScoreResult,
+    WeightChange,
+)
 from fraudgate.client.wire import (
     InferCall,
     feedback_batches,
@@ -256,3 +262,26 @@ class FraudgateClient(ClientBase):
             not_found=ExperimentNotFound,
         )
         return self._weight_change(self._json(response.content, "weights"))
+
+    def act(
+        self,
+        name: str,
+        action: str,
+        reason: str,
+        actor: str,
+        evaluation: Mapping[str, Any] | None = None,
+    ) -> ActionResult:
+        """Promote (``action="promote"``) or roll back the experiment; the server moves the
+        registry aliases and the weights and records the act (Conflict when the registry and
+        the servers disagree about what is live)."""
+        response = self._send(
+            "POST",
+            f"/admin/experiments/{name}/{action}",
+            content=self._action_body(reason, actor, evaluation),
+            not_found=ExperimentNotFound,
+        )
+        return ActionResult.from_json(self._json(response.content, action))
+
+    def metrics_text(self) -> str:
+        """The server's ``/metrics`` (Prometheus text format)."""
+        return self._send("GET", "/metrics").text

@@ -204,3 +204,36 @@ class ExperimentInfo:
             generation=int(data.get("generation", 0)),
             history=tuple(WeightChange.from_json(h) for h in data.get("history", []) or []),
         )
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """`POST /admin/experiments/{name}/promote|rollback`: the act as done and recorded.
+
+    ``before``/``state``: the serving state (champion, challenger, versions, aliases, weights,
+    promoted) before and after, as the server answers it.
+    """
+
+    action: str
+    experiment: str
+    at: str
+    actor: str
+    reason: str
+    before: Mapping[str, Any]
+    state: Mapping[str, Any]
+
+    @property
+    def weights(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in dict(self.state.get("weights", {})).items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ActionResult:
+        return cls(
+            action=str(data.get("action", "")),
+            experiment=str(data.get("experiment", "")),
+            at=str(data.get("at", "")),
+            actor=str(data.get("actor", "")),
+            reason=str(data.get("reason", "")),
+            before=dict(data.get("before") or {}),
+            state=dict(data.get("state") or {}),
+        )

@@ -86,6 +86,8 @@ from fraudgate.config.schema import (
     GuardrailsConfig,
     LedgerConfig,
     ModelConfig,
+    RolloutConfig,
+    RolloutStep,
     ServerConfig,
 )
 
@@ -123,6 +125,8 @@ __all__ = [
     "GuardrailsConfig",
     "LedgerConfig",
     "ModelConfig",
+    "RolloutConfig",
+    "RolloutStep",
     "ServerConfig",
     "default_config_dict",
     "demo_config_dict",

@@ -17,6 +17,7 @@ from fraudgate.config import validators as v
 from fraudgate.config.schema import (
     ACKNOWLEDGE,
     DEFAULT_ALPHA,
+    DEFAULT_CHECK_INTERVAL_S,
     DEFAULT_COMMIT_TIMEOUT_MS,
     DEFAULT_FEEDBACK_MAX_LABELS,
     DEFAULT_GRPC_PORT,
@@ -36,10 +37,14 @@ from fraudgate.config.schema import (
     DEFAULT_MODEL_MANAGEMENT,
     DEFAULT_PLANNED_FRAUDS,
     DEFAULT_PLANNED_TRANSACTIONS,
+    DEFAULT_STEP_MIN_DURATION_S,
+    DEFAULT_STEP_MIN_SAMPLE,
     DEFAULT_WEIGHTS_POLL_S,
     DESIGNS,
+    MAX_ROLLOUT_STEPS,
     MODEL_MANAGEMENT,
     PRIMARY_METRICS,
+    ROLLOUT_PROMOTE,
     SHIPPERS,
     AnalysisConfig,
     AuthConfig,
@@ -50,6 +55,8 @@ from fraudgate.config.schema import (
     GuardrailsConfig,
     LedgerConfig,
     ModelConfig,
+    RolloutConfig,
+    RolloutStep,
     ServerConfig,
 )
 
@@ -58,7 +65,11 @@ if TYPE_CHECKING:
 
 # Sections other rooms own: kept verbatim as well (``experiment``/``ledger``) after validation.
 RAW_SECTIONS = ("experiment", "ledger")
-_TOP_LEVEL = ("registry", "server", "models", *RAW_SECTIONS, "auth", "analysis", "kubernetes")
+_TOP_LEVEL = (
+    "registry", "server", "models", *RAW_SECTIONS, "auth", "analysis", "rollout", "kubernetes"
+)
+_ROLLOUT_KEYS = ("steps", "check_interval_s", "promote", "servers")
+_STEP_KEYS = ("weight", "min_duration_s", "min_sample")
 _ANALYSIS_KEYS = (
     "champion",
     "challenger",
@@ -169,6 +180,7 @@ def parse_config(
         auth=_auth(data.get("auth"), resolve_secrets=resolve_secrets),
         analysis=_analysis(data.get("analysis"), models),
         kubernetes=parse_kubernetes(data.get("kubernetes"), tuple(m.name for m in models)),
+        rollout=_rollout(data.get("rollout")),
     )
 
 
@@ -535,3 +547,79 @@ def _cost(value: Any) -> CostConfig:
             lambda x: v.number(x, f"{where}.transactions_per_day", minimum=1e-9),
         ),
     )
+
+
+def _rollout(value: Any) -> RolloutConfig:
+    if value is None:
+        return RolloutConfig()
+    value = v.mapping(value, "rollout")
+    v.no_unknown(value, _ROLLOUT_KEYS, "rollout")
+    d = RolloutConfig()
+    steps = d.steps
+    if "steps" in value:
+        raw = value["steps"]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_ROLLOUT_STEPS:
+            raise ConfigError(
+                f"rollout.steps: expected a list of 1 to {MAX_ROLLOUT_STEPS} steps, received "
+                f"{v.describe(raw)}"
+            )
+        steps = tuple(_rollout_step(item, f"rollout.steps[{i}]") for i, item in enumerate(raw))
+        for i in range(1, len(steps)):
+            if steps[i].weight <= steps[i - 1].weight:
+                raise ConfigError(
+                    f"rollout.steps[{i}].weight: expected more than the step before "
+                    f"({steps[i - 1].weight}), received {steps[i].weight}"
+                )
+    servers = d.servers
+    if "servers" in value:
+        raw = value["servers"]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= 64:
+            raise ConfigError(
+                f"rollout.servers: expected a list of 1 to 64 URLs, received {v.describe(raw)}"
+            )
+        servers = tuple(_server_url(item, f"rollout.servers[{i}]") for i, item in enumerate(raw))
+    return RolloutConfig(
+        steps=steps,
+        check_interval_s=v.number(
+            value.get("check_interval_s", DEFAULT_CHECK_INTERVAL_S),
+            "rollout.check_interval_s",
+            minimum=0.05,
+            maximum=3600.0,
+        ),
+        promote=v.choice(value.get("promote", d.promote), "rollout.promote", ROLLOUT_PROMOTE),
+        servers=servers,
+    )
+
+
+def _rollout_step(value: Any, where: str) -> RolloutStep:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = {"weight": value}  # a bare weight: the default minimum duration and sample
+    value = v.mapping(value, where)
+    v.no_unknown(value, _STEP_KEYS, where)
+    if "weight" not in value:
+        raise ConfigError(f"{where}.weight: expected an integer 0 to 100, received nothing")
+    return RolloutStep(
+        weight=v.integer(value["weight"], f"{where}.weight", minimum=0, maximum=100),
+        min_duration_s=v.number(
+            value.get("min_duration_s", DEFAULT_STEP_MIN_DURATION_S),
+            f"{where}.min_duration_s",
+            minimum=0.0,
+            maximum=30 * 86_400.0,
+        ),
+        min_sample=v.integer(
+            value.get("min_sample", DEFAULT_STEP_MIN_SAMPLE),
+            f"{where}.min_sample",
+            minimum=0,
+            maximum=10**9,
+        ),
+    )
+
+
+def _server_url(value: Any, where: str) -> str:
+    url = v.text(value, where)
+    if not url.startswith(("http://", "https://")) or len(url) > 300:
+        raise ConfigError(
+            f"{where}: expected an http:// or https:// URL of at most 300 characters, "
+            f"received {v.describe(url)}"
+        )
+    return url.rstrip("/")

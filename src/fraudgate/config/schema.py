@@ -53,6 +53,15 @@ DEFAULT_PLANNED_TRANSACTIONS = 100_000  # the same for the alert-rate sequence
 DESIGNS = ("auto", "paired", "split")
 
 
+# rollout: (the ramp's plan; see RolloutConfig)
+ROLLOUT_PROMOTE = ("on_primary", "at_end")
+DEFAULT_ROLLOUT_WEIGHTS = (0, 5, 20, 50, 100)
+DEFAULT_STEP_MIN_DURATION_S = 600.0
+DEFAULT_STEP_MIN_SAMPLE = 1000
+DEFAULT_CHECK_INTERVAL_S = 10.0
+MAX_ROLLOUT_STEPS = 20
+
+
 class ConfigError(ValueError):
     """The configuration file is invalid; the message names the field, expected and received."""
 
@@ -221,6 +230,46 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RolloutStep:
+    """One step of a ramp: the challenger's share of the traffic (0 = shadow only), held at
+    least ``min_duration_s`` and until the step recorded ``min_sample`` decisions."""
+
+    weight: int
+    min_duration_s: float = DEFAULT_STEP_MIN_DURATION_S
+    min_sample: int = DEFAULT_STEP_MIN_SAMPLE
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutConfig:
+    """How `fraudgate rollout` ramps the challenger (``rollout:`` section).
+
+    - ``steps``: challenger weights in increasing order, each with its minimum duration/sample.
+    - ``check_interval_s``: how often the guardrails are evaluated (and so the longest a breach
+      waits before traffic goes back to the champion, plus the replicas' weight poll).
+    - ``promote``: ``on_primary`` promotes only when the primary metric's always-valid result
+      says PROMOTE (holding at the last step until then); ``at_end`` promotes once the last step
+      has passed its minimum with no guardrail objecting.
+    - ``servers``: the replicas whose ``/metrics`` give the error rate (default: the config's
+      server).
+    """
+
+    steps: tuple[RolloutStep, ...] = tuple(RolloutStep(w) for w in DEFAULT_ROLLOUT_WEIGHTS)
+    check_interval_s: float = DEFAULT_CHECK_INTERVAL_S
+    promote: str = "on_primary"
+    servers: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as recorded with a rollout (a resumed rollout must have the same one)."""
+        return {
+            "steps": [
+                {"weight": s.weight, "min_duration_s": s.min_duration_s, "min_sample": s.min_sample}
+                for s in self.steps
+            ],
+            "promote": self.promote,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class FraudgateConfig:
     models: tuple[ModelConfig, ...]
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -234,6 +283,7 @@ class FraudgateConfig:
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     # the ``kubernetes:`` section (`fraudgate export kubernetes`); the loader always sets it
     kubernetes: KubernetesConfig | None = None
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
 
     @property
     def ledger_enabled(self) -> bool:

@@ -374,6 +374,44 @@ class AdminAction:
 
 
 @dataclass(frozen=True, slots=True)
+class ExperimentAction:
+    """One recorded act on an experiment: a promotion, a rollback, a rollout step.
+
+    ``action``: ``promote`` | ``rollback`` | ``rollout_start`` | ``rollout_step`` |
+    ``rollout_end``. ``detail`` holds what the act left behind (the serving state: champion,
+    aliases, weights; a rollout's step) and the evaluation it was based on, as JSON.
+    """
+
+    experiment: str
+    at: float
+    actor: str
+    action: str
+    reason: str
+    detail: dict[str, Any] = field(hash=False)
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutRecord:
+    """A rollout as the ledger holds it: its plan and the step it is at (see ``rollouts``).
+
+    ``step`` is the index of the step in force (-1: started, no step applied yet); ``baseline``
+    the counters read when that step began (the controller's, to measure the step alone).
+    """
+
+    id: int
+    experiment: str
+    actor: str
+    status: str  # running | promoted | rolled_back | stopped
+    plan: dict[str, Any] = field(hash=False)
+    step: int
+    step_started_at: float
+    baseline: dict[str, Any] = field(hash=False)
+    started_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ModelOutcome:
     """Confusion counts of one (model_name, model_version, role)."""
 

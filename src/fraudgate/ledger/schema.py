@@ -106,6 +106,38 @@ admin_actions = sa.Table(
     sa.Column("detail_json", sa.Text, nullable=False),
 )
 
+# Promotions, rollbacks and rollout steps of an experiment: what was done, by whom, why, on which
+# evidence (``detail_json``: the serving state it left and the evaluation it was based on).
+experiment_actions = sa.Table(
+    "experiment_actions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("experiment", sa.String(200), nullable=False, index=True),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("detail_json", sa.Text, nullable=False),
+)
+
+# One row per `fraudgate rollout`: its plan and where it stands. ``step`` moves only by a
+# compare-and-set on (id, step), in the transaction that records the step, so a rollout killed
+# and restarted resumes at the recorded step: never one repeated, never one skipped.
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("experiment", sa.String(200), nullable=False, index=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # running | promoted | rolled_back | ...
+    sa.Column("plan_json", sa.Text, nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("step_started_at", sa.Double, nullable=False),
+    sa.Column("baseline_json", sa.Text, nullable=False),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
 # How far `fraudgate ledger ship` has moved each decision-journal segment into ``decisions``:
 # updated in the same transaction as the rows it moved, so a segment is shipped exactly once.
 journal_offsets = sa.Table(
@@ -212,6 +244,11 @@ def _add_event_time_and_label_source(conn: sa.Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _create_experiment_actions(conn: sa.Connection) -> None:
+    experiment_actions.create(conn, checkfirst=True)
+    rollouts.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions, labels, label_audit, weight_changes", _create_tables),
     Migration(2, "indexes for analysis joins", _create_analysis_indexes),
@@ -224,6 +261,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         6,
         "decisions.event_time, labels.source, indexes for the evaluation's counts",
         _add_event_time_and_label_source,
+    ),
+    Migration(
+        7, "experiment_actions and rollouts (promote, rollback, ramp)", _create_experiment_actions
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

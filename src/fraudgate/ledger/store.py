@@ -54,12 +54,14 @@ from fraudgate.ledger.records import (
     DayCounts,
     Decision,
     DecisionBatch,
+    ExperimentAction,
     ExperimentCounts,
     Label,
     LabelChange,
     LabelResult,
     ModelOutcome,
     PairedDay,
+    RolloutRecord,
     WeightChange,
 )
 from fraudgate.ledger.schema import (
@@ -67,15 +69,17 @@ from fraudgate.ledger.schema import (
     LEDGER_ID_KEY,
     admin_actions,
     decisions,
+    experiment_actions,
     journal_offsets,
     label_audit,
     labels,
     ledger_meta,
     migrate,
+    rollouts,
     schema_version,
     weight_changes,
 )
-from fraudgate.protocol.limits import check_actor, check_id, check_text
+from fraudgate.protocol.limits import check_actor, check_id, check_reason, check_text
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,7 @@ DEFAULT_LEDGER_FILE = "ledger.db"
 # Advisory lock keys (PostgreSQL), arbitrary but fixed: "fgl" + purpose.
 _MIGRATION_LOCK = 0x66676C_0001
 _LABEL_LOCK = 0x66676C_0002
+_ROLLOUT_LOCK = 0x66676C_0003
 _IN_CHUNK = 500  # ids per IN (...) list
 # A 32 MiB SQLite page cache per connection (the decisions' indexes stay in memory).
 _SQLITE_CACHE_KIB = 32 * 1024
@@ -888,42 +893,11 @@ class LedgerStore:
         at: float | datetime | None = None,
     ) -> WeightChange:
         check_actor(actor)
-        clean: dict[str, float] = {}
-        for name, weight in weights.items():
-            value = float(weight)
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(
-                    f"weights[{name!r}]: expected a finite number >= 0, received {weight!r}"
-                )
-            clean[str(name)] = value
+        clean = _clean_weights(weights)
         when = time.time() if at is None else _epoch(at)
         assert when is not None
-        table = weight_changes.c
         with self._write() as conn:
-            inserted = conn.execute(
-                sa.insert(weight_changes).values(
-                    experiment=experiment,
-                    weights_json=json.dumps(clean, sort_keys=True),
-                    actor=actor,
-                    changed_at=when,
-                )
-            ).inserted_primary_key
-            assert inserted is not None
-            inserted_id = inserted[0]
-            before = conn.execute(  # the change before it in `weight_history` order
-                sa.select(table.weights_json)
-                .where(
-                    table.experiment == experiment,
-                    sa.or_(
-                        table.changed_at < when,
-                        sa.and_(table.changed_at == when, table.id < inserted_id),
-                    ),
-                )
-                .order_by(table.changed_at.desc(), table.id.desc())
-                .limit(1)
-            ).scalar_one_or_none()
-        old = {} if before is None else json.loads(before)
-        return WeightChange(experiment=experiment, at=when, actor=actor, old=old, new=clean)
+            return _insert_weight_change(conn, experiment, clean, actor, when)
 
     def weight_history(self, experiment: str) -> list[WeightChange]:
         """The experiment's recorded weight changes, oldest first (``old``: the previous
@@ -996,6 +970,256 @@ class LedgerStore:
             )
             for row in reversed(rows)
         ]
+
+    # -- experiment actions (promote, rollback, rollout steps) and rollouts ------------------
+
+    def record_experiment_action(
+        self,
+        experiment: str,
+        action: str,
+        actor: str,
+        reason: str,
+        detail: dict[str, Any],
+        *,
+        weights: dict[str, float] | None = None,
+        at: float | None = None,
+    ) -> ExperimentAction:
+        """Record an act on ``experiment``; with ``weights``, the weight change it makes too, in
+        the same transaction (replicas polling the weights see both or neither)."""
+        check_actor(actor)
+        check_text(action, "action", 32)
+        check_reason(reason)
+        clean = None if weights is None else _clean_weights(weights)
+        when = time.time() if at is None else at
+        with self._write() as conn:
+            return _insert_action(conn, experiment, action, actor, reason, detail, clean, when)
+
+    def experiment_actions(
+        self, experiment: str, *, actions: Sequence[str] | None = None, limit: int = 1000
+    ) -> list[ExperimentAction]:
+        """The latest ``limit`` acts on ``experiment`` (of the kinds ``actions``), oldest first."""
+        table = experiment_actions.c
+        query = (
+            sa.select(experiment_actions)
+            .where(table.experiment == experiment)
+            .order_by(table.at.desc(), table.id.desc())
+            .limit(limit)
+        )
+        if actions is not None:
+            query = query.where(table.action.in_(list(actions)))
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            ExperimentAction(
+                experiment=row.experiment,
+                at=float(row.at),
+                actor=row.actor,
+                action=row.action,
+                reason=row.reason,
+                detail=json.loads(row.detail_json),
+                id=int(row.id),
+            )
+            for row in reversed(rows)
+        ]
+
+    def start_rollout(
+        self, experiment: str, actor: str, plan: dict[str, Any], baseline: dict[str, Any]
+    ) -> RolloutRecord:
+        """A new running rollout (step -1) and its ``rollout_start`` act; ValueError if one is
+        already running for ``experiment`` (checked under a lock on PostgreSQL)."""
+        check_actor(actor)
+        now = time.time()
+        with self._write(lock=_ROLLOUT_LOCK) as conn:
+            running = _running_rollout(conn, experiment)
+            if running is not None:
+                raise ValueError(
+                    f"experiment {experiment!r}: rollout {running.id} (started by "
+                    f"{running.actor}) is still running; resume it or end it first"
+                )
+            inserted = conn.execute(
+                sa.insert(rollouts).values(
+                    experiment=experiment,
+                    actor=actor,
+                    status="running",
+                    plan_json=json.dumps(plan, sort_keys=True),
+                    step=-1,
+                    step_started_at=now,
+                    baseline_json=json.dumps(baseline, sort_keys=True),
+                    started_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key
+            assert inserted is not None
+            rollout_id = int(inserted[0])
+            _insert_action(
+                conn,
+                experiment,
+                "rollout_start",
+                actor,
+                f"rollout {rollout_id} started",
+                {"rollout": rollout_id, "plan": plan},
+                None,
+                now,
+            )
+            record = _rollout_by_id(conn, rollout_id)
+        assert record is not None
+        return record
+
+    def running_rollout(self, experiment: str) -> RolloutRecord | None:
+        with self._engine.connect() as conn:
+            return _running_rollout(conn, experiment)
+
+    def latest_rollout(self, experiment: str) -> RolloutRecord | None:
+        """The experiment's most recent rollout, running or ended."""
+        query = (
+            sa.select(rollouts)
+            .where(rollouts.c.experiment == experiment)
+            .order_by(rollouts.c.id.desc())
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _rollout_from(row)
+
+    def advance_rollout(
+        self,
+        rollout: RolloutRecord,
+        *,
+        step: int,
+        status: str,
+        baseline: dict[str, Any],
+        action: str,
+        reason: str,
+        detail: dict[str, Any],
+        weights: dict[str, float] | None = None,
+    ) -> RolloutRecord | None:
+        """Move ``rollout`` from the step it was read at to ``step`` (and ``status``), recording
+        the act (and the weights) in the same transaction. None when the ledger's rollout is no
+        longer at ``rollout.step`` or running (another controller moved it): nothing recorded."""
+        check_reason(reason)
+        check_text(status, "status", 16)
+        clean = None if weights is None else _clean_weights(weights)
+        now = time.time()
+        table = rollouts.c
+        with self._write(lock=_ROLLOUT_LOCK) as conn:
+            moved = conn.execute(
+                sa.update(rollouts)
+                .where(table.id == rollout.id, table.step == rollout.step)
+                .where(table.status == "running")
+                .values(
+                    step=step,
+                    status=status,
+                    step_started_at=now if step != rollout.step else rollout.step_started_at,
+                    baseline_json=json.dumps(baseline, sort_keys=True),
+                    updated_at=now,
+                )
+            ).rowcount
+            if moved != 1:
+                return None
+            full = {"rollout": rollout.id, "step": step, **detail}
+            _insert_action(
+                conn, rollout.experiment, action, rollout.actor, reason, full, clean, now
+            )
+            return _rollout_by_id(conn, rollout.id)
+
+
+def _clean_weights(weights: dict[str, float]) -> dict[str, float]:
+    clean: dict[str, float] = {}
+    for name, weight in weights.items():
+        value = float(weight)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(
+                f"weights[{name!r}]: expected a finite number >= 0, received {weight!r}"
+            )
+        clean[str(name)] = value
+    return clean
+
+
+def _insert_weight_change(
+    conn: sa.Connection, experiment: str, clean: dict[str, float], actor: str, when: float
+) -> WeightChange:
+    table = weight_changes.c
+    inserted = conn.execute(
+        sa.insert(weight_changes).values(
+            experiment=experiment,
+            weights_json=json.dumps(clean, sort_keys=True),
+            actor=actor,
+            changed_at=when,
+        )
+    ).inserted_primary_key
+    assert inserted is not None
+    inserted_id = inserted[0]
+    before = conn.execute(  # the change before it in `weight_history` order
+        sa.select(table.weights_json)
+        .where(
+            table.experiment == experiment,
+            sa.or_(
+                table.changed_at < when,
+                sa.and_(table.changed_at == when, table.id < inserted_id),
+            ),
+        )
+        .order_by(table.changed_at.desc(), table.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    old = {} if before is None else json.loads(before)
+    return WeightChange(experiment=experiment, at=when, actor=actor, old=old, new=clean)
+
+
+def _insert_action(
+    conn: sa.Connection,
+    experiment: str,
+    action: str,
+    actor: str,
+    reason: str,
+    detail: dict[str, Any],
+    weights: dict[str, float] | None,
+    when: float,
+) -> ExperimentAction:
+    inserted = conn.execute(
+        sa.insert(experiment_actions).values(
+            experiment=experiment,
+            at=when,
+            actor=actor,
+            action=action,
+            reason=reason,
+            detail_json=json.dumps(detail, sort_keys=True),
+        )
+    ).inserted_primary_key
+    assert inserted is not None
+    if weights is not None:
+        _insert_weight_change(conn, experiment, weights, f"{actor} ({action})"[:100], when)
+    return ExperimentAction(experiment, when, actor, action, reason, dict(detail), int(inserted[0]))
+
+
+def _rollout_from(row: sa.Row) -> RolloutRecord:
+    return RolloutRecord(
+        id=int(row.id),
+        experiment=row.experiment,
+        actor=row.actor,
+        status=row.status,
+        plan=json.loads(row.plan_json),
+        step=int(row.step),
+        step_started_at=float(row.step_started_at),
+        baseline=json.loads(row.baseline_json),
+        started_at=float(row.started_at),
+        updated_at=float(row.updated_at),
+    )
+
+
+def _rollout_by_id(conn: sa.Connection, rollout_id: int) -> RolloutRecord | None:
+    row = conn.execute(sa.select(rollouts).where(rollouts.c.id == rollout_id)).first()
+    return None if row is None else _rollout_from(row)
+
+
+def _running_rollout(conn: sa.Connection, experiment: str) -> RolloutRecord | None:
+    query = (
+        sa.select(rollouts)
+        .where(rollouts.c.experiment == experiment, rollouts.c.status == "running")
+        .order_by(rollouts.c.id.desc())
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    return None if row is None else _rollout_from(row)
 
 
 _PAIRED_CELLS = ("both", "only_a", "only_b", "neither")

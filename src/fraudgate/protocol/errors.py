@@ -63,6 +63,11 @@ class Forbidden(InferenceError):
     """The server refuses the call whoever asks (e.g. model management switched off)."""
 
 
+class Conflict(InferenceError):
+    """The call conflicts with the state of things (e.g. the registry and the servers disagree
+    about which model is live); the message says how to bring them back in line."""
+
+
 class Unavailable(InferenceError):
     """A dependency is down or not configured (e.g. the decision ledger); retry later."""
 
@@ -78,6 +83,7 @@ STATUS_TABLE: dict[type[InferenceError], tuple[int, str]] = {
     Unavailable: (503, "UNAVAILABLE"),
     Unauthorized: (401, "UNAUTHENTICATED"),
     Forbidden: (403, "PERMISSION_DENIED"),
+    Conflict: (409, "FAILED_PRECONDITION"),
 }
 INTERNAL = (500, "INTERNAL")
 

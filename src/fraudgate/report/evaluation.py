@@ -38,6 +38,15 @@ def evaluation_json(evaluation: Any) -> dict[str, Any]:
     }
 
 
+def evaluation_snapshot(evaluation: Any) -> dict[str, Any]:
+    """What an act records of the evaluation it was based on: ``report.json`` without the
+    per-day series and the raw counts (the decision, its reasons, guardrails and statistics)."""
+    document = evaluation_json(evaluation)
+    for bulky in ("days", "counts"):
+        document.pop(bulky, None)
+    return document
+
+
 def write_evaluation_json(evaluation: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

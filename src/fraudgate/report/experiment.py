@@ -7,6 +7,7 @@ The inputs are the client's results (`fraudgate.client.ExperimentInfo`, `WeightC
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -126,3 +127,111 @@ def render_feedback(
         err_console.print(f"rejected {error}", highlight=False)
     if len(errors) > 50:
         err_console.print(f"... and {len(errors) - 50} more rejected fields", highlight=False)
+
+
+# -- promote, rollback, rollout, history ---------------------------------------------------------
+
+
+class ActionView(Protocol):
+    @property
+    def action(self) -> str: ...
+    @property
+    def experiment(self) -> str: ...
+    @property
+    def at(self) -> str: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def before(self) -> Mapping[str, Any]: ...
+    @property
+    def state(self) -> Mapping[str, Any]: ...
+
+
+def _aliases_text(aliases: Mapping[str, Any]) -> str:
+    return ", ".join(f"@{alias}=v{version}" for alias, version in sorted(aliases.items())) or "-"
+
+
+def render_action(result: ActionView, console: Console) -> None:
+    """A promote / rollback as done: champion, aliases and weights before and after."""
+    table = Table(
+        title=f"{result.action} of {result.experiment} at {result.at} by {result.actor}",
+        title_justify="left",
+    )
+    for column in ("", "before", "after"):
+        table.add_column(column)
+    before, after = result.before, result.state
+    table.add_row("champion", str(before.get("champion")), str(after.get("champion")))
+    table.add_row(
+        "registry aliases",
+        _aliases_text(before.get("aliases", {})),
+        _aliases_text(after.get("aliases", {})),
+    )
+    table.add_row(
+        "traffic", weights_text(before.get("weights", {})), weights_text(after.get("weights", {}))
+    )
+    versions = after.get("versions", {})
+    table.add_row(
+        "serving names",
+        "",
+        ", ".join(f"{name} = MLflow v{version}" for name, version in versions.items()),
+    )
+    table.caption = f"reason: {result.reason}"
+    table.caption_justify = "left"
+    console.print(table)
+
+
+class RolloutEventView(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def step(self) -> int: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def weights(self) -> Mapping[str, int] | None: ...
+
+
+_EVENT_STYLE = {"rollback": "bold red", "promote": "bold green", "step": "cyan", "end": "bold"}
+
+
+def render_rollout_event(event: RolloutEventView, console: Console) -> None:
+    """One line per thing the rollout did or saw."""
+    style = _EVENT_STYLE.get(event.kind, "")
+    weights = f" [{weights_text(event.weights)}]" if event.weights else ""
+    kind = f"[{style}]{event.kind:>8}[/]" if style else f"{event.kind:>8}"
+    from datetime import datetime
+
+    now = datetime.now().strftime("%H:%M:%S")
+    console.print(f"{now} {kind} {event.message}{weights}", highlight=False)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of `fraudgate experiment history`: a weight change or a recorded act."""
+
+    at: float
+    kind: str
+    actor: str
+    what: str
+    reason: str
+
+
+def render_history(experiment: str, entries: Sequence[HistoryEntry], console: Console) -> None:
+    from fraudgate.weights import iso_utc
+
+    table = Table(title=f"history of {experiment}", title_justify="left")
+    for column in ("time (UTC)", "kind", "actor", "what", "reason"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        table.add_row(
+            iso_utc(entry.at)[:19].replace("T", " "),
+            entry.kind,
+            entry.actor,
+            entry.what,
+            entry.reason,
+        )
+    if not entries:
+        table.caption = "nothing recorded yet"
+    console.print(table)

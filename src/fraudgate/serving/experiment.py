@@ -13,7 +13,8 @@ none and the data plane serves plainly. It composes the parts, each a module of 
 * `fraudgate.serving.metrics.PlaneCollector`: their metrics.
 
 The transports call the handlers here (`feedback`, `experiment_view`, `set_weights`, `dashboard`,
-behind `check_token`); the data plane gets the scheduler (`bind`) and the routing (`routing`).
+`promote`, `rollback`, behind `check_token`; promotion is `fraudgate.serving.promote`); the data
+plane gets the scheduler (`bind`) and the routing (`routing`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from fraudgate.config import DEFAULT_FEEDBACK_MAX_LABELS, FraudgateConfig
+from fraudgate.config import DEFAULT_FEEDBACK_MAX_LABELS, FraudgateConfig, ModelConfig
 from fraudgate.experiments import ExperimentState
 from fraudgate.protocol.errors import Unavailable
 from fraudgate.serving.admin import ExperimentAdmin
 from fraudgate.serving.auth import AdminAuth
 from fraudgate.serving.feedback import FeedbackHandler
 from fraudgate.serving.metrics import PlaneCollector
+from fraudgate.serving.promote import PromotionAdmin
 from fraudgate.serving.recording import CommitRecorder, JournalRecorder, NoRecorder
 from fraudgate.serving.routing import HeadersFn, Routing
 from fraudgate.serving.scheduler import Scheduler, Tasks
@@ -90,6 +92,7 @@ class ExperimentPlane:
         self.mirror: JournaledMirror | ShadowScorer | None = None
         self.scheduler: Scheduler | None = None
         self.admin = ExperimentAdmin(self.routing, store)
+        self.promotion = PromotionAdmin(config, self.admin)
         max_labels = (
             ledger.feedback_max_labels if ledger is not None else DEFAULT_FEEDBACK_MAX_LABELS
         )
@@ -105,6 +108,7 @@ class ExperimentPlane:
             recorder=self.recorder,
             mirror=self.mirror_counts,
             quarantine=quarantine,
+            routing=self.routing,
         )
 
     @classmethod
@@ -175,6 +179,15 @@ class ExperimentPlane:
                     self.max_pending_mirror_rows,
                 )
         self.scheduler = Scheduler(self.recorder, self.mirror, self.tasks)
+
+        def served(name: str) -> str | None:  # the MLflow version behind a serving name
+            try:
+                deployed = resolve(name)
+            except Exception:
+                return None
+            return str(deployed.metadata["parameters"]["mlflow_model_version"]) or None
+
+        self.promotion.served = served
         return self.scheduler
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -182,6 +195,21 @@ class ExperimentPlane:
         """Blocking (run in a thread): reconcile the configured weights with the ledger's."""
         if self.routing is not None:
             self.routing.reconcile()
+
+    def pinned_models(self) -> tuple[ModelConfig, ...] | None:
+        """Blocking: the config's models pinned to the versions the ledger's last promotion or
+        rollback left (None: no act recorded, serve the config as it is); PromotionConflict when
+        the registry disagrees (`fraudgate.promotion.startup_models`)."""
+        if self.store is None or self.state is None:
+            return None
+        from fraudgate.promotion import last_act, recorded_state, startup_models
+
+        previous = last_act(self.store, self.state.spec.name)
+        state = recorded_state(previous)
+        if state is None:
+            return None
+        aliases = self.promotion.registry().aliases()
+        return startup_models(self.promotion.config, state, aliases, previous)
 
     def start_polling(self) -> None:
         if self.health is not None:
@@ -293,6 +321,16 @@ class ExperimentPlane:
             shipper_up=None if supervisor is None else supervisor.up,
             shipper_restarts=None if supervisor is None else supervisor.restarts,
         )
+
+    async def promote(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        result = await self.promotion.act("promote", name, body)
+        self.invalidate_dashboard()
+        return result
+
+    async def rollback(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        result = await self.promotion.act("rollback", name, body)
+        self.invalidate_dashboard()
+        return result
 
     # -- metrics (a prometheus_client collector, read at scrape time) ---------------------------
     def collect(self) -> Iterator[Metric]:

@@ -13,6 +13,8 @@ Names follow Prometheus conventions (``_total`` counters, ``_seconds`` latency):
 With an experiment or a ledger, `PlaneCollector` (the experiment plane's ``collect``) adds:
 
 * ``fraudgate_experiment_weight{experiment,model}`` (gauge, the live weights)
+* ``fraudgate_rollout_step{experiment}`` (gauge, the running rollout's step index, -1: none;
+  with a ledger)
 * ``fraudgate_mirror_rows_total{outcome}`` (outcome = journaled | scored | dropped | failed)
 * ``fraudgate_ledger_decisions_total{role}`` and ``fraudgate_ledger_write_failures_total``
 * ``fraudgate_ledger_quarantined_lines`` / ``_rows`` (journal lines the store refused)
@@ -262,8 +264,16 @@ class PlaneCollector:
     """
 
     def __init__(
-        self, *, health: Any, state: Any, recorder: Any, mirror: Any, quarantine: Any
+        self,
+        *,
+        health: Any,
+        state: Any,
+        recorder: Any,
+        mirror: Any,
+        quarantine: Any,
+        routing: Any = None,
     ) -> None:
+        self.routing = routing  # `fraudgate.serving.routing.Routing` or None: the rollout step
         self.health = health
         self.state = state
         self.recorder = recorder
@@ -283,6 +293,15 @@ class PlaneCollector:
             for name, weight in spec.weights.items():
                 weights.add_metric([spec.name, name], weight)
             yield weights
+        if self.routing is not None and self.routing.store is not None:
+            step = GaugeMetricFamily(
+                "fraudgate_rollout_step",
+                "Index (from 0) of the step the experiment's running rollout is at, as of the "
+                "last ledger poll; -1 when no rollout is running.",
+                labels=["experiment"],
+            )
+            step.add_metric([self.routing.state.spec.name], self.routing.rollout_step)
+            yield step
         mirror = CounterMetricFamily(
             "fraudgate_mirror_rows",
             "Mirrored rows: journaled (for the shipper to score), scored in shadow (by this "

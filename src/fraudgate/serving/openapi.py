@@ -75,6 +75,10 @@ TOO_LARGE = _error("Request body larger than the server's max_payload_bytes.")
 NOT_READY = _error("The model (or server) is not ready: loading, unloaded or failed.")
 UNAUTHORIZED = _error("Missing or wrong bearer token (header Authorization: Bearer <token>).")
 UNAVAILABLE = _error("No ledger/experiment configured, or the ledger is unreachable.")
+CONFLICT = _error(
+    "Refused as things stand: the registry, this server and the ledger disagree about which "
+    "model is live, or there is nothing to promote; the message says what to do."
+)
 FORBIDDEN = _error(
     "Model management refused: switched off (server.model_management: off), or no admin token "
     "is configured (auth.token / auth.token_env)."
@@ -439,6 +443,53 @@ def _schemas() -> dict[str, Any]:
             "properties": {"weights": _ref("Weights"), "actor": {"type": "string"}},
         },
         **_dashboard_schemas(),
+        "ActionRequest": {
+            "type": "object",
+            "required": ["reason"],
+            "properties": {
+                "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+                "actor": {"type": "string", "minLength": 1, "maxLength": 100},
+                "evaluation": {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "description": "The analysis snapshot the act is based on (at most 256 KiB).",
+                },
+            },
+        },
+        "ServingState": {
+            "type": "object",
+            "required": ["champion", "challenger", "versions", "aliases", "weights", "promoted"],
+            "properties": {
+                "champion": {"type": "string"},
+                "challenger": {"type": "string"},
+                "versions": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "Serving name -> MLflow version it serves.",
+                },
+                "aliases": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "Registry alias -> MLflow version.",
+                },
+                "weights": _ref("Weights"),
+                "promoted": {"type": "boolean"},
+            },
+        },
+        "ExperimentAction": {
+            "type": "object",
+            "required": ["action", "experiment", "at", "actor", "reason", "before", "state"],
+            "properties": {
+                "action": {"type": "string", "enum": ["promote", "rollback"]},
+                "experiment": {"type": "string"},
+                "at": {"type": "string", "format": "date-time"},
+                "actor": {"type": "string"},
+                "reason": {"type": "string"},
+                "before": _ref("ServingState"),
+                "state": _ref("ServingState"),
+                "generation": {"type": "integer"},
+            },
+        },
         "RepositoryUnloadResponse": {
             "type": "object",
             "required": ["name", "state"],

@@ -365,6 +365,15 @@ class RestApp:
     async def _ui_dashboard(self, call: Call) -> Reply:
         plane = self.dataplane.experiment_admin(call.authorization)
         return Reply(200, orjson.dumps(await plane.dashboard()), headers=_NO_STORE)
+    async def _promote(self, call: Call) -> Reply:
+        plane = self.dataplane.experiment_admin(call.authorization)
+        body = await self._json_body(call.scope, call.receive)
+        return Reply(200, orjson.dumps(await plane.promote(call.params["name"], body)))
+
+    async def _rollback(self, call: Call) -> Reply:
+        plane = self.dataplane.experiment_admin(call.authorization)
+        body = await self._json_body(call.scope, call.receive)
+        return Reply(200, orjson.dumps(await plane.rollback(call.params["name"], body)))
 
     # -- operations ------------------------------------------------------------------------------
     async def _metrics(self, call: Call) -> Reply:
@@ -459,6 +468,30 @@ def _model_routes(prefix: str, params: tuple[Param, ...], suffix: str) -> list[R
             doc.INFER_BODY,
         ),
     ]
+
+
+def _act_route(action: str, handler: Handler, summary: str) -> Route[Handler]:
+    """``POST /admin/experiments/{name}/<action>``: promote or roll back (`serving.promote`)."""
+    return Route(
+        "POST",
+        f"/admin/experiments/{{name}}/{action}",
+        handler,
+        f"{action}Experiment",
+        summary,
+        ("experiment",),
+        {
+            200: doc.json_response("ExperimentAction", "The act, done and recorded."),
+            400: doc.BAD,
+            401: doc.UNAUTHORIZED,
+            404: doc.UNKNOWN_EXPERIMENT,
+            409: doc.CONFLICT,
+            413: doc.TOO_LARGE,
+            503: doc.UNAVAILABLE,
+        },
+        (doc.EXPERIMENT_NAME,),
+        doc.json_body("ActionRequest", required=True),
+        admin=True,
+    )
 
 
 _MANAGEMENT_ERRORS = {
@@ -595,6 +628,16 @@ ROUTES: tuple[Route[Handler], ...] = (
         (doc.EXPERIMENT_NAME,),
         doc.json_body("WeightsRequest", required=True),
         admin=True,
+    ),
+    _act_route(
+        "promote",
+        RestApp._promote,
+        "Promote the challenger: registry aliases, 100% of the traffic, on record",
+    ),
+    _act_route(
+        "rollback",
+        RestApp._rollback,
+        "Roll back: traffic (and, after a promotion, the aliases) to the champion",
     ),
     Route(
         "GET",

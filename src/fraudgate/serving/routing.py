@@ -10,6 +10,7 @@ replicas sharing a ledger pick up each other's changes by polling its weight his
 ``ledger.weights_poll_s``; at start-up the config's weights are recorded (actor ``config``)
 unless the ledger already holds them, in which case the ledger's latest live change is restored:
 a restart neither silently undoes a live change nor silently ignores an edited config file.
+The same poll reads the step of the experiment's running rollout (for ``/metrics``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class Routing:
         # the request parameter that carries the routing key (a non-empty string: the fast path)
         self._key_parameter = routing.key if routing.source == "parameter" else None
         self._poll_task: asyncio.Task[None] | None = None
+        # the running rollout's step index as the ledger had it at the last poll (-1: none)
+        self.rollout_step = -1
 
     # -- per request ------------------------------------------------------------------------
     def routes(self, name: str, version: str | None) -> bool:
@@ -103,6 +106,7 @@ class Routing:
             return
         name = state.spec.name
         configured = state.spec.weights
+        self.rollout_step = self._read_rollout_step()
         history = store.weight_history(name)
         last_config = next((c for c in reversed(history) if c.actor == CONFIG_ACTOR), None)
         if last_config is None or whole_weights(last_config.new) != configured:
@@ -115,6 +119,10 @@ class Routing:
                 log.info("experiment %s: restored live weights %s from the ledger", name, latest)
             except ExperimentConfigError as exc:
                 log.warning("experiment %s: ignoring ledger weights %s: %s", name, latest, exc)
+
+    def _read_rollout_step(self) -> int:
+        rollout = self.store.running_rollout(self.state.spec.name)
+        return -1 if rollout is None else rollout.step
 
     def start_polling(self) -> None:
         """Follow other replicas' weight changes through the ledger (with a store and a period)."""
@@ -132,6 +140,7 @@ class Routing:
             await asyncio.sleep(self.poll_s)
             try:
                 history = await asyncio.to_thread(store.weight_history, name)
+                self.rollout_step = await asyncio.to_thread(self._read_rollout_step)
             except Exception as exc:  # the database is down: keep the current weights
                 log.warning("experiment %s: polling weights failed: %s", name, exc)
                 continue

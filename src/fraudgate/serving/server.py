@@ -3,8 +3,11 @@
 Start-up order: both listeners come up first (``/v2/health/live`` answers, ``/v2/health/ready``
 says 503), then the configured models load from the MLflow registry one by one (in a worker
 thread, so health checks keep answering) and get compiled to their fastest verified runtime;
-then the server is ready. A model that fails to load at start-up stops the server with the reason
-(exit code 2); each model file is validated in a child process first
+then the server is ready. After a promotion or rollback (recorded in the ledger), each
+configured name loads the MLflow version the last act left, so a restart serves what the live
+replicas serve; if the registry's aliases disagree with the ledger the server refuses to start
+(`fraudgate.promotion.startup_models`). A model that fails to load at start-up stops the server
+with the reason (exit code 2); each model file is validated in a child process first
 (`fraudgate.runtimes.check`), so a corrupt one is such a failure, never a crash of the server.
 """
 
@@ -222,6 +225,14 @@ async def serve_async(
                 raise StartupError(
                     f"ledger: reconciling the experiment weights failed: {exc}"
                 ) from exc
+            from fraudgate.promotion import PromotionConflict
+
+            try:
+                pinned = await asyncio.to_thread(plane.pinned_models)
+            except PromotionConflict as exc:
+                raise StartupError(f"refusing to start: {exc}") from None
+            for model in pinned or ():
+                running.dataplane.entries[model.name].config = model
             plane.start_polling()
         errors = await running.dataplane.start()
         if errors:
