@@ -403,15 +403,18 @@ def evaluate(
         observed = table.discordant / table.total if table.total else None
         share_b = weights.get(challenger, 0.0) / (sum(weights.values()) or 1.0)
         if recall_b > recall_a and 0 < share_b < 1:
-            power = compare_designs(
-                recall_a,
-                recall_b,
-                frauds_per_day,
-                share_b=share_b,
-                discordant_share=observed if observed else None,
-                alpha=alpha,
-                power=analysis.power,
-            )
+            try:
+                power = compare_designs(
+                    recall_a,
+                    recall_b,
+                    frauds_per_day,
+                    share_b=share_b,
+                    discordant_share=observed if observed else None,
+                    alpha=alpha,
+                    power=analysis.power,
+                )
+            except ValueError:  # at this traffic's frauds per day the effect needs > 100 years
+                power = None
     return Evaluation(
         experiment=spec.name,
         champion=champion,

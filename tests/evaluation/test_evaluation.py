@@ -103,3 +103,11 @@ def test_a_stale_experiment_stops(url: str, store) -> None:
     fill(store, Scenario(days=40, recall_b=0.6, false_alarm_b=0.01, seed=5))
     result = evaluate(config(url, max_days=30), store, as_of=T0 + 75 * DAY)
     assert result.decision.outcome in (Outcome.STOP, Outcome.ROLLBACK), result.decision.reasons
+
+
+def test_an_effect_too_small_to_ever_detect_gives_no_power_table_not_a_crash(url, store) -> None:
+    # a few frauds a day and a tiny planned effect: millions of frauds, centuries of traffic
+    fill(store, Scenario(days=40, per_day=20, fraud_rate=0.03))
+    result = evaluate(config(url, minimum_effect=0.001), store, as_of=T0 + 60 * DAY)
+    assert result.power is None
+    assert result.decision.outcome in set(Outcome)
