@@ -236,9 +236,9 @@ class ExperimentQueries:
         histograms = self._latency()
         result = []
         for name in sorted(days):
-            by_day = tuple(DayCounts(day, days[name][day]) for day in sorted(days[name]))
+            arm_days = tuple(DayCounts(day, days[name][day]) for day in sorted(days[name]))
             total = ConfusionCounts()
-            for item in by_day:
+            for item in arm_days:
                 total = total + item.counts
             result.append(
                 ArmCounts(
@@ -246,7 +246,7 @@ class ExperimentQueries:
                     total,
                     units.get(name, 0),
                     histograms.get(name, LatencyHistogram()),
-                    by_day,
+                    arm_days,
                     *span[name],
                 )
             )
