@@ -212,6 +212,23 @@ def test_repeated_id_within_one_batch(store) -> None:  # type: ignore[no-untyped
     assert store.upsert_labels([b], actor="x") == LabelResult(0, 0, 1, ("tx-a",))
 
 
+def test_the_label_audit_keeps_the_source(store) -> None:  # type: ignore[no-untyped-def]
+    """An investigation overturned by a chargeback: the audit says which source said what, and
+    a change of source alone is an audited change too."""
+    alert = Label("tx-s", False, 10.0, 5.0, source="investigation")
+    chargeback = Label("tx-s", True, 30.0, 5.0, source="chargeback")
+    manual = Label("tx-s", True, 30.0, 5.0, source="manual")
+    store.upsert_labels([alert], actor="desk")
+    store.upsert_labels([chargeback], actor="bank")
+    assert store.upsert_labels([manual], actor="analyst").updated == 1
+    history = store.label_history("tx-s")
+    assert [(c.old, c.new) for c in history] == [(alert, chargeback), (chargeback, manual)]
+    assert [(c.old.source, c.new.source) for c in history] == [
+        ("investigation", "chargeback"),
+        ("chargeback", "manual"),
+    ]
+
+
 # -- confusion counts against a brute-force pandas computation ----------------------------------
 
 

@@ -170,8 +170,9 @@ def test_the_dashboard_in_chromium(served, tmp_path):
             shown = page.evaluate(_FIELDS_JS)
             document = answers[shown["generated_at"]]
             _check_page_shows(shown, document)
-            assert sum(a["transactions"] for a in document["evaluation"]["arms"]) == (
-                served["transactions"]
+            assert (
+                sum(a["transactions"] for a in document["evaluation"]["arms"])
+                == (served["transactions"])
             )
             assert shown["scroll_width"] <= shown["width"], "horizontal scrolling on a laptop"
             assert shown["font_px"] >= 13

@@ -66,7 +66,14 @@ if TYPE_CHECKING:
 # Sections other rooms own: kept verbatim as well (``experiment``/``ledger``) after validation.
 RAW_SECTIONS = ("experiment", "ledger")
 _TOP_LEVEL = (
-    "registry", "server", "models", *RAW_SECTIONS, "auth", "analysis", "rollout", "kubernetes"
+    "registry",
+    "server",
+    "models",
+    *RAW_SECTIONS,
+    "auth",
+    "analysis",
+    "rollout",
+    "kubernetes",
 )
 _ROLLOUT_KEYS = ("steps", "check_interval_s", "promote", "servers")
 _STEP_KEYS = ("weight", "min_duration_s", "min_sample")

@@ -21,7 +21,12 @@ import orjson
 
 # the ledger produces the analysis' sufficient statistics; one type for both
 from fraudgate.analysis.counts import ConfusionCounts, LatencyHistogram, PairedCounts
-from fraudgate.protocol.limits import MAX_QUOTED_CHARS, preview
+from fraudgate.protocol.limits import (  # noqa: F401  (the label sources: re-exported)
+    DEFAULT_LABEL_SOURCE,
+    LABEL_SOURCES,
+    MAX_QUOTED_CHARS,
+    preview,
+)
 from fraudgate.weights import WeightChange  # noqa: F401  (one type, shared with experiments)
 
 Role = Literal["served", "mirror"]
@@ -299,10 +304,6 @@ class DecisionBatch:
 _decision_fields: Callable[[Decision | DecisionBatch], tuple[Any, ...]] = operator.attrgetter(
     *DECISION_FIELDS
 )
-
-
-LABEL_SOURCES: tuple[str, ...] = ("investigation", "chargeback", "manual")
-DEFAULT_LABEL_SOURCE = "manual"
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,9 @@ label_audit = sa.Table(
     sa.Column("new_amount", sa.Double),
     sa.Column("changed_at", sa.Double, nullable=False),
     sa.Column("actor", sa.String(200), nullable=False),
+    # the label's source before and after (migration 8; NULL in audits recorded before it)
+    sa.Column("old_source", sa.String(16)),
+    sa.Column("new_source", sa.String(16)),
 )
 
 weight_changes = sa.Table(
@@ -183,8 +186,31 @@ EVALUATION_INDEXES = (
         decisions.c.event_time,
     ),
 )
-# Columns added by migration 6 (version 1's tables are created without them).
-_V6_COLUMNS = {"decisions": ("event_time",), "labels": ("source",)}
+# The covering index of the evaluation's counts (migration 9): an experiment's decisions in
+# transaction order with every column the per-transaction grouping reads, so the GROUP BY
+# transaction streams through it without a sort or a table lookup (fraudgate.ledger.counting),
+# and the labels reach their decisions by it. The write path's price: one more index whose keys
+# arrive in random order (see bench/README.md, "report.py").
+TRANSACTION_COUNTS_INDEX = "ix_decisions_experiment_transaction"
+COUNTS_INDEXES = (
+    sa.Index(
+        TRANSACTION_COUNTS_INDEX,
+        decisions.c.experiment,
+        decisions.c.transaction_id,
+        decisions.c.arm,
+        decisions.c.role,
+        decisions.c.model_name,
+        decisions.c.is_fraud_decision,
+        decisions.c.event_time,
+        decisions.c.amount,
+    ),
+)
+# Columns added by later migrations (6, 8): version 1's tables are created without them.
+_LATER_COLUMNS = {
+    "decisions": ("event_time",),
+    "labels": ("source",),
+    "label_audit": ("old_source", "new_source"),
+}
 # Created by migration 2 as well, dropped by migration 3 (it cost ~20% of the per-row insert).
 _REQUEST_ID_INDEX = "ix_decisions_request_id"
 
@@ -201,7 +227,7 @@ def _create_tables(conn: sa.Connection) -> None:
     # add, so this step keeps doing what it did when it was first applied.
     v1 = sa.MetaData()
     for table in (decisions, labels, label_audit, weight_changes):
-        later = _V6_COLUMNS.get(table.name, ())
+        later = _LATER_COLUMNS.get(table.name, ())
         sa.Table(
             table.name,
             v1,
@@ -249,6 +275,16 @@ def _create_experiment_actions(conn: sa.Connection) -> None:
     rollouts.create(conn, checkfirst=True)
 
 
+def _add_label_audit_source(conn: sa.Connection) -> None:
+    for column in ("old_source", "new_source"):
+        conn.execute(sa.text(f"ALTER TABLE label_audit ADD COLUMN {column} VARCHAR(16)"))
+
+
+def _create_counts_indexes(conn: sa.Connection) -> None:
+    for index in COUNTS_INDEXES:
+        index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions, labels, label_audit, weight_changes", _create_tables),
     Migration(2, "indexes for analysis joins", _create_analysis_indexes),
@@ -264,6 +300,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         7, "experiment_actions and rollouts (promote, rollback, ramp)", _create_experiment_actions
+    ),
+    Migration(8, "label_audit.old_source, new_source", _add_label_audit_source),
+    Migration(
+        9, "covering index for the evaluation's per-transaction counts", _create_counts_indexes
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

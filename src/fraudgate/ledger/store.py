@@ -38,20 +38,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from fraudgate.analysis.counts import (
-    LATENCY_BUCKETS,
-    LatencyHistogram,
-    PairedCounts,
-    PairedTable,
-    latency_bucket_edges,
-)
+from fraudgate.ledger.counting import ExperimentQueries
 from fraudgate.ledger.records import (
     DECISION_FIELDS,
-    SECONDS_PER_DAY,
+    DEFAULT_LABEL_SOURCE,
     AdminAction,
-    ArmCounts,
     ConfusionCounts,
-    DayCounts,
     Decision,
     DecisionBatch,
     ExperimentAction,
@@ -421,9 +413,11 @@ class LedgerStore:
                             "old_is_fraud": previous.is_fraud,
                             "old_label_time": previous.label_time,
                             "old_amount": previous.amount,
+                            "old_source": previous.source,
                             "new_is_fraud": label.is_fraud,
                             "new_label_time": label.label_time,
                             "new_amount": label.amount,
+                            "new_source": label.source,
                             "changed_at": now,
                             "actor": actor,
                         }
@@ -500,7 +494,8 @@ class LedgerStore:
             return int(conn.execute(sa.select(sa.func.count()).select_from(labels)).scalar_one())
 
     def label_history(self, transaction_id: str | None = None) -> list[LabelChange]:
-        """Audited label changes (all, or of one transaction), oldest first."""
+        """Audited label changes (all, or of one transaction), oldest first. Audits recorded
+        before schema version 8 did not keep the source: they read as the default (manual)."""
         query = sa.select(label_audit).order_by(label_audit.c.changed_at, label_audit.c.id)
         if transaction_id is not None:
             query = query.where(label_audit.c.transaction_id == transaction_id)
@@ -509,11 +504,13 @@ class LedgerStore:
 
         def side(row: sa.Row, prefix: str) -> Label:
             amount = getattr(row, f"{prefix}_amount")
+            source = getattr(row, f"{prefix}_source")
             return Label(
                 transaction_id=row.transaction_id,
                 is_fraud=bool(getattr(row, f"{prefix}_is_fraud")),
                 label_time=float(getattr(row, f"{prefix}_label_time")),
                 amount=None if amount is None else float(amount),
+                source=DEFAULT_LABEL_SOURCE if source is None else source,
             )
 
         return [
@@ -654,234 +651,12 @@ class LedgerStore:
         if (hi := _epoch(until)) is not None:
             where.append(d.c.event_time < hi)
         with self._engine.connect() as conn:
-            arms = self._arm_counts(conn, where, t, maturity_s)
-            paired, paired_days = self._paired_counts(
-                conn, where, champion, challenger, t, maturity_s
-            )
+            queries = ExperimentQueries(conn, self.backend, where, t, maturity_s)
+            arms = queries.arm_counts()
+            paired, paired_days = queries.paired_counts(champion, challenger)
         return ExperimentCounts(
             experiment, champion, challenger, t, float(maturity_s), arms, paired, paired_days
         )
-
-    def _day(self, event_time: Any) -> Any:
-        """UTC day number of an event time, in SQL (floor; SQLite's CAST truncates, and event
-        times are positive; PostgreSQL's CAST would round)."""
-        if self.backend == "postgresql":
-            return sa.cast(sa.func.floor(event_time / SECONDS_PER_DAY), sa.BigInteger)
-        return sa.cast(event_time / SECONDS_PER_DAY, sa.Integer)
-
-    @staticmethod
-    def _label_state(event_time: Any, t: float, maturity_s: float) -> tuple[Any, Any]:
-        """(fraud, legit) conditions of a transaction as of t; neither = pending. The labels
-        table is outer-joined on ``label_time <= t``, so a later label reads as none."""
-        known = labels.c.transaction_id.is_not(None)
-        fraud = sa.and_(known, labels.c.is_fraud == sa.true())
-        legit = sa.or_(
-            sa.and_(known, labels.c.is_fraud == sa.false()),
-            sa.and_(sa.not_(known), event_time + maturity_s <= t),
-        )
-        return fraud, legit
-
-    @staticmethod
-    def _known_by(column: Any, t: float) -> Any:
-        return sa.and_(labels.c.transaction_id == column, labels.c.label_time <= t)
-
-    def _arm_counts(
-        self, conn: sa.Connection, where: list[Any], t: float, maturity_s: float
-    ) -> tuple[ArmCounts, ...]:
-        d = decisions
-        served = [*where, d.c.role == "served"]
-        flag = sa.case((d.c.is_fraud_decision == sa.true(), 1), else_=0)
-        per_txn = (
-            sa.select(
-                d.c.arm,
-                d.c.transaction_id,
-                sa.func.max(flag).label("flagged"),
-                sa.func.min(d.c.event_time).label("event_time"),
-                sa.func.max(d.c.amount).label("amount"),
-            )
-            .where(*served)
-            .group_by(d.c.arm, d.c.transaction_id)
-            .subquery("per_txn")
-        )
-        fraud, legit = self._label_state(per_txn.c.event_time, t, maturity_s)
-        flagged = per_txn.c.flagged == 1
-        amount = sa.func.coalesce(per_txn.c.amount, labels.c.amount, 0.0)
-        cells = {
-            "tp": sa.and_(fraud, flagged),
-            "fp": sa.and_(legit, flagged),
-            "fn": sa.and_(fraud, sa.not_(flagged)),
-            "tn": sa.and_(legit, sa.not_(flagged)),
-        }
-        pending = sa.not_(sa.or_(fraud, legit))
-        day = self._day(per_txn.c.event_time).label("day")
-        columns: list[Any] = [per_txn.c.arm, day]
-        for name, cond in cells.items():
-            columns.append(sa.func.sum(sa.case((cond, 1), else_=0)).label(name))
-        for name, cond in cells.items():
-            columns.append(sa.func.sum(sa.case((cond, amount), else_=0.0)).label(f"{name}_a"))
-        for name, cond in cells.items():
-            square = sa.case((cond, amount * amount), else_=0.0)
-            columns.append(sa.func.sum(square).label(f"{name}_s"))
-        columns += [
-            sa.func.sum(sa.case((pending, 1), else_=0)).label("pending"),
-            sa.func.sum(sa.case((sa.and_(pending, flagged), 1), else_=0)).label("pending_f"),
-            sa.func.min(per_txn.c.event_time).label("first"),
-            sa.func.max(per_txn.c.event_time).label("last"),
-        ]
-        query = (
-            sa.select(*columns)
-            .select_from(per_txn.outerjoin(labels, self._known_by(per_txn.c.transaction_id, t)))
-            .group_by(per_txn.c.arm, day)
-        )
-        days: dict[str, list[DayCounts]] = {}
-        span: dict[str, tuple[float, float]] = {}
-        for row in conn.execute(query):
-            name = "" if row.arm is None else row.arm
-            values: dict[str, Any] = {c: int(getattr(row, c) or 0) for c in cells}
-            for c in cells:
-                values[f"{c}_amount"] = float(getattr(row, f"{c}_a") or 0.0)
-                values[f"{c}_amount_sq"] = float(getattr(row, f"{c}_s") or 0.0)
-            counts = ConfusionCounts(
-                unlabelled=int(row.pending or 0),
-                unlabelled_flagged=int(row.pending_f or 0),
-                **values,
-            )
-            days.setdefault(name, []).append(DayCounts(int(row.day), counts))
-            first, last = span.get(name, (math.inf, -math.inf))
-            span[name] = (min(first, float(row.first)), max(last, float(row.last)))
-        units_query = (
-            sa.select(d.c.arm, sa.func.count(sa.distinct(d.c.routing_key_hash)))
-            .where(*served)
-            .group_by(d.c.arm)
-        )
-        units = {("" if arm is None else arm): int(n) for arm, n in conn.execute(units_query)}
-        bucket = self._latency_bucket(d.c.latency_ms).label("bucket")
-        latency_query = (
-            sa.select(
-                d.c.arm,
-                bucket,
-                sa.func.count().label("n"),
-                sa.func.sum(d.c.latency_ms).label("total"),
-                sa.func.max(d.c.latency_ms).label("worst"),
-            )
-            .where(*served)
-            .group_by(d.c.arm, bucket)
-        )
-        histograms: dict[str, tuple[list[int], float, float]] = {}
-        for row in conn.execute(latency_query):
-            name = "" if row.arm is None else row.arm
-            buckets, total, worst = histograms.setdefault(name, ([0] * LATENCY_BUCKETS, 0, 0))
-            buckets[int(row.bucket)] += int(row.n)
-            histograms[name] = (buckets, total + float(row.total), max(worst, float(row.worst)))
-        result = []
-        for name in sorted(days):
-            by_day = tuple(sorted(days[name], key=lambda item: item.day))
-            total_counts = ConfusionCounts()
-            for item in by_day:
-                total_counts = total_counts + item.counts
-            buckets, total, worst = histograms.get(name, ([0] * LATENCY_BUCKETS, 0.0, 0.0))
-            result.append(
-                ArmCounts(
-                    name,
-                    total_counts,
-                    units.get(name, 0),
-                    LatencyHistogram(tuple(buckets), float(total), float(worst)),
-                    by_day,
-                    *span[name],
-                )
-            )
-        return tuple(result)
-
-    @staticmethod
-    def _latency_bucket(value: Any) -> Any:
-        """LatencyHistogram's bucket index in SQL: a binary search over its bucket edges as
-        nested CASEs (about 8 comparisons a row; the same on both backends, and exact: the
-        edges are the floats `latency_bucket` compares with)."""
-        edges = [latency_bucket_edges(i)[0] for i in range(1, LATENCY_BUCKETS)]
-
-        def search(low: int, high: int) -> Any:  # buckets low..high
-            if low == high:
-                return sa.literal(low, sa.Integer)
-            mid = (low + high + 1) // 2  # bucket mid starts at edges[mid - 1]
-            return sa.case(
-                (value < sa.literal_column(repr(edges[mid - 1])), search(low, mid - 1)),
-                else_=search(mid, high),
-            )
-
-        return search(0, LATENCY_BUCKETS - 1)
-
-    def _paired_counts(
-        self,
-        conn: sa.Connection,
-        where: list[Any],
-        champion: str,
-        challenger: str,
-        t: float,
-        maturity_s: float,
-    ) -> tuple[PairedCounts, tuple[PairedDay, ...]]:
-        d = decisions
-        flag = d.c.is_fraud_decision == sa.true()
-
-        def has(model: str, also: Any = None) -> Any:
-            cond = (
-                d.c.model_name == model if also is None else sa.and_(d.c.model_name == model, also)
-            )
-            return sa.func.max(sa.case((cond, 1), else_=0))
-
-        per_txn = (
-            sa.select(
-                d.c.transaction_id,
-                has(champion).label("has_a"),
-                has(challenger).label("has_b"),
-                has(champion, flag).label("flag_a"),
-                has(challenger, flag).label("flag_b"),
-                sa.func.min(d.c.event_time).label("event_time"),
-                sa.func.max(d.c.amount).label("amount"),
-            )
-            .where(*where, d.c.model_name.in_((champion, challenger)))
-            .group_by(d.c.transaction_id)
-            .subquery("per_txn")
-        )
-        fraud, legit = self._label_state(per_txn.c.event_time, t, maturity_s)
-        state = sa.case((fraud, 0), (legit, 1), else_=2).label("state")
-        amount = sa.func.coalesce(per_txn.c.amount, labels.c.amount, 0.0)
-        day = self._day(per_txn.c.event_time).label("day")
-        # Transactions only one model scored are grouped apart and dropped here, not filtered
-        # in SQL: a filter on the aggregates makes PostgreSQL expect a handful of rows and
-        # join the labels by nested loop (quadratic); grouped, it hash-joins.
-        query = (
-            sa.select(
-                day,
-                state,
-                per_txn.c.has_a,
-                per_txn.c.has_b,
-                per_txn.c.flag_a,
-                per_txn.c.flag_b,
-                sa.func.count().label("n"),
-                sa.func.sum(amount).label("total"),
-                sa.func.sum(amount * amount).label("squares"),
-            )
-            .select_from(per_txn.outerjoin(labels, self._known_by(per_txn.c.transaction_id, t)))
-            .group_by(
-                day, state, per_txn.c.has_a, per_txn.c.has_b, per_txn.c.flag_a, per_txn.c.flag_b
-            )
-        )
-        # cells[day][state] = [n, amount, square] per PairedTable cell
-        cells: dict[int, list[dict[str, list[float]]]] = {}
-        for row in conn.execute(query):
-            if not (row.has_a and row.has_b):
-                continue
-            tables = cells.setdefault(int(row.day), [{}, {}, {}])
-            cell = ("neither", "only_b", "only_a", "both")[2 * int(row.flag_a) + int(row.flag_b)]
-            tables[int(row.state)][cell] = [int(row.n), float(row.total), float(row.squares)]
-        by_day = []
-        for number in sorted(cells):
-            fraud, legit, pending = (_paired_table(table) for table in cells[number])
-            by_day.append(PairedDay(number, PairedCounts(fraud, legit, pending)))
-        total = PairedCounts()
-        for item in by_day:
-            total = total + item.counts
-        return total, tuple(by_day)
 
     # -- experiment weight audit ------------------------------------------------------------
 
@@ -1220,18 +995,6 @@ def _running_rollout(conn: sa.Connection, experiment: str) -> RolloutRecord | No
     )
     row = conn.execute(query).first()
     return None if row is None else _rollout_from(row)
-
-
-_PAIRED_CELLS = ("both", "only_a", "only_b", "neither")
-
-
-def _paired_table(cells: dict[str, list[float]]) -> PairedTable:
-    """A PairedTable from {cell: [count, amount sum, squared-amount sum]}."""
-    empty = [0, 0.0, 0.0]
-    values = [cells.get(name, empty) for name in _PAIRED_CELLS]
-    return PairedTable(
-        *(int(v[0]) for v in values), *(float(v[1]) for v in values), *(v[2] for v in values)
-    )
 
 
 _UPSERT_OFFSET = (

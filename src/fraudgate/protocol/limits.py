@@ -36,6 +36,10 @@ MODEL_NAME_RULE = (
     f"letters, digits, '.', '_' or '-' (at most {MAX_MODEL_NAME_CHARS}, starting with a letter "
     "or digit)"
 )
+# How a label became known (a label's ``source``): the feedback API, the ledger and the client
+# accept exactly these.
+LABEL_SOURCES: tuple[str, ...] = ("investigation", "chargeback", "manual")
+DEFAULT_LABEL_SOURCE = "manual"
 # ``<name>_<digits>`` addresses one version of ``<name>`` (Seldon's convention, e.g.
 # ``fraud-v1-baseline_1``); `split_versioned_name` reads it.
 _VERSIONED = re.compile(r"^(?P<name>.+)_(?P<version>[0-9]+)$")

@@ -365,6 +365,7 @@ class RestApp:
     async def _ui_dashboard(self, call: Call) -> Reply:
         plane = self.dataplane.experiment_admin(call.authorization)
         return Reply(200, orjson.dumps(await plane.dashboard()), headers=_NO_STORE)
+
     async def _promote(self, call: Call) -> Reply:
         plane = self.dataplane.experiment_admin(call.authorization)
         body = await self._json_body(call.scope, call.receive)

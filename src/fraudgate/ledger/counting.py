@@ -1,0 +1,366 @@
+"""The evaluation's counts (`LedgerStore.experiment_counts`), aggregated in SQL.
+
+Rules (the store's docstring says them in full): one count per transaction and arm (served
+decisions; retries collapse: flagged if any decision flagged it, earliest event time, largest
+amount), and per transaction for the champion/challenger pair (served or mirrored); a label
+counts if known by T; an unlabelled transaction is legitimate once its event time is older
+than the maturity window, else pending.
+
+Why the queries have this shape (`bench/README.md`, section ``report.py``): the cost is the
+GROUP BY transaction over millions of decisions, and joining every grouped transaction to the
+labels. So no grouped transaction meets a label here:
+
+* **totals** group every transaction by (arm or pair flags, event day, matured or not),
+  without labels, streaming over the covering index ``ix_decisions_experiment_transaction``
+  (schema migration 9) in transaction order -- no sort, no join;
+* **labelled** starts FROM the labels known by T (a small table) and reaches their decisions
+  through the same index, grouped the same way plus the label's verdict;
+* unlabelled = totals - labelled, per cell: exact for the counts; the amount sums differ from a
+  direct sum only by floating-point rounding (none when amounts are exact in binary).
+
+Only grouped rows (keys x days x a few cells) leave the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from fraudgate.analysis.counts import (
+    LATENCY_BUCKETS,
+    ConfusionCounts,
+    LatencyHistogram,
+    PairedCounts,
+    PairedTable,
+    latency_bucket_edges,
+)
+from fraudgate.ledger.records import SECONDS_PER_DAY, ArmCounts, DayCounts, PairedDay
+from fraudgate.ledger.schema import TRANSACTION_COUNTS_INDEX, decisions, labels
+
+Key = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class _Sums:
+    """A cell being summed: transactions, their amounts and squared amounts."""
+
+    n: int = 0
+    amount: float = 0.0
+    square: float = 0.0
+
+    def add(self, n: int, amount: float, square: float, sign: int = 1) -> None:
+        self.n += sign * n
+        self.amount += sign * amount
+        self.square += sign * square
+
+    def final(self) -> tuple[int, float, float]:
+        """(n, amount, square); an emptied cell's sums are exactly zero (no rounding residue
+        of totals - labelled)."""
+        if self.n == 0:
+            return 0, 0.0, 0.0
+        return self.n, self.amount, self.square
+
+
+@dataclass(slots=True)
+class _States:
+    """One (key, day)'s transactions split by label state as of T."""
+
+    fraud: _Sums = field(default_factory=_Sums)
+    legit: _Sums = field(default_factory=_Sums)
+    pending: _Sums = field(default_factory=_Sums)
+
+
+@dataclass(frozen=True, slots=True)
+class _Grouping:
+    """How transactions group: the per-transaction key aggregates (``keys``) over the
+    decisions that ``where`` selects, grouped by transaction then ``by`` (index order)."""
+
+    keys: tuple[tuple[str, Any], ...]
+    where: tuple[Any, ...]
+    by: tuple[Any, ...] = ()
+
+
+class ExperimentQueries:
+    """The queries of one ``experiment_counts`` call, on one connection (one snapshot)."""
+
+    def __init__(
+        self,
+        conn: sa.Connection,
+        backend: str,
+        where: Sequence[Any],
+        t: float,
+        maturity_s: float,
+    ) -> None:
+        self._conn = conn
+        self._backend = backend
+        self._where = tuple(where)
+        self._t = t
+        self._maturity_s = maturity_s
+
+    # -- the shared machinery ---------------------------------------------------------------
+
+    def _day(self, event_time: Any) -> Any:
+        """UTC day number of an event time, in SQL (floor; SQLite's CAST truncates, and event
+        times are positive; PostgreSQL's CAST would round)."""
+        if self._backend == "postgresql":
+            return sa.cast(sa.func.floor(event_time / SECONDS_PER_DAY), sa.BigInteger)
+        return sa.cast(event_time / SECONDS_PER_DAY, sa.Integer)
+
+    def _per_transaction(self, grouping: _Grouping, labelled: bool) -> sa.Subquery:
+        """One row per grouped transaction: its keys, earliest event time and largest amount;
+        ``labelled``: only transactions with a label known by T, and that label."""
+        d = decisions
+        columns = [expr.label(name) for name, expr in grouping.keys]
+        columns += [
+            sa.func.min(d.c.event_time).label("event_time"),
+            sa.func.max(d.c.amount).label("amount"),
+        ]
+        where = [*self._where, *grouping.where]
+        group_by = [d.c.transaction_id, *grouping.by]
+        if labelled:
+            columns += [labels.c.is_fraud.label("is_fraud"), labels.c.amount.label("label_amount")]
+            group_by += [labels.c.is_fraud, labels.c.amount]
+            # From the labels to their decisions: `IN (labels known by T)` makes both planners
+            # look the decisions up by index per label (not probe the labels per decision).
+            known = sa.select(labels.c.transaction_id).where(labels.c.label_time <= self._t)
+            query = (
+                sa.select(*columns)
+                .select_from(d.join(labels, labels.c.transaction_id == d.c.transaction_id))
+                .where(d.c.transaction_id.in_(known), *where)
+            )
+        else:
+            query = sa.select(*columns).where(*where)
+            # the covering index streams the GROUP BY in its order (no temporary B-tree)
+            query = query.with_hint(d, f"INDEXED BY {TRANSACTION_COUNTS_INDEX}", "sqlite")
+        return query.group_by(*group_by).subquery("per_txn")
+
+    def _states(self, grouping: _Grouping) -> tuple[dict[tuple[Key, int], _States], dict]:
+        """Cells by (key, day) split fraud / legit / pending, and each key's event-time span
+        ``{key: (first, last)}``."""
+        cells: dict[tuple[Key, int], _States] = {}
+        spans: dict[Key, tuple[float, float]] = {}
+        names = [name for name, _ in grouping.keys]
+
+        for labelled in (False, True):
+            per_txn = self._per_transaction(grouping, labelled)
+            keys = [per_txn.c[name] for name in names]
+            day = self._day(per_txn.c.event_time).label("day")
+            matured = sa.case(
+                (per_txn.c.event_time + self._maturity_s <= self._t, 1), else_=0
+            ).label("matured")
+            plain = sa.func.coalesce(per_txn.c.amount, 0.0)
+            columns = [
+                *keys,
+                day,
+                matured,
+                sa.func.count().label("n"),
+                sa.func.sum(plain).label("total"),
+                sa.func.sum(plain * plain).label("squares"),
+            ]
+            group_by = [*keys, day, matured]
+            if labelled:
+                verdict = sa.case((per_txn.c.is_fraud == sa.true(), 1), else_=0).label("fraud")
+                amount = sa.func.coalesce(per_txn.c.amount, per_txn.c.label_amount, 0.0)
+                columns += [
+                    verdict,
+                    sa.func.sum(amount).label("labelled_total"),
+                    sa.func.sum(amount * amount).label("labelled_squares"),
+                ]
+                group_by.append(verdict)
+            else:
+                columns += [
+                    sa.func.min(per_txn.c.event_time).label("first"),
+                    sa.func.max(per_txn.c.event_time).label("last"),
+                ]
+            for row in self._conn.execute(sa.select(*columns).group_by(*group_by)):
+                key = tuple(getattr(row, name) for name in names)
+                states = cells.setdefault((key, int(row.day)), _States())
+                unlabelled = states.legit if row.matured else states.pending
+                n, total, squares = int(row.n), float(row.total), float(row.squares)
+                if not labelled:
+                    unlabelled.add(n, total, squares)
+                    first, last = spans.get(key, (float(row.first), float(row.last)))
+                    spans[key] = (min(first, float(row.first)), max(last, float(row.last)))
+                    continue
+                unlabelled.add(n, total, squares, sign=-1)
+                target = states.fraud if row.fraud else states.legit
+                target.add(n, float(row.labelled_total), float(row.labelled_squares))
+        return cells, spans
+
+    # -- per arm ----------------------------------------------------------------------------
+
+    def arm_counts(self) -> tuple[ArmCounts, ...]:
+        d = decisions
+        served = d.c.role == "served"
+        flag = sa.case((d.c.is_fraud_decision == sa.true(), 1), else_=0)
+        grouping = _Grouping(
+            keys=(("arm", d.c.arm), ("flagged", sa.func.max(flag))),
+            where=(served,),
+            by=(d.c.arm,),
+        )
+        cells, spans = self._states(grouping)
+        days: dict[str, dict[int, ConfusionCounts]] = {}
+        for ((arm, flagged), day), states in cells.items():
+            name = "" if arm is None else arm
+            f = bool(flagged)
+            fraud, legit, pending = (
+                s.final() for s in (states.fraud, states.legit, states.pending)
+            )
+            cell = ConfusionCounts(
+                tp=fraud[0] if f else 0,
+                fn=0 if f else fraud[0],
+                fp=legit[0] if f else 0,
+                tn=0 if f else legit[0],
+                unlabelled=pending[0],
+                unlabelled_flagged=pending[0] if f else 0,
+                tp_amount=fraud[1] if f else 0.0,
+                fn_amount=0.0 if f else fraud[1],
+                fp_amount=legit[1] if f else 0.0,
+                tn_amount=0.0 if f else legit[1],
+                tp_amount_sq=fraud[2] if f else 0.0,
+                fn_amount_sq=0.0 if f else fraud[2],
+                fp_amount_sq=legit[2] if f else 0.0,
+                tn_amount_sq=0.0 if f else legit[2],
+            )
+            by_day = days.setdefault(name, {})
+            by_day[day] = by_day[day] + cell if day in by_day else cell
+        span: dict[str, tuple[float, float]] = {}
+        for (arm, _flagged), (first, last) in spans.items():
+            name = "" if arm is None else arm
+            low, high = span.get(name, (first, last))
+            span[name] = (min(low, first), max(high, last))
+        units = self._units()
+        histograms = self._latency()
+        result = []
+        for name in sorted(days):
+            arm_days = tuple(DayCounts(day, days[name][day]) for day in sorted(days[name]))
+            total = ConfusionCounts()
+            for item in arm_days:
+                total = total + item.counts
+            result.append(
+                ArmCounts(
+                    name,
+                    total,
+                    units.get(name, 0),
+                    histograms.get(name, LatencyHistogram()),
+                    arm_days,
+                    *span[name],
+                )
+            )
+        return tuple(result)
+
+    def _served(self) -> list[Any]:
+        return [*self._where, decisions.c.role == "served"]
+
+    def _units(self) -> dict[str, int]:
+        """Distinct routing keys per arm (the SRM's randomisation units)."""
+        d = decisions
+        query = (
+            sa.select(d.c.arm, sa.func.count(sa.distinct(d.c.routing_key_hash)))
+            .where(*self._served())
+            .group_by(d.c.arm)
+        )
+        return {("" if arm is None else arm): int(n) for arm, n in self._conn.execute(query)}
+
+    def _latency(self) -> dict[str, LatencyHistogram]:
+        """Every served decision's latency, bucketed in SQL, per arm."""
+        d = decisions
+        bucket = _latency_bucket(d.c.latency_ms).label("bucket")
+        query = (
+            sa.select(
+                d.c.arm,
+                bucket,
+                sa.func.count().label("n"),
+                sa.func.sum(d.c.latency_ms).label("total"),
+                sa.func.max(d.c.latency_ms).label("worst"),
+            )
+            .where(*self._served())
+            .group_by(d.c.arm, bucket)
+        )
+        histograms: dict[str, tuple[list[int], float, float]] = {}
+        for row in self._conn.execute(query):
+            name = "" if row.arm is None else row.arm
+            buckets, total, worst = histograms.setdefault(name, ([0] * LATENCY_BUCKETS, 0, 0))
+            buckets[int(row.bucket)] += int(row.n)
+            histograms[name] = (buckets, total + float(row.total), max(worst, float(row.worst)))
+        return {
+            name: LatencyHistogram(tuple(buckets), float(total), float(worst))
+            for name, (buckets, total, worst) in histograms.items()
+        }
+
+    # -- paired -----------------------------------------------------------------------------
+
+    def paired_counts(
+        self, champion: str, challenger: str
+    ) -> tuple[PairedCounts, tuple[PairedDay, ...]]:
+        d = decisions
+        flag = d.c.is_fraud_decision == sa.true()
+
+        def has(model: str, also: Any = None) -> Any:
+            cond = (
+                d.c.model_name == model if also is None else sa.and_(d.c.model_name == model, also)
+            )
+            return sa.func.max(sa.case((cond, 1), else_=0))
+
+        grouping = _Grouping(
+            keys=(
+                ("has_a", has(champion)),
+                ("has_b", has(challenger)),
+                ("flag_a", has(champion, flag)),
+                ("flag_b", has(challenger, flag)),
+            ),
+            where=(d.c.model_name.in_((champion, challenger)),),
+        )
+        cells, _ = self._states(grouping)
+        tables: dict[int, dict[str, dict[str, tuple[int, float, float]]]] = {}
+        for ((has_a, has_b, flag_a, flag_b), day), states in cells.items():
+            if not (has_a and has_b):  # one model only: not paired
+                continue
+            cell = _PAIRED_CELLS[2 * int(flag_a) + int(flag_b)]
+            by_state = tables.setdefault(day, {"fraud": {}, "legit": {}, "pending": {}})
+            by_state["fraud"][cell] = states.fraud.final()
+            by_state["legit"][cell] = states.legit.final()
+            by_state["pending"][cell] = states.pending.final()
+        by_day = tuple(
+            PairedDay(day, PairedCounts(*(_paired_table(tables[day][s]) for s in _STATES)))
+            for day in sorted(tables)
+        )
+        total = PairedCounts()
+        for item in by_day:
+            total = total + item.counts
+        return total, by_day
+
+
+_STATES = ("fraud", "legit", "pending")
+# PairedTable cell of (flag_a, flag_b) at index 2 * flag_a + flag_b
+_PAIRED_CELLS = ("neither", "only_b", "only_a", "both")
+_TABLE_CELLS = ("both", "only_a", "only_b", "neither")  # PairedTable's field order
+
+
+def _paired_table(cells: dict[str, tuple[int, float, float]]) -> PairedTable:
+    """A PairedTable from {cell: (count, amount sum, squared-amount sum)}."""
+    values = [cells.get(name, (0, 0.0, 0.0)) for name in _TABLE_CELLS]
+    return PairedTable(
+        *(int(v[0]) for v in values), *(float(v[1]) for v in values), *(v[2] for v in values)
+    )
+
+
+def _latency_bucket(value: Any) -> Any:
+    """LatencyHistogram's bucket index in SQL: a binary search over its bucket edges as
+    nested CASEs (about 8 comparisons a row; the same on both backends, and exact: the edges
+    are the floats `latency_bucket` compares with)."""
+    edges = [latency_bucket_edges(i)[0] for i in range(1, LATENCY_BUCKETS)]
+
+    def search(low: int, high: int) -> Any:  # buckets low..high
+        if low == high:
+            return sa.literal(low, sa.Integer)
+        mid = (low + high + 1) // 2  # bucket mid starts at edges[mid - 1]
+        return sa.case(
+            (value < sa.literal_column(repr(edges[mid - 1])), search(low, mid - 1)),
+            else_=search(mid, high),
+        )
+
+    return search(0, LATENCY_BUCKETS - 1)
