@@ -52,7 +52,6 @@ from fraudgate.ledger.records import (
     LabelChange,
     LabelResult,
     ModelOutcome,
-    PairedDay,
     RolloutRecord,
     WeightChange,
 )
