@@ -82,6 +82,7 @@ from fraudgate.config.schema import (
     GuardrailsConfig,
     LedgerConfig,
     ModelConfig,
+    MonitoringConfig,
     ServerConfig,
 )
 
@@ -119,6 +120,7 @@ __all__ = [
     "GuardrailsConfig",
     "LedgerConfig",
     "ModelConfig",
+    "MonitoringConfig",
     "ServerConfig",
     "default_config_dict",
     "demo_config_dict",
