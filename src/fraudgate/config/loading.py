@@ -55,6 +55,7 @@ from fraudgate.config.schema import (
     GuardrailsConfig,
     LedgerConfig,
     ModelConfig,
+    MonitoringConfig,
     RolloutConfig,
     RolloutStep,
     ServerConfig,
@@ -74,9 +75,20 @@ _TOP_LEVEL = (
     "analysis",
     "rollout",
     "kubernetes",
+    "monitoring",
 )
 _ROLLOUT_KEYS = ("steps", "check_interval_s", "promote", "servers")
 _STEP_KEYS = ("weight", "min_duration_s", "min_sample")
+_MONITORING_KEYS = (
+    "traffic_window_s",
+    "label_window_days",
+    "ledger_refresh_s",
+    "refresh_s",
+    "drift_sample_rows",
+    "drift_min_rows",
+    "psi_warning",
+    "psi_alert",
+)
 _ANALYSIS_KEYS = (
     "champion",
     "challenger",
@@ -188,6 +200,7 @@ def parse_config(
         analysis=_analysis(data.get("analysis"), models),
         kubernetes=parse_kubernetes(data.get("kubernetes"), tuple(m.name for m in models)),
         rollout=_rollout(data.get("rollout")),
+        monitoring=_monitoring(data.get("monitoring")),
     )
 
 
@@ -630,3 +643,42 @@ def _server_url(value: Any, where: str) -> str:
             f"received {v.describe(url)}"
         )
     return url.rstrip("/")
+
+
+def _monitoring(value: Any) -> MonitoringConfig:
+    if value is None:
+        return MonitoringConfig()
+    where = "monitoring"
+    value = v.mapping(value, where)
+    v.no_unknown(value, _MONITORING_KEYS, where)
+    d = MonitoringConfig()
+
+    def number(key: str, minimum: float, maximum: float) -> float:
+        return v.number(
+            value.get(key, getattr(d, key)), f"{where}.{key}", minimum=minimum, maximum=maximum
+        )
+
+    def integer(key: str, minimum: int, maximum: int) -> int:
+        return v.integer(
+            value.get(key, getattr(d, key)), f"{where}.{key}", minimum=minimum, maximum=maximum
+        )
+
+    refresh_s = number("refresh_s", 0.05, 3600.0)
+    psi_warning = number("psi_warning", 0.0, 10.0)
+    psi_alert = number("psi_alert", 0.0, 10.0)
+    if psi_alert < psi_warning:
+        raise ConfigError(
+            f"{where}.psi_alert: expected a level >= psi_warning ({psi_warning:g}), "
+            f"received {psi_alert:g}"
+        )
+    sample_rows = integer("drift_sample_rows", 100, 1_000_000)
+    return MonitoringConfig(
+        traffic_window_s=number("traffic_window_s", refresh_s, 86_400.0),
+        label_window_days=number("label_window_days", 1 / 24, 3650.0),
+        ledger_refresh_s=number("ledger_refresh_s", 0.05, 86_400.0),
+        refresh_s=refresh_s,
+        drift_sample_rows=sample_rows,
+        drift_min_rows=integer("drift_min_rows", 1, sample_rows),
+        psi_warning=psi_warning,
+        psi_alert=psi_alert,
+    )

@@ -52,6 +52,14 @@ DEFAULT_PLANNED_FRAUDS = 500  # the confidence sequence is narrowest near this m
 DEFAULT_PLANNED_TRANSACTIONS = 100_000  # the same for the alert-rate sequence
 DESIGNS = ("auto", "paired", "split")
 
+# monitoring: (the server's background gauges; see MonitoringConfig)
+DEFAULT_TRAFFIC_WINDOW_S = 300.0  # observed traffic share and estimated performance
+DEFAULT_LABEL_WINDOW_DAYS = 30.0  # label-joined precision / recall and label coverage
+DEFAULT_LEDGER_REFRESH_S = 30.0
+DEFAULT_REFRESH_S = 5.0
+DEFAULT_DRIFT_SAMPLE_ROWS = 10_000
+DEFAULT_DRIFT_MIN_ROWS = 500
+
 
 # rollout: (the ramp's plan; see RolloutConfig)
 ROLLOUT_PROMOTE = ("on_primary", "at_end")
@@ -270,6 +278,34 @@ class RolloutConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitoringConfig:
+    """What the server measures in the background for ``/metrics`` (``monitoring:`` section).
+
+    - ``traffic_window_s``: the window of the observed traffic share per arm and of the
+      label-free (estimated) precision and recall.
+    - ``label_window_days``: the window (by event time) of the label-joined precision, recall,
+      pending decisions and label coverage, read from the ledger every ``ledger_refresh_s``.
+    - ``refresh_s``: how often the counters are read and the drift recomputed.
+    - ``drift_sample_rows``: the most recent scored rows per model that drift is computed on
+      (against the reference stored with the model version); below ``drift_min_rows`` none.
+    - ``psi_warning`` / ``psi_alert``: PSI levels (moderate / major shift), 0.1 / 0.25.
+    """
+
+    traffic_window_s: float = DEFAULT_TRAFFIC_WINDOW_S
+    label_window_days: float = DEFAULT_LABEL_WINDOW_DAYS
+    ledger_refresh_s: float = DEFAULT_LEDGER_REFRESH_S
+    refresh_s: float = DEFAULT_REFRESH_S
+    drift_sample_rows: int = DEFAULT_DRIFT_SAMPLE_ROWS
+    drift_min_rows: int = DEFAULT_DRIFT_MIN_ROWS
+    psi_warning: float = 0.1
+    psi_alert: float = 0.25
+
+    @property
+    def label_window_s(self) -> float:
+        return self.label_window_days * 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
 class FraudgateConfig:
     models: tuple[ModelConfig, ...]
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -284,6 +320,7 @@ class FraudgateConfig:
     # the ``kubernetes:`` section (`fraudgate export kubernetes`); the loader always sets it
     kubernetes: KubernetesConfig | None = None
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
     @property
     def ledger_enabled(self) -> bool:

@@ -109,6 +109,7 @@ class ExperimentPlane:
             mirror=self.mirror_counts,
             quarantine=quarantine,
             routing=self.routing,
+            feedback=self.feedback_handler if store is not None else None,
         )
 
     @classmethod
