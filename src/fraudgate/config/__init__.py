@@ -34,10 +34,14 @@ Validation is by hand so errors name the field, the expected value and the recei
       token_env: FRAUDGATE_ADMIN_TOKEN    # or token: "..." (not both)
       inference: false             # true: inference needs the token too
 
+    monitoring:                    # optional; the alerts' thresholds (fraudgate.config.monitoring)
+      alerts: {recall: {floor: 0.70}, traffic_split: {tolerance: 0.05}, ...}
+
 Without ``experiment``/``ledger`` sections the server serves the models exactly as before.
 
 The package: `schema` (the typed records and defaults), `validators` (one function per kind of
-field), `loading` (YAML -> validated `FraudgateConfig`), `files` (the default and demo files).
+field), `loading` (YAML -> validated `FraudgateConfig`), `monitoring` (the
+alerts' section), `files` (the default and demo files).
 Import the names from here; the modules are the layout, not the API.
 """
 
@@ -51,6 +55,7 @@ from fraudgate.config.files import (
     write_default_config,
 )
 from fraudgate.config.loading import RAW_SECTIONS, load_config, parse_config
+from fraudgate.config.monitoring import AlertsConfig, MonitoringConfig, duration_seconds
 from fraudgate.config.schema import (
     ACKNOWLEDGE,
     ADMIN_TOKEN_ENV,
@@ -110,6 +115,7 @@ __all__ = [
     "MODEL_NAME",
     "RAW_SECTIONS",
     "SHIPPERS",
+    "AlertsConfig",
     "AnalysisConfig",
     "AuthConfig",
     "BatchingConfig",
@@ -119,10 +125,12 @@ __all__ = [
     "GuardrailsConfig",
     "LedgerConfig",
     "ModelConfig",
+    "MonitoringConfig",
     "ServerConfig",
     "default_config_dict",
     "demo_config_dict",
     "demo_experiment_dict",
+    "duration_seconds",
     "load_config",
     "parse_config",
     "write_default_config",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fraudgate.config import validators as v
+from fraudgate.config.monitoring import parse_monitoring
 from fraudgate.config.schema import (
     ACKNOWLEDGE,
     DEFAULT_ALPHA,
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 
 # Sections other rooms own: kept verbatim as well (``experiment``/``ledger``) after validation.
 RAW_SECTIONS = ("experiment", "ledger")
-_TOP_LEVEL = ("registry", "server", "models", *RAW_SECTIONS, "auth", "analysis")
+_TOP_LEVEL = ("registry", "server", "models", *RAW_SECTIONS, "auth", "analysis", "monitoring")
 _ANALYSIS_KEYS = (
     "champion",
     "challenger",
@@ -150,6 +151,7 @@ def parse_config(data: Any, path: Path | None = None) -> FraudgateConfig:
         raw[section] = None if value is None else dict(v.mapping(value, section))
     spec = None if raw["experiment"] is None else _experiment(raw["experiment"], models)
     ledger = None if raw["ledger"] is None else _ledger(raw["ledger"], path)
+    analysis = _analysis(data.get("analysis"), models)
     return FraudgateConfig(
         models=models,
         server=_server(data.get("server")),
@@ -160,7 +162,8 @@ def parse_config(data: Any, path: Path | None = None) -> FraudgateConfig:
         experiment_spec=spec,
         ledger_config=ledger,
         auth=_auth(data.get("auth")),
-        analysis=_analysis(data.get("analysis"), models),
+        analysis=analysis,
+        monitoring=parse_monitoring(data.get("monitoring"), analysis, ledger),
     )
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fraudgate.analysis.cost import CostModel
     from fraudgate.analysis.decision import DecisionPolicy
+    from fraudgate.config.monitoring import MonitoringConfig
     from fraudgate.experiments import ExperimentSpec
 
 DEFAULT_HOST = "127.0.0.1"
@@ -231,6 +232,7 @@ class FraudgateConfig:
     ledger_config: LedgerConfig | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    monitoring: MonitoringConfig = field(default_factory=lambda: _default_monitoring())
 
     @property
     def ledger_enabled(self) -> bool:
@@ -254,3 +256,10 @@ class FraudgateConfig:
             if model.name == name:
                 return model
         raise KeyError(name)
+
+
+def _default_monitoring() -> MonitoringConfig:
+    """The ``monitoring:`` defaults (its module imports this one, hence the late import)."""
+    from fraudgate.config.monitoring import MonitoringConfig
+
+    return MonitoringConfig()
