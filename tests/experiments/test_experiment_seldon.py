@@ -1,22 +1,16 @@
 """Seldon Core v2 export, validated against the real Experiment CRD schema.
 
-Kubernetes prunes fields a structural schema does not declare, silently. So the CRD's
-``openAPIV3Schema`` is tightened before validation: every object that declares ``properties``
-and says nothing about ``additionalProperties`` gets ``additionalProperties: false`` (recursively),
-``format: int32`` becomes a range, and ``metadata`` (``type: object`` in the CRD, validated by the
-API server as ObjectMeta) gets the ObjectMeta subset the export uses.
+Kubernetes prunes fields a structural schema does not declare, silently, so the CRD's schema is
+tightened before validation (see tests/k8s_schemas.py).
 """
 
 from __future__ import annotations
 
-import copy
-import os
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-import yaml
+from k8s_schemas import crd_validator, errors, schemas_dir
 
 from fraudgate.experiments import (
     ExperimentConfigError,
@@ -27,61 +21,16 @@ from fraudgate.experiments import (
 
 A, B = "fraud-v1-baseline", "fraud-v2-candidate"
 
-_SCHEMAS = Path(
-    os.environ.get(
-        "FRAUDGATE_K8S_SCHEMAS", Path(__file__).resolve().parents[3] / "shared" / "k8s-schemas"
-    )
-)
-CRD = _SCHEMAS / "seldon-core-v2" / "mlops.seldon.io_experiments.yaml"
+CRD = schemas_dir() / "seldon-core-v2" / "mlops.seldon.io_experiments.yaml"
 
 pytestmark = pytest.mark.skipif(
     not CRD.exists(), reason=f"Seldon CRD not found at {CRD} (set FRAUDGATE_K8S_SCHEMAS)"
 )
 
-_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-_OBJECT_META = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "pattern": _DNS_SUBDOMAIN, "maxLength": 253},
-        "namespace": {"type": "string"},
-        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-    },
-    "required": ["name"],
-    "additionalProperties": False,
-}
-
-
-def _tighten(node: Any) -> Any:
-    if isinstance(node, dict):
-        node = {k: _tighten(v) for k, v in node.items()}
-        if node.get("type") == "object" and "properties" in node:
-            node.setdefault("additionalProperties", False)
-        if node.get("format") == "int32":
-            node.update(minimum=-(2**31), maximum=2**31 - 1)
-        return node
-    if isinstance(node, list):
-        return [_tighten(v) for v in node]
-    return node
-
 
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.Draft7Validator:
-    crd = yaml.safe_load(CRD.read_text())
-    assert crd["spec"]["names"]["kind"] == "Experiment"
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
-    schema = _tighten(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
-    schema["properties"]["metadata"] = _OBJECT_META
-    schema["properties"]["apiVersion"]["const"] = f"{crd['spec']['group']}/v1alpha1"
-    schema["properties"]["kind"]["const"] = "Experiment"
-    schema["required"] = ["apiVersion", "kind", "metadata", "spec"]
-    jsonschema.Draft7Validator.check_schema(schema)
-    return jsonschema.Draft7Validator(schema)
-
-
-def errors(validator: jsonschema.Draft7Validator, manifest: dict) -> list[str]:
-    found = validator.iter_errors(manifest)
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in found]
+    return crd_validator(CRD, "Experiment", "v1alpha1")
 
 
 def spec(mirror: dict | None = None, **extra: Any) -> ExperimentSpec:

@@ -13,6 +13,7 @@ import typer
 from fraudgate.cli._common import console
 from fraudgate.cli.demo import demo
 from fraudgate.cli.experiment import experiment_app, feedback
+from fraudgate.cli.export import export_app
 from fraudgate.cli.ledger import ledger_app
 from fraudgate.cli.replay import replay
 from fraudgate.cli.report import report
@@ -32,6 +33,7 @@ app.command("replay")(replay)
 app.command("feedback")(feedback)
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(export_app, name="export")
 app.command("simulate")(simulate)
 app.command("train")(train)
 app.command("demo")(demo)
