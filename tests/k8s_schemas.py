@@ -3,7 +3,7 @@
 Kubernetes prunes fields a structural schema does not declare, silently. So a CRD's
 ``openAPIV3Schema`` is tightened before validation: every object that declares ``properties``
 and says nothing about ``additionalProperties`` gets ``additionalProperties: false`` (recursively),
-``format: int32`` becomes a range, and ``metadata`` (``type: object`` in the CRD, validated by the
+``format: int32`` becomes a range, Go's ``^(?i)`` patterns Python's ``(?i)^``, and ``metadata`` (``type: object`` in the CRD, validated by the
 API server as ObjectMeta) gets the ObjectMeta subset the exports use.
 
 The folder is ``$FRAUDGATE_K8S_SCHEMAS``, else ``shared/k8s-schemas`` beside the project (CI has
@@ -55,6 +55,9 @@ def tighten(node: Any) -> Any:
             node.setdefault("additionalProperties", False)
         if node.get("format") == "int32":
             node.update(minimum=-(2**31), maximum=2**31 - 1)
+        pattern = node.get("pattern")
+        if isinstance(pattern, str) and "(?i)" in pattern[1:]:  # Go allows ^(?i)...; Python
+            node["pattern"] = "(?i)" + pattern.replace("(?i)", "")  # wants flags first
         return node
     if isinstance(node, list):
         return [tighten(v) for v in node]

@@ -412,9 +412,7 @@ def write_rules(config: FraudgateConfig, directory: Path) -> Path:
 
 
 def run_promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [promtool(), *args], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
+    return subprocess.run([promtool(), *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 @pytest.mark.parametrize("monitoring", [None, CUSTOM], ids=["defaults", "custom"])
@@ -443,7 +441,9 @@ def test_the_cases_fail_against_rules_with_another_threshold(tmp_path):
     """A mutation check: the default cases against rules exported with recall floor 0.5 (the
     'fires' case no longer fires) and p99 10s; promtool names exactly those alerts."""
     config = demo_config(tmp_path)
-    other = demo_config(tmp_path, {"alerts": {"recall": {"floor": 0.5}, "latency": {"p99_ms": 1e4}}})
+    other = demo_config(
+        tmp_path, {"alerts": {"recall": {"floor": 0.5}, "latency": {"p99_ms": 1e4}}}
+    )
     write_rules(other, tmp_path)
     tests = tmp_path / "fraudgate.tests.yaml"
     tests.write_text(yaml.safe_dump(promtool_tests(config, "fraudgate.rules.yaml")))
