@@ -3,8 +3,9 @@
 Kubernetes prunes fields a structural schema does not declare, silently. So a CRD's
 ``openAPIV3Schema`` is tightened before validation: every object that declares ``properties``
 and says nothing about ``additionalProperties`` gets ``additionalProperties: false`` (recursively),
-``format: int32`` becomes a range, Go's ``^(?i)`` patterns Python's ``(?i)^``, and ``metadata`` (``type: object`` in the CRD, validated by the
-API server as ObjectMeta) gets the ObjectMeta subset the exports use.
+``format: int32`` becomes a range, Go's ``^(?i)`` patterns become Python's ``(?i)^``, and
+``metadata`` (``type: object`` in the CRD, validated by the API server as ObjectMeta) gets the
+ObjectMeta subset the exports use.
 
 The folder is ``$FRAUDGATE_K8S_SCHEMAS``, else ``shared/k8s-schemas`` beside the project (CI has
 the same copy), else beside a parent of it (a git worktree under the workspace).

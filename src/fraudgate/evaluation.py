@@ -51,11 +51,14 @@ from fraudgate.analysis.sequential import (
     split_value_confidence_sequence,
 )
 from fraudgate.analysis.srm import ArmUnits, SampleRatioResult, sample_ratio_mismatch
-from fraudgate.config.schema import AnalysisConfig, ConfigError, FraudgateConfig
+from fraudgate.config.schema import (
+    ConfigError,
+    FraudgateConfig,
+    champion_and_challenger,
+)
 from fraudgate.ledger.records import SECONDS_PER_DAY, ArmCounts, ExperimentCounts
 
 if TYPE_CHECKING:
-    from fraudgate.experiments import ExperimentSpec
     from fraudgate.ledger.store import LedgerStore
 
 # the analysis modules' name of the primary metric, per the config's
@@ -144,23 +147,6 @@ class Evaluation:
             if arm.arm == name:
                 return arm
         raise KeyError(name)
-
-
-def champion_and_challenger(spec: ExperimentSpec, analysis: AnalysisConfig) -> tuple[str, str]:
-    """The configured pair, else the experiment's default (or heaviest) candidate and the
-    heaviest other one."""
-    ranked = sorted(spec.candidates, key=lambda c: -c.weight)
-    champion = analysis.champion or spec.default or ranked[0].name
-    others = [c.name for c in ranked if c.name != champion]
-    if spec.mirror is not None and spec.mirror.name is not None and spec.mirror.name != champion:
-        others.append(spec.mirror.name)
-    challenger = analysis.challenger or (others[0] if others else None)
-    if challenger is None:
-        raise ConfigError(
-            f"analysis.challenger: expected a model other than the champion {champion!r} in "
-            f"experiment {spec.name!r}, received none"
-        )
-    return champion, challenger
 
 
 def _epoch(value: float | datetime | None) -> float | None:

@@ -3,10 +3,13 @@
 One registered model (``fraud-detection``) holds a version per trained model; aliases say which is
 ``champion`` and which is ``challenger``. Each version carries the serving name, the decision
 threshold and the feature-contract version as tags, so a server needs nothing but the model URI.
+A version may also carry its drift reference (``drift_reference.json``, next to the booster:
+`fraudgate.analysis.drift.DriftReference`), which the server loads with the model.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -19,6 +22,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from fraudgate.analysis.drift import DriftReference, DriftReferenceError
 from fraudgate.data.contract import FEATURE_VERSION, INPUT_NAME, N_FEATURES
 
 if TYPE_CHECKING:  # heavy imports stay out of module import time
@@ -30,6 +34,8 @@ REGISTERED_MODEL = "fraud-detection"
 TRAINING_EXPERIMENT = "fraud-detection-training"
 OUTPUT_NAME = "fraud_probability"
 BOOSTER_FILE = "booster.txt"
+DRIFT_REFERENCE_FILE = "drift_reference.json"
+MAX_DRIFT_REFERENCE_BYTES = 16 * 1024 * 1024  # 31 columns of <= 10,000 sample values
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 _MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
@@ -69,6 +75,7 @@ class LoadedModel:
     booster: lightgbm.Booster
     pyfunc: PyFuncModel
     local_path: str
+    drift_reference: DriftReference | None = None  # None: registered without one
 
 
 class Registry:
@@ -123,8 +130,12 @@ class Registry:
         figures: dict[str, Figure] | None = None,
         sample: np.ndarray | None = None,
         feature_version: str = FEATURE_VERSION,
+        drift_reference: DriftReference | None = None,
     ) -> str:
-        """Log a training run with the model, register it as a new version, point `alias` at it."""
+        """Log a training run with the model, register it as a new version, point `alias` at it.
+
+        ``drift_reference``: the training window's reference, stored with the version (the
+        server computes its drift gauges against it)."""
         import lightgbm
         import mlflow.pyfunc
         from mlflow.models import ModelSignature
@@ -151,10 +162,15 @@ class Registry:
             with tempfile.TemporaryDirectory() as tmp:
                 booster_file = Path(tmp) / BOOSTER_FILE
                 booster.save_model(booster_file)
+                artifacts = {"booster": str(booster_file)}
+                if drift_reference is not None:
+                    reference_file = Path(tmp) / DRIFT_REFERENCE_FILE
+                    reference_file.write_text(json.dumps(drift_reference.as_dict()))
+                    artifacts["drift_reference"] = str(reference_file)
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=str(MODEL_CODE),
-                    artifacts={"booster": str(booster_file)},
+                    artifacts=artifacts,
                     signature=signature,
                     input_example=None if sample is None else sample[:2].astype(np.float32),
                     pip_requirements=[f"lightgbm=={lightgbm.__version__}", "numpy"],
@@ -207,6 +223,7 @@ class Registry:
             )
         except Exception as exc:
             raise RegistryError(f"could not load {model_uri!r}: {exc}") from exc
+        reference = _drift_reference(Path(local_path) / "artifacts" / DRIFT_REFERENCE_FILE)
         tags = dict(version.tags) if version is not None else {}
         metadata = pyfunc.metadata.metadata or {}
         tags = {**metadata, **tags}
@@ -225,6 +242,7 @@ class Registry:
             booster=booster,
             pyfunc=pyfunc,
             local_path=str(local_path),
+            drift_reference=reference,
         )
 
     def aliases(self) -> dict[str, str]:
@@ -234,3 +252,18 @@ class Registry:
         except Exception:
             return {}
         return {alias: str(version) for alias, version in model.aliases.items()}
+
+
+def _drift_reference(path: Path) -> DriftReference | None:
+    """The version's drift reference (None when it has none); RegistryError if malformed."""
+    if not path.exists():
+        return None
+    size = path.stat().st_size
+    if size > MAX_DRIFT_REFERENCE_BYTES:
+        raise RegistryError(
+            f"{path.name}: expected at most {MAX_DRIFT_REFERENCE_BYTES} bytes, found {size}"
+        )
+    try:
+        return DriftReference.from_dict(json.loads(path.read_bytes()), N_FEATURES)
+    except (ValueError, DriftReferenceError) as exc:
+        raise RegistryError(f"{path.name} of the model version is malformed: {exc}") from exc

@@ -27,18 +27,19 @@ EXPERIMENT = "fraud-detection-ab-test"
 V1, V2 = "fraud-v1-baseline", "fraud-v2-candidate"
 STEP_S = 60  # the input series' interval and the evaluation interval
 CUSTOM = {
+    "psi_alert": 0.15,
     "alerts": {
         "recall": {"floor": 0.8, "min_labelled_frauds": 10, "for": "10m"},
         "challenger_precision": {"floor": 0.2, "min_labelled_frauds": 5, "for": "15m"},
         "traffic_split": {"tolerance": 0.02, "min_requests": 200, "window": "5m", "for": "3m"},
         "latency": {"p99_ms": 40, "window": "3m", "for": "2m"},
         "errors": {"max_rate": 0.05, "min_requests": 20, "window": "2m", "for": "1m"},
-        "drift": {"psi": 0.1, "for": "20m"},
+        "drift": {"for": "20m"},
         "ledger_write_failures": {"window": "2m", "for": "1m"},
         "shipper_lag": {"seconds": 5, "for": "30s"},
         "label_coverage": {"floor": 0.3, "stall": "2h", "for": "10m"},
         "fallback_runtime": {"for": "1m"},
-    }
+    },
 }
 
 
@@ -267,7 +268,7 @@ def cases(config: FraudgateConfig) -> list[Case]:
     )
 
     # drift: one feature over the PSI threshold
-    d = a.drift
+    d, psi = a.drift, config.monitoring.psi_alert
 
     def drift(value: float) -> Any:
         def build() -> Any:
@@ -275,13 +276,13 @@ def cases(config: FraudgateConfig) -> list[Case]:
                 f'fraudgate_drift_psi{{model="{V1}",feature="amount"}}': _gauge(value, n),
                 f'fraudgate_drift_psi{{model="{V1}",feature="hour"}}': _gauge(0.01, n),
             }
-            fires = value > d.psi
+            fires = value > psi
             return series, [({"model": V1, "feature": "amount"}, value)] if fires else []
 
         return build
 
-    case("FraudgateDriftPSIHigh", "fires", fs(d.for_), drift(d.psi + 0.5))
-    case("FraudgateDriftPSIHigh", "stable", fs(d.for_), drift(d.psi / 2))
+    case("FraudgateDriftPSIHigh", "fires", fs(d.for_), drift(psi + 0.5))
+    case("FraudgateDriftPSIHigh", "stable", fs(d.for_), drift(psi / 2))
 
     # ledger write failures: any in the window (the value: failures in the window)
     w = a.ledger_write_failures

@@ -67,9 +67,7 @@ def prometheus(config: ConfigOption, out: OutOption) -> None:
     rules_path = directory / RULES_FILE
     rules_path.write_text(yaml.safe_dump(rules_file(loaded), sort_keys=False), encoding="utf-8")
     crd_path = directory / PROMETHEUS_RULE_FILE
-    crd_path.write_text(
-        yaml.safe_dump(prometheus_rule(loaded), sort_keys=False), encoding="utf-8"
-    )
+    crd_path.write_text(yaml.safe_dump(prometheus_rule(loaded), sort_keys=False), encoding="utf-8")
     table = Table(title="Alerts")
     for column in ("alert", "severity", "for", "summary"):
         table.add_column(column)

@@ -34,19 +34,20 @@ Validation is by hand so errors name the field, the expected value and the recei
       token_env: FRAUDGATE_ADMIN_TOKEN    # or token: "..." (not both)
       inference: false             # true: inference needs the token too
 
-    monitoring:                    # optional; the alerts' thresholds (fraudgate.config.monitoring)
+    monitoring:                    # optional; the alerts' thresholds (fraudgate.config.alerts)
       alerts: {recall: {floor: 0.70}, traffic_split: {tolerance: 0.05}, ...}
 
 Without ``experiment``/``ledger`` sections the server serves the models exactly as before.
 
 The package: `schema` (the typed records and defaults), `validators` (one function per kind of
-field), `loading` (YAML -> validated `FraudgateConfig`), `monitoring` (the
-alerts' section), `files` (the default and demo files).
+field), `loading` (YAML -> validated `FraudgateConfig`), `alerts` / `alerts_loading`
+(the exported alerts' thresholds), `files` (the default and demo files).
 Import the names from here; the modules are the layout, not the API.
 """
 
 from typing import Any
 
+from fraudgate.config.alerts import AlertsConfig, duration_seconds
 from fraudgate.config.files import (
     DEMO_EXPERIMENT,
     default_config_dict,
@@ -55,7 +56,6 @@ from fraudgate.config.files import (
     write_default_config,
 )
 from fraudgate.config.loading import RAW_SECTIONS, load_config, parse_config
-from fraudgate.config.monitoring import AlertsConfig, MonitoringConfig, duration_seconds
 from fraudgate.config.schema import (
     ACKNOWLEDGE,
     ADMIN_TOKEN_ENV,
@@ -87,6 +87,7 @@ from fraudgate.config.schema import (
     GuardrailsConfig,
     LedgerConfig,
     ModelConfig,
+    MonitoringConfig,
     ServerConfig,
 )
 

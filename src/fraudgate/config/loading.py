@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fraudgate.config import validators as v
-from fraudgate.config.monitoring import parse_monitoring
+from fraudgate.config.alerts_loading import parse_alerts, parse_rule
 from fraudgate.config.schema import (
     ACKNOWLEDGE,
     DEFAULT_ALPHA,
@@ -51,6 +51,7 @@ from fraudgate.config.schema import (
     GuardrailsConfig,
     LedgerConfig,
     ModelConfig,
+    MonitoringConfig,
     ServerConfig,
 )
 
@@ -60,6 +61,18 @@ if TYPE_CHECKING:
 # Sections other rooms own: kept verbatim as well (``experiment``/``ledger``) after validation.
 RAW_SECTIONS = ("experiment", "ledger")
 _TOP_LEVEL = ("registry", "server", "models", *RAW_SECTIONS, "auth", "analysis", "monitoring")
+_MONITORING_KEYS = (
+    "traffic_window_s",
+    "label_window_days",
+    "ledger_refresh_s",
+    "refresh_s",
+    "drift_sample_rows",
+    "drift_min_rows",
+    "psi_warning",
+    "psi_alert",
+    "alerts",
+    "rule",
+)
 _ANALYSIS_KEYS = (
     "champion",
     "challenger",
@@ -163,7 +176,7 @@ def parse_config(data: Any, path: Path | None = None) -> FraudgateConfig:
         ledger_config=ledger,
         auth=_auth(data.get("auth")),
         analysis=analysis,
-        monitoring=parse_monitoring(data.get("monitoring"), analysis, ledger),
+        monitoring=_monitoring(data.get("monitoring"), analysis, ledger),
     )
 
 
@@ -524,4 +537,47 @@ def _cost(value: Any) -> CostConfig:
             value.get("transactions_per_day"),
             lambda x: v.number(x, f"{where}.transactions_per_day", minimum=1e-9),
         ),
+    )
+
+
+def _monitoring(
+    value: Any, analysis: AnalysisConfig, ledger: LedgerConfig | None
+) -> MonitoringConfig:
+    if value is None:
+        return MonitoringConfig(alerts=parse_alerts(None, analysis, ledger))
+    where = "monitoring"
+    value = v.mapping(value, where)
+    v.no_unknown(value, _MONITORING_KEYS, where)
+    d = MonitoringConfig()
+
+    def number(key: str, minimum: float, maximum: float) -> float:
+        return v.number(
+            value.get(key, getattr(d, key)), f"{where}.{key}", minimum=minimum, maximum=maximum
+        )
+
+    def integer(key: str, minimum: int, maximum: int) -> int:
+        return v.integer(
+            value.get(key, getattr(d, key)), f"{where}.{key}", minimum=minimum, maximum=maximum
+        )
+
+    refresh_s = number("refresh_s", 0.05, 3600.0)
+    psi_warning = number("psi_warning", 0.0, 10.0)
+    psi_alert = number("psi_alert", 0.0, 10.0)
+    if psi_alert < psi_warning:
+        raise ConfigError(
+            f"{where}.psi_alert: expected a level >= psi_warning ({psi_warning:g}), "
+            f"received {psi_alert:g}"
+        )
+    sample_rows = integer("drift_sample_rows", 100, 1_000_000)
+    return MonitoringConfig(
+        traffic_window_s=number("traffic_window_s", refresh_s, 86_400.0),
+        label_window_days=number("label_window_days", 1 / 24, 3650.0),
+        ledger_refresh_s=number("ledger_refresh_s", 0.05, 86_400.0),
+        refresh_s=refresh_s,
+        drift_sample_rows=sample_rows,
+        drift_min_rows=integer("drift_min_rows", 1, sample_rows),
+        psi_warning=psi_warning,
+        psi_alert=psi_alert,
+        alerts=parse_alerts(value.get("alerts"), analysis, ledger),
+        rule=parse_rule(value.get("rule")),
     )

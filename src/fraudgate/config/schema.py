@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fraudgate.config.alerts import AlertsConfig, RuleMetadata
+
 if TYPE_CHECKING:
     from fraudgate.analysis.cost import CostModel
     from fraudgate.analysis.decision import DecisionPolicy
-    from fraudgate.config.monitoring import MonitoringConfig
     from fraudgate.experiments import ExperimentSpec
 
 DEFAULT_HOST = "127.0.0.1"
@@ -51,6 +52,14 @@ PRIMARY_METRICS = ("recall", "value_detection")
 DEFAULT_PLANNED_FRAUDS = 500  # the confidence sequence is narrowest near this many frauds
 DEFAULT_PLANNED_TRANSACTIONS = 100_000  # the same for the alert-rate sequence
 DESIGNS = ("auto", "paired", "split")
+
+# monitoring: (the server's background gauges; see MonitoringConfig)
+DEFAULT_TRAFFIC_WINDOW_S = 300.0  # observed traffic share and estimated performance
+DEFAULT_LABEL_WINDOW_DAYS = 30.0  # label-joined precision / recall and label coverage
+DEFAULT_LEDGER_REFRESH_S = 30.0
+DEFAULT_REFRESH_S = 5.0
+DEFAULT_DRIFT_SAMPLE_ROWS = 10_000
+DEFAULT_DRIFT_MIN_ROWS = 500
 
 
 class ConfigError(ValueError):
@@ -221,6 +230,39 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitoringConfig:
+    """What the server measures in the background for ``/metrics`` (``monitoring:`` section).
+
+    - ``traffic_window_s``: the window of the observed traffic share per arm and of the
+      label-free (estimated) precision and recall.
+    - ``label_window_days``: the window (by event time) of the label-joined precision, recall,
+      pending decisions and label coverage, read from the ledger every ``ledger_refresh_s``.
+    - ``refresh_s``: how often the counters are read and the drift recomputed.
+    - ``drift_sample_rows``: the most recent scored rows per model that drift is computed on
+      (against the reference stored with the model version); below ``drift_min_rows`` none.
+    - ``psi_warning`` / ``psi_alert``: PSI levels (moderate / major shift), 0.1 / 0.25; the
+      drift alert fires above ``psi_alert``.
+    - ``alerts``: the exported Prometheus alerts' thresholds, windows and ``for``;
+      ``rule``: the PrometheusRule's metadata (`fraudgate.config.alerts`).
+    """
+
+    traffic_window_s: float = DEFAULT_TRAFFIC_WINDOW_S
+    label_window_days: float = DEFAULT_LABEL_WINDOW_DAYS
+    ledger_refresh_s: float = DEFAULT_LEDGER_REFRESH_S
+    refresh_s: float = DEFAULT_REFRESH_S
+    drift_sample_rows: int = DEFAULT_DRIFT_SAMPLE_ROWS
+    drift_min_rows: int = DEFAULT_DRIFT_MIN_ROWS
+    psi_warning: float = 0.1
+    psi_alert: float = 0.25
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    rule: RuleMetadata = field(default_factory=RuleMetadata)
+
+    @property
+    def label_window_s(self) -> float:
+        return self.label_window_days * 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
 class FraudgateConfig:
     models: tuple[ModelConfig, ...]
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -232,7 +274,7 @@ class FraudgateConfig:
     ledger_config: LedgerConfig | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
-    monitoring: MonitoringConfig = field(default_factory=lambda: _default_monitoring())
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
     @property
     def ledger_enabled(self) -> bool:
@@ -258,8 +300,18 @@ class FraudgateConfig:
         raise KeyError(name)
 
 
-def _default_monitoring() -> MonitoringConfig:
-    """The ``monitoring:`` defaults (its module imports this one, hence the late import)."""
-    from fraudgate.config.monitoring import MonitoringConfig
-
-    return MonitoringConfig()
+def champion_and_challenger(spec: ExperimentSpec, analysis: AnalysisConfig) -> tuple[str, str]:
+    """The configured pair, else the experiment's default (or heaviest) candidate and the
+    heaviest other one."""
+    ranked = sorted(spec.candidates, key=lambda c: -c.weight)
+    champion = analysis.champion or spec.default or ranked[0].name
+    others = [c.name for c in ranked if c.name != champion]
+    if spec.mirror is not None and spec.mirror.name is not None and spec.mirror.name != champion:
+        others.append(spec.mirror.name)
+    challenger = analysis.challenger or (others[0] if others else None)
+    if challenger is None:
+        raise ConfigError(
+            f"analysis.challenger: expected a model other than the champion {champion!r} in "
+            f"experiment {spec.name!r}, received none"
+        )
+    return champion, challenger

@@ -144,7 +144,9 @@ def rows(config: FraudgateConfig) -> tuple[Row, ...]:
                     "Labelled frauds, pending decisions, labels received",
                     "The evidence behind the realised figures, and the label feed's rate.",
                     (
-                        Target(_by_arm("fraudgate_model_labelled_frauds"), f"{arm} labelled frauds"),
+                        Target(
+                            _by_arm("fraudgate_model_labelled_frauds"), f"{arm} labelled frauds"
+                        ),
                         Target(_by_arm("fraudgate_label_pending_decisions"), f"{arm} pending"),
                         Target(
                             f"sum by (source) (rate(fraudgate_labels_received_total[{RATE}]))",
@@ -186,7 +188,7 @@ def rows(config: FraudgateConfig) -> tuple[Row, ...]:
                             "{{model}} {{feature}}",
                         ),
                     ),
-                    threshold=a.drift.psi,
+                    threshold=config.monitoring.psi_alert,
                 ),
                 Panel(
                     "Kolmogorov-Smirnov statistic by feature",

@@ -1,7 +1,7 @@
 """Prometheus alerting rules from the config: a plain rules file and the same rules as a
 ``PrometheusRule`` (``monitoring.coreos.com/v1``, the Prometheus Operator's kind).
 
-The thresholds come from the ``monitoring.alerts`` section (`fraudgate.config.monitoring`), the
+The thresholds come from the ``monitoring.alerts`` section (`fraudgate.config.alerts`), the
 champion/challenger pair from the experiment and ``analysis`` (as the evaluation picks them).
 Annotations use only ``{{ $labels.* }}`` and ``{{ printf "%.3f" $value }}``, so a test can state
 the exact text an alert carries.
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fraudgate.config import FraudgateConfig
+from fraudgate.config.schema import champion_and_challenger
 from fraudgate.deploy import promql
 
 GROUP = "fraudgate"
@@ -55,8 +56,6 @@ def challenger_of(config: FraudgateConfig) -> str | None:
     the second model served), or None when there is none."""
     spec = config.experiment_spec
     if spec is not None:
-        from fraudgate.evaluation import champion_and_challenger
-
         return champion_and_challenger(spec, config.analysis)[1]
     if config.analysis.challenger is not None:
         return config.analysis.challenger
@@ -149,7 +148,7 @@ def alert_rules(config: FraudgateConfig) -> tuple[AlertRule, ...]:
         )
     )
 
-    psi = _number(a.drift.psi)
+    psi = _number(config.monitoring.psi_alert)
     rules.append(
         AlertRule(
             "FraudgateDriftPSIHigh",

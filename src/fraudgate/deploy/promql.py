@@ -59,9 +59,7 @@ def served_requests(window: str) -> str:
 
 
 def latency_quantile(quantile: float, window: str) -> str:
-    return (
-        f"histogram_quantile({quantile}, sum by (model, le) (rate({LATENCY_BUCKETS}[{window}])))"
-    )
+    return f"histogram_quantile({quantile}, sum by (model, le) (rate({LATENCY_BUCKETS}[{window}])))"
 
 
 def requests(window: str) -> str:

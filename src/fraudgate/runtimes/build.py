@@ -4,6 +4,9 @@ Candidates are built in order (``tl2cgen``, ``native``, ``pyfunc``), each verifi
 MLflow model on `verification_rows` plus any caller sample; one that fails to build or to verify
 is dropped with a warning. ``auto`` times the verified ones on single rows and keeps the fastest;
 an explicit kind keeps the first that verifies, so it falls back to ``native``, then ``pyfunc``.
+The report's ``fallback`` says the model serves on a fallback: an explicit kind that is not the
+one serving, or (``auto``) a candidate that failed to build or verify (the server exports it as
+``fraudgate_model_runtime_fallback``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class BuildReport:
     single_row_seconds: dict[str, float] = field(default_factory=dict)
     max_abs_error: dict[str, float] = field(default_factory=dict)
     compile: CompileReport | None = None
+    failed: list[str] = field(default_factory=list)  # candidates that did not build or verify
+    fallback: bool = False
 
 
 def build_runtime(
@@ -100,6 +105,7 @@ def build_runtime(
             msg = f"{name} runtime unavailable for {model.uri}: {exc}"
             log.warning("%s; falling back", msg)
             report.notes.append(msg)
+            report.failed.append(name)
             continue
         if name == "pyfunc":  # the reference itself
             verified.append(candidate)
@@ -110,6 +116,7 @@ def build_runtime(
             msg = f"{name} runtime failed verification for {model.uri}: {result.reason}"
             log.warning("%s; falling back", msg)
             report.notes.append(msg)
+            report.failed.append(name)
             continue
         verified.append(candidate)
 
@@ -122,6 +129,7 @@ def build_runtime(
     else:
         chosen = verified[0]
     report.chosen = chosen.name
+    report.fallback = chosen.name != kind if kind != "auto" else bool(report.failed)
     if chosen.name == "pyfunc" and kind != "pyfunc":
         log.error("serving %s through the slow MLflow pyfunc path: %s", model.uri, report.notes)
     log.info(

@@ -54,6 +54,7 @@ from fraudgate.protocol.types import (
 )
 from fraudgate.serving.auth import AdminAuth
 from fraudgate.serving.metrics import UNKNOWN_MODEL, ModelMetrics, ServerMetrics, observe_scores
+from fraudgate.serving.monitoring import LiveSample, Monitor
 from fraudgate.serving.parameters import ROW_PARAMETERS, ledger_fields, new_request_id
 from fraudgate.serving.recording import NoRecorder
 from fraudgate.serving.repository import load_parameters, unload_parameters
@@ -92,7 +93,12 @@ class DeployedModel:
     """One loaded, servable version of a named model: its runtime calls and its outputs."""
 
     def __init__(
-        self, config: ModelConfig, version: int, loaded: LoadedRuntime, metrics: ServerMetrics
+        self,
+        config: ModelConfig,
+        version: int,
+        loaded: LoadedRuntime,
+        metrics: ServerMetrics,
+        sample: LiveSample | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
@@ -107,8 +113,13 @@ class DeployedModel:
         # how the scheduler batches this model's requests
         self.max_batch_size = max(1, int(config.batching.max_batch_size))
         self.max_wait_s = max(0.0, float(config.batching.max_wait_ms)) / 1000.0
+        report = getattr(loaded.runtime, "report", None)
+        self.metrics.fallback.set(bool(getattr(report, "fallback", False)))
         self._predict = loaded.runtime.predict
         self._observe_batch = self.metrics.batch_size.observe
+        # the recent scored rows drift is computed on (None: no drift reference in the registry)
+        self.sample = sample
+        self._keep = None if sample is None else sample.keep
         self._executor: ThreadPoolExecutor | None = None  # for huge batches, made on first use
         self.metadata = self._metadata()
 
@@ -116,6 +127,8 @@ class DeployedModel:
         """One runtime call, now, on the calling thread (counted in the batch metrics)."""
         out = self._predict(x)
         self._observe_batch(x.shape[0])
+        if self._keep is not None:
+            self._keep(x, out)
         return out
 
     async def call_offloaded(self, x: np.ndarray) -> np.ndarray:
@@ -250,10 +263,19 @@ class DataPlane:
         }
         self._configured = frozenset(self.entries)  # names of the config (never dropped)
         self.started = False
+        self.monitor = Monitor(
+            config,
+            self.metrics,
+            self.deployed_models,
+            state=experiment.state if experiment is not None else None,
+            store=experiment.store if experiment is not None else None,
+        )
+        self.metrics.registry.register(self.monitor)  # its collect(): the background gauges
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> list[str]:
         """Load every configured model (one at a time); return the error messages, if any."""
+        self.monitor.start()
         errors = []
         for name in list(self.entries):
             try:
@@ -264,9 +286,14 @@ class DataPlane:
         return errors
 
     def close(self) -> None:
+        self.monitor.stop()
         for entry in self.entries.values():
             if entry.deployed is not None:
                 entry.deployed.close()
+
+    def deployed_models(self) -> list[DeployedModel]:
+        """The models serving now (the monitor's view)."""
+        return [e.deployed for e in list(self.entries.values()) if e.deployed is not None]
 
     # -- health and metadata ------------------------------------------------------------------
     def live(self) -> bool:
@@ -393,6 +420,8 @@ class DataPlane:
                 model, x, request_id, transaction, amount, route, start, event
             )
             outputs = model.outputs_of(scored.scores, scored.decisions, requested)
+            if route is not None:  # served by an arm of the experiment (traffic share)
+                model.metrics.served.value += x.shape[0]
         except Exception as exc:
             code = http_status(exc) if isinstance(exc, InferenceError) else 500
             self._record_failure(name, model, protocol, code)
@@ -540,7 +569,14 @@ class DataPlane:
             began = time.perf_counter()
             try:
                 loaded = await asyncio.to_thread(self.loader, config)
-                deployed = DeployedModel(config, entry.version + 1, loaded, self.metrics)
+                reference = getattr(loaded.model, "drift_reference", None)
+                deployed = DeployedModel(
+                    config,
+                    entry.version + 1,
+                    loaded,
+                    self.metrics,
+                    self.monitor.sample_for(reference),
+                )
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 if entry.deployed is None:

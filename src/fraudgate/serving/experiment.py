@@ -103,6 +103,7 @@ class ExperimentPlane:
             recorder=self.recorder,
             mirror=self.mirror_counts,
             quarantine=quarantine,
+            feedback=self.feedback_handler if store is not None else None,
         )
 
     @classmethod

@@ -30,6 +30,7 @@ class FeedbackHandler:
         self.store = store  # fraudgate.ledger.LedgerStore | None
         self.journal = journal  # fraudgate.ledger.journal.Journal | None
         self.max_labels = max_labels
+        self.received: dict[str, int] = {}  # labels stored, per source (the metrics)
 
     async def feedback(self, body: Mapping[str, Any]) -> dict[str, Any]:
         store = self._ledger()
@@ -62,6 +63,9 @@ class FeedbackHandler:
             except Exception as exc:
                 raise Unavailable(f"the labels could not be stored in the ledger: {exc}") from exc
             inserted, updated, unchanged = result.inserted, result.updated, result.unchanged
+            received = self.received  # keys: the validated sources (bounded)
+            for label in labels:
+                received[label.source] = received.get(label.source, 0) + 1
             unknown = result.unknown_transaction_ids
         return {
             "inserted": inserted,

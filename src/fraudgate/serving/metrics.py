@@ -9,6 +9,13 @@ Names follow Prometheus conventions (``_total`` counters, ``_seconds`` latency):
 * ``fraudgate_fraud_score{model,version}`` (histogram of predicted fraud probabilities)
 * ``fraudgate_decisions_total{model,version,decision}`` (decision = fraud | legit)
 * ``fraudgate_model_ready{model,version}`` (gauge, 1 when serving)
+* ``fraudgate_model_runtime_fallback{model,version}`` (gauge, 1 when served by a fallback runtime)
+* ``fraudgate_expected_frauds_total{model,version,decision}`` (the summed fraud probabilities of
+  the decisions: with ``fraudgate_decisions_total``, the label-free estimate's counters,
+  `fraudgate.analysis.estimated`)
+
+`fraudgate.serving.monitoring.Monitor` adds the background gauges (traffic share, label-joined
+and estimated performance, drift).
 
 With an experiment or a ledger, `PlaneCollector` (the experiment plane's ``collect``) adds:
 
@@ -41,6 +48,8 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from fraudgate.analysis.estimated import ExpectedCounts
 
 UNKNOWN_MODEL = "_unknown"
 PROTOCOLS = ("rest", "grpc")
@@ -126,7 +135,19 @@ class Histogram:
 class ModelMetrics:
     """Everything recorded for one model version, resolved once at load."""
 
-    __slots__ = ("requests", "latency", "batch_size", "score", "fraud", "legit", "ready")
+    __slots__ = (
+        "requests",
+        "latency",
+        "batch_size",
+        "score",
+        "fraud",
+        "legit",
+        "ready",
+        "fallback",
+        "flagged_score",
+        "passed_score",
+        "served",
+    )
 
     def __init__(self) -> None:
         self.requests = {p: Counter() for p in PROTOCOLS}
@@ -136,6 +157,16 @@ class ModelMetrics:
         self.fraud = Counter()
         self.legit = Counter()
         self.ready = Gauge()
+        self.fallback = Gauge()  # 1: a fallback runtime serves this version
+        self.flagged_score = Counter()  # summed scores of flagged rows (expected true frauds)
+        self.passed_score = Counter()  # summed scores of rows let through (expected missed)
+        self.served = Counter()  # rows served through the experiment (routed to this arm)
+
+    def expected(self) -> ExpectedCounts:
+        """The label-free estimate's counters (`fraudgate.analysis.estimated`)."""
+        return ExpectedCounts(
+            self.fraud.value, self.legit.value, self.flagged_score.value, self.passed_score.value
+        )
 
 
 class ServerMetrics:
@@ -218,6 +249,18 @@ class _Collector:
             "1 when the model version is loaded and serving, else 0.",
             labels=["model", "version"],
         )
+        fallback = GaugeMetricFamily(
+            "fraudgate_model_runtime_fallback",
+            "1 when the model version is served by a fallback runtime (the configured or "
+            "preferred one failed to build or verify), else 0.",
+            labels=["model", "version"],
+        )
+        expected = CounterMetricFamily(
+            "fraudgate_expected_frauds",
+            "Summed fraud probabilities of the decisions, per decision: expected true frauds "
+            "(fraud) and expected missed frauds (legit), for label-free precision and recall.",
+            labels=["model", "version", "decision"],
+        )
         for (model, version), mm in list(m.models.items()):
             for protocol in PROTOCOLS:
                 requests.add_metric([model, version, protocol], mm.requests[protocol].value)
@@ -228,11 +271,14 @@ class _Collector:
             decisions.add_metric([model, version, "fraud"], mm.fraud.value)
             decisions.add_metric([model, version, "legit"], mm.legit.value)
             ready.add_metric([model, version], mm.ready.value)
+            fallback.add_metric([model, version], mm.fallback.value)
+            expected.add_metric([model, version, "fraud"], mm.flagged_score.value)
+            expected.add_metric([model, version, "legit"], mm.passed_score.value)
         for (model, version, protocol), counter in list(m.other_requests.items()):
             requests.add_metric([model, version, protocol], counter.value)
         for labels, counter in list(m.failures.items()):
             failures.add_metric(list(labels), counter.value)
-        yield from (requests, failures, latency, batch, score, decisions, ready)
+        yield from (requests, failures, latency, batch, score, decisions, ready, fallback, expected)
 
 
 def observe_scores(metrics: ModelMetrics, scores: np.ndarray, decisions: np.ndarray) -> None:
@@ -243,13 +289,20 @@ def observe_scores(metrics: ModelMetrics, scores: np.ndarray, decisions: np.ndar
         metrics.score.observe(value)
         if decisions[0]:
             metrics.fraud.value += 1
+            metrics.flagged_score.value += value
         else:
             metrics.legit.value += 1
+            metrics.passed_score.value += value
         return
-    fraud = int(np.count_nonzero(decisions))
+    flags = decisions.reshape(-1)
+    fraud = int(np.count_nonzero(flags))
     metrics.fraud.value += fraud
     metrics.legit.value += n - fraud
     metrics.score.observe_many(scores)
+    total = float(scores.sum(dtype=np.float64))
+    flagged = float(scores[flags].sum(dtype=np.float64)) if fraud else 0.0
+    metrics.flagged_score.value += flagged
+    metrics.passed_score.value += total - flagged
 
 
 class PlaneCollector:
@@ -262,8 +315,16 @@ class PlaneCollector:
     """
 
     def __init__(
-        self, *, health: Any, state: Any, recorder: Any, mirror: Any, quarantine: Any
+        self,
+        *,
+        health: Any,
+        state: Any,
+        recorder: Any,
+        mirror: Any,
+        quarantine: Any,
+        feedback: Any = None,
     ) -> None:
+        self.feedback = feedback  # FeedbackHandler with a ledger (its ``received``), or None
         self.health = health
         self.state = state
         self.recorder = recorder
@@ -314,6 +375,19 @@ class PlaneCollector:
                 "Batches of served decisions that could not be recorded (answered 503).",
                 value=recorder_counts.failures,
             )
+        if self.feedback is not None:
+            from fraudgate.ledger.records import LABEL_SOURCES
+
+            labels = CounterMetricFamily(
+                "fraudgate_labels_received",
+                "Labels stored through this server's POST /feedback, per source "
+                "(investigation, chargeback, manual).",
+                labels=["source"],
+            )
+            received = self.feedback.received
+            for source in LABEL_SOURCES:
+                labels.add_metric([source], received.get(source, 0))
+            yield labels
         if self.quarantine is not None:  # journal lines the store refused (at most 1 read/s)
             held = self.quarantine.get()
             yield GaugeMetricFamily(

@@ -14,6 +14,7 @@ from fraudgate.analysis.classification import (
     confusion_at,
     paired_recall_gap,
 )
+from fraudgate.analysis.drift import DriftReference, drift_reference
 from fraudgate.data.contract import FEATURE_NAMES, FEATURE_VERSION, to_matrix
 from fraudgate.training.fit import (
     DEFAULT_ROUNDS,
@@ -51,6 +52,7 @@ class TrainedModel:
     holdout_scores: np.ndarray
     holdout_report: dict
     seconds: float
+    reference: DriftReference | None = None  # training features, validation scores (drift)
 
     def metrics(self) -> dict[str, float]:
         report = self.holdout_report
@@ -149,8 +151,9 @@ def train_and_compare(
         began = time.perf_counter()
         train, valid = parts[f"{spec.key}_train"], parts[f"{spec.key}_valid"]
         say(f"training {spec.serving_name} on {len(train):,} transactions")
+        x_train = to_matrix(train, feature_names)
         fitted = fit_model(
-            to_matrix(train, feature_names),
+            x_train,
             train["is_fraud"].to_numpy(),
             seed=seed,
             rounds=rounds or DEFAULT_ROUNDS,
@@ -169,6 +172,7 @@ def train_and_compare(
             scores,
             report,
             time.perf_counter() - began,
+            drift_reference(x_train, valid_scores, feature_names, seed=seed),
         )
     comparison = compare(models["v1"], models["v2"], y_holdout, scenarios)
     return OfflineResult(

@@ -97,6 +97,7 @@ def train_and_register(
                 figures={"pr_curve_validation": model.figure()},
                 sample=sample,
                 feature_version=data.feature_version,
+                drift_reference=model.reference,
             )
     result.timings.update(steps.timings)
     offline = result.as_dict()

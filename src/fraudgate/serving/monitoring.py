@@ -1,0 +1,446 @@
+"""The server's background gauges: traffic share, label-joined and estimated performance, drift.
+
+Nothing here runs per request or per scrape. The hot path only bumps plain counters
+(`fraudgate.serving.metrics.ModelMetrics`: rows served per arm, decisions, summed scores) and, for
+a model whose registry version carries a drift reference, keeps a reference to each scored batch
+(one deque append per runtime call, `LiveSample.keep`). One task on the event loop wakes every
+``monitoring.refresh_s`` and:
+
+* reads the counters into a ring of readings, so a window (``traffic_window_s``) is the
+  difference of two readings: the observed traffic share of each arm and its deviation from the
+  live weights' share, and the label-free estimated precision and recall
+  (`fraudgate.analysis.estimated`);
+* moves the kept batches into each model's ring of its ``drift_sample_rows`` most recent rows and
+  recomputes PSI and KS per feature and for the score (`fraudgate.analysis.drift`) in a thread;
+* every ``ledger_refresh_s``, with a ledger and an experiment, reads the experiment's counts of
+  the last ``label_window_days`` (`LedgerStore.experiment_counts`, in a thread): per arm the
+  label-joined precision, recall, labelled frauds, pending decisions, label coverage and alert
+  rate, and the champion/challenger disagreement on the paired (shadow) transactions.
+
+Scrapes read the cached results (`Monitor.collect`). A figure with nothing behind it (no labelled
+alert, no traffic in the window, too few rows for drift) is NaN.
+
+Label sets are bounded: models are the configured ones and the experiment's arms, features the
+reference's 30 contract names plus ``score``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fraudgate.analysis.drift import DriftReference, DriftResult, DriftThresholds, drift, level
+from fraudgate.analysis.estimated import ExpectedCounts
+from fraudgate.config import FraudgateConfig, MonitoringConfig
+from fraudgate.config.schema import champion_and_challenger
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+    from fraudgate.serving.metrics import ServerMetrics
+
+log = logging.getLogger(__name__)
+
+NAN = math.nan
+_KEEP_ROWS = 256  # rows of a bigger batch kept for drift (a view would pin the whole batch)
+_PENDING_BATCHES = 4096  # batches kept between two refreshes (older ones are dropped)
+
+
+class LiveSample:
+    """One model's most recent scored rows (a ring of ``rows``), against its drift reference."""
+
+    def __init__(self, reference: DriftReference, rows: int) -> None:
+        self.reference = reference
+        self.n_features = len(reference.columns) - 1
+        self.pending: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=_PENDING_BATCHES)
+        self.x = np.zeros((rows, self.n_features), dtype=np.float32)
+        self.scores = np.zeros(rows, dtype=np.float64)
+        self.filled = 0
+        self._next = 0
+
+    def keep(self, x: np.ndarray, scores: np.ndarray) -> None:
+        """The hot path's part: keep a scored batch until the next refresh."""
+        if x.shape[0] > _KEEP_ROWS:
+            x, scores = x[:_KEEP_ROWS].copy(), scores[:_KEEP_ROWS].copy()
+        self.pending.append((x, scores))
+
+    def drain(self) -> int:
+        """Move the kept batches into the ring; returns the rows moved."""
+        moved = 0
+        size = self.x.shape[0]
+        while self.pending:
+            x, scores = self.pending.popleft()
+            n = min(x.shape[0], size)
+            x, scores = x[-n:], np.asarray(scores, dtype=np.float64).reshape(-1)[-n:]
+            end = self._next + n
+            if end <= size:
+                self.x[self._next : end] = x
+                self.scores[self._next : end] = scores
+            else:
+                first = size - self._next
+                self.x[self._next :] = x[:first]
+                self.scores[self._next :] = scores[:first]
+                self.x[: n - first] = x[first:]
+                self.scores[: n - first] = scores[first:]
+            self._next = end % size
+            self.filled = min(size, self.filled + n)
+            moved += n
+        return moved
+
+    def drift(self) -> list[DriftResult]:
+        """PSI and KS of the ring's rows (blocking: run it in a thread)."""
+        n = self.filled
+        return drift(self.reference, self.x[:n], self.scores[:n])
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The counters at one moment: rows served per arm and each model's estimate counters."""
+
+    at: float  # monotonic
+    served: dict[str, float]
+    expected: dict[str, ExpectedCounts]
+
+
+@dataclass(frozen=True, slots=True)
+class ArmGauges:
+    """One arm's label-joined figures over the label window (from the ledger's counts)."""
+
+    precision: float
+    recall: float
+    labelled_frauds: int
+    pending: int
+    coverage: float
+    alert_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerGauges:
+    """What the last ledger read gave: per arm, and the paired disagreement."""
+
+    arms: dict[str, ArmGauges]
+    disagreement: float
+    paired: int
+
+
+class Monitor:
+    """The background gauges of one server (see the module docstring).
+
+    ``deployed()`` returns the deployed models (`DeployedModel`: ``name``, ``metrics``,
+    ``sample``); ``store`` is the ledger (None: no label-joined gauges)."""
+
+    def __init__(
+        self,
+        config: FraudgateConfig,
+        metrics: ServerMetrics,
+        deployed: Callable[[], Iterable[Any]],
+        *,
+        state: Any = None,  # fraudgate.experiments.ExperimentState | None
+        store: Any = None,  # fraudgate.ledger.LedgerStore | None
+    ) -> None:
+        self.settings: MonitoringConfig = config.monitoring
+        self.thresholds = DriftThresholds(self.settings.psi_warning, self.settings.psi_alert)
+        self.metrics = metrics
+        self.deployed = deployed
+        self.state = state
+        self.store = store if state is not None else None
+        self.maturity_s = config.analysis.maturity_s
+        self.pair: tuple[str, str] | None = None
+        if state is not None:
+            with contextlib.suppress(Exception):  # no challenger: no paired figures
+                self.pair = champion_and_challenger(state.spec, config.analysis)
+        self.models = tuple(m.name for m in config.models)
+        keep = math.ceil(self.settings.traffic_window_s / self.settings.refresh_s) + 2
+        self.readings: deque[Reading] = deque(maxlen=keep)
+        self.drift: dict[str, list[DriftResult]] = {}  # model name -> per column
+        self.ledger: LedgerGauges | None = None
+        self.ledger_error: str | None = None
+        self._ledger_at = -math.inf
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def sample_for(self, reference: DriftReference | None) -> LiveSample | None:
+        """A live sample for a newly loaded model with a drift reference (None: without)."""
+        if reference is None:
+            return None
+        return LiveSample(reference, self.settings.drift_sample_rows)
+
+    def start(self) -> None:
+        if self._task is None:
+            self.readings.append(self._read())
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.refresh_s)
+            try:
+                await self.refresh()
+            except Exception:  # a bug must not end the monitoring
+                log.exception("refreshing the monitoring gauges failed")
+
+    async def refresh(self) -> None:
+        """One round: a counter reading, the drift, and (when due) the ledger's counts."""
+        self.readings.append(self._read())
+        samples = {}
+        for model in self.deployed():
+            sample = getattr(model, "sample", None)
+            if sample is not None:
+                sample.drain()
+                if sample.filled >= self.settings.drift_min_rows:
+                    samples[model.name] = sample
+        if samples:
+            self.drift = await asyncio.to_thread(
+                lambda: {name: sample.drift() for name, sample in samples.items()}
+            )
+        now = time.monotonic()
+        if self.store is not None and now - self._ledger_at >= self.settings.ledger_refresh_s:
+            self._ledger_at = now
+            try:
+                self.ledger = await asyncio.to_thread(self._ledger_gauges)
+                self.ledger_error = None
+            except Exception as exc:  # the database is down: keep the last figures
+                self.ledger_error = str(exc)
+                log.warning("reading the experiment's counts from the ledger failed: %s", exc)
+
+    def _read(self) -> Reading:
+        served: dict[str, float] = {}
+        expected: dict[str, ExpectedCounts] = {}
+        for (name, _version), mm in list(self.metrics.models.items()):
+            served[name] = served.get(name, 0.0) + mm.served.value
+            expected[name] = expected.get(name, ExpectedCounts()) + mm.expected()
+        return Reading(time.monotonic(), served, expected)
+
+    def _ledger_gauges(self) -> LedgerGauges:
+        """Blocking (a thread): the experiment's counts of the label window, as gauges."""
+        assert self.state is not None and self.store is not None
+        spec = self.state.spec
+        champion, challenger = self.pair or (spec.candidate_names[0], spec.candidate_names[0])
+        now = time.time()
+        counts = self.store.experiment_counts(
+            spec.name,
+            champion,
+            challenger,
+            as_of=now,
+            maturity_s=self.maturity_s,
+            since=now - self.settings.label_window_s,
+        )
+        arms = {}
+        for name in dict.fromkeys([*spec.candidate_names, *(a.arm for a in counts.arms)]):
+            c = counts.arm(name).counts
+            arms[name] = ArmGauges(
+                precision=c.precision,
+                recall=c.recall,
+                labelled_frauds=c.frauds,
+                pending=c.unlabelled,
+                coverage=c.labelled / c.total if c.total else NAN,
+                alert_rate=c.alert_rate,
+            )
+        paired = counts.paired.transactions if self.pair is not None else None
+        total = paired.total if paired is not None else 0
+        disagreement = paired.discordant / total if paired is not None and total else NAN
+        return LedgerGauges(arms, disagreement, total)
+
+    # -- windows ------------------------------------------------------------------------------
+    def _window(self) -> tuple[Reading, Reading] | None:
+        """(oldest reading in the traffic window, newest), None before two readings."""
+        if len(self.readings) < 2:
+            return None
+        newest = self.readings[-1]
+        start = newest.at - self.settings.traffic_window_s
+        oldest = next((r for r in self.readings if r.at >= start - 1e-9), self.readings[0])
+        if oldest is newest:
+            oldest = self.readings[-2]
+        return oldest, newest
+
+    # -- metrics ------------------------------------------------------------------------------
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        experiment = self.state.spec if self.state is not None else None
+        window = self._window()
+        arm_of = set(experiment.candidate_names) if experiment is not None else set()
+        exp_name = experiment.name if experiment is not None else ""
+        if experiment is not None:
+            labels = ["experiment", "model"]
+            served = CounterMetricFamily(
+                "fraudgate_experiment_served",
+                "Rows (transactions) served through the experiment by each arm.",
+                labels=labels,
+            )
+            share = GaugeMetricFamily(
+                "fraudgate_experiment_traffic_share",
+                "Observed share of the experiment's served rows per arm over the last "
+                "monitoring.traffic_window_s (NaN: no traffic in the window).",
+                labels=labels,
+            )
+            deviation = GaugeMetricFamily(
+                "fraudgate_experiment_traffic_share_deviation",
+                "Observed traffic share minus the live weights' share, per arm, same window.",
+                labels=labels,
+            )
+            totals: dict[str, float] = {}
+            for (name, _version), mm in list(self.metrics.models.items()):
+                totals[name] = totals.get(name, 0.0) + mm.served.value
+            weights = experiment.weights
+            weight_sum = sum(weights.values())
+            delta: dict[str, float] = {}
+            if window is not None:
+                old, new = window
+                delta = {n: new.served.get(n, 0.0) - old.served.get(n, 0.0) for n in weights}
+            rows = sum(delta.values())
+            for name, weight in weights.items():
+                served.add_metric([exp_name, name], totals.get(name, 0.0))
+                observed = delta.get(name, 0.0) / rows if rows > 0 else NAN
+                share.add_metric([exp_name, name], observed)
+                expected_share = weight / weight_sum if weight_sum else NAN
+                deviation.add_metric([exp_name, name], observed - expected_share)
+            yield from (served, share, deviation)
+        yield from self._estimated(window, exp_name, arm_of)
+        yield from self._ledger_metrics(exp_name)
+        yield from self._drift_metrics()
+
+    def _estimated(
+        self, window: tuple[Reading, Reading] | None, exp_name: str, arms: set[str]
+    ) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        labels = ["experiment", "model"]
+        precision = GaugeMetricFamily(
+            "fraudgate_model_estimated_precision",
+            "Label-free precision estimate from the calibrated scores (sum of the flagged "
+            "scores / flagged) over the last monitoring.traffic_window_s.",
+            labels=labels,
+        )
+        recall = GaugeMetricFamily(
+            "fraudgate_model_estimated_recall",
+            "Label-free recall estimate from the calibrated scores (sum of the flagged "
+            "scores / sum of all scores) over the last monitoring.traffic_window_s.",
+            labels=labels,
+        )
+        for name in self.models:
+            counts = ExpectedCounts()
+            if window is not None:
+                old, new = window
+                counts = new.expected.get(name, counts) - old.expected.get(name, counts)
+            experiment = exp_name if name in arms else ""
+            precision.add_metric([experiment, name], counts.precision)
+            recall.add_metric([experiment, name], counts.recall)
+        yield from (precision, recall)
+
+    def _ledger_metrics(self, exp_name: str) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        if self.store is None:
+            return
+        labels = ["experiment", "model"]
+        window = "over the last monitoring.label_window_days (by event time), from the ledger"
+        families = {
+            "precision": GaugeMetricFamily(
+                "fraudgate_model_precision",
+                f"Label-joined precision of the arm's served decisions {window} (NaN: no "
+                "labelled alert).",
+                labels=labels,
+            ),
+            "recall": GaugeMetricFamily(
+                "fraudgate_model_recall",
+                f"Label-joined recall of the arm's served decisions {window} (NaN: no "
+                "labelled fraud).",
+                labels=labels,
+            ),
+            "labelled_frauds": GaugeMetricFamily(
+                "fraudgate_model_labelled_frauds",
+                f"Labelled frauds behind fraudgate_model_recall {window}.",
+                labels=labels,
+            ),
+            "pending": GaugeMetricFamily(
+                "fraudgate_label_pending_decisions",
+                f"Served decisions still waiting for a label (neither labelled nor matured) "
+                f"{window}.",
+                labels=labels,
+            ),
+            "coverage": GaugeMetricFamily(
+                "fraudgate_label_coverage_ratio",
+                f"Share (0..1) of the arm's decisions that are labelled or matured {window}.",
+                labels=labels,
+            ),
+            "alert_rate": GaugeMetricFamily(
+                "fraudgate_model_alert_rate",
+                f"Share of the arm's transactions it flagged {window}.",
+                labels=labels,
+            ),
+        }
+        gauges = self.ledger
+        names = list(self.state.spec.candidate_names) if self.state is not None else []
+        empty = ArmGauges(NAN, NAN, 0, 0, NAN, NAN)
+        for name in names:
+            arm = gauges.arms.get(name, empty) if gauges is not None else empty
+            for key, family in families.items():
+                family.add_metric([exp_name, name], float(getattr(arm, key)))
+        yield from families.values()
+        disagreement = GaugeMetricFamily(
+            "fraudgate_shadow_disagreement_ratio",
+            "Share of the transactions both the champion and the challenger scored (the "
+            f"shadow) on which their decisions differ, {window}.",
+            labels=["experiment"],
+        )
+        disagreement.add_metric([exp_name], gauges.disagreement if gauges is not None else NAN)
+        yield disagreement
+
+    def _drift_metrics(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        psi = GaugeMetricFamily(
+            "fraudgate_drift_psi",
+            "Population Stability Index of the model's most recent scored rows against the "
+            "training reference stored with its registry version, per feature and score.",
+            labels=["model", "feature"],
+        )
+        ks = GaugeMetricFamily(
+            "fraudgate_drift_ks_statistic",
+            "Two-sample Kolmogorov-Smirnov statistic of the same rows against the reference "
+            "sample, per feature and score.",
+            labels=["model", "feature"],
+        )
+        over = GaugeMetricFamily(
+            "fraudgate_drift_features_over_threshold",
+            "Columns (features and score) whose PSI is at or above monitoring.psi_warning "
+            "(level=warning) or monitoring.psi_alert (level=alert).",
+            labels=["model", "level"],
+        )
+        sampled = GaugeMetricFamily(
+            "fraudgate_drift_sample_rows",
+            "Recent scored rows the drift gauges were computed on (0: not enough yet).",
+            labels=["model"],
+        )
+        for model in self.deployed():
+            sample = getattr(model, "sample", None)
+            if sample is None:
+                continue
+            results = self.drift.get(model.name)
+            if results is None:
+                results = [DriftResult(c.name, NAN, NAN, 0) for c in sample.reference.columns]
+            warning = alert = 0
+            for result in results:
+                psi.add_metric([model.name, result.column], result.psi)
+                ks.add_metric([model.name, result.column], result.ks_statistic)
+                state = level(result.psi, self.thresholds)
+                warning += state in ("warning", "alert")
+                alert += state == "alert"
+            over.add_metric([model.name, "warning"], warning)
+            over.add_metric([model.name, "alert"], alert)
+            sampled.add_metric([model.name], results[0].rows if results else 0)
+        yield from (psi, ks, over, sampled)
