@@ -12,10 +12,11 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/uv pip install --python $(PY) --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
-# Debian packages the tests and benchmarks run for real: promtool (metrics lint), wrk (load).
+# Debian packages the tests and benchmarks run for real: prometheus (promtool: metrics lint and
+# the alert rules' unit tests; the server: the scrape test), wrk (load).
 system-deps:
 	@missing=""; \
-	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	{ command -v promtool && command -v prometheus; } >/dev/null || missing="$$missing prometheus"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

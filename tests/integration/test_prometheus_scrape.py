@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,15 @@ pytestmark = pytest.mark.slow
 REPLAYED = 600
 SPLIT_ALERT = "FraudgateTrafficSplitDeviation"
 MONITORING = {  # short windows: the test's Prometheus scrapes and evaluates every second
+    "refresh_s": 0.5,
+    "ledger_refresh_s": 1.0,
+    "traffic_window_s": 10.0,
     "alerts": {
         "traffic_split": {"tolerance": 0.1, "min_requests": 50, "window": "10s", "for": "2s"},
         "errors": {"min_requests": 10, "window": "10s", "for": "1s"},
         "latency": {"window": "10s"},
         "ledger_write_failures": {"window": "10s"},
-    }
+    },
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -167,6 +171,7 @@ def stack(trained_registry, module_launch, tmp_path_factory) -> Iterator[Stack]:
             show_progress=False,
         )
         assert summary["ok"] == REPLAYED, summary["error_examples"]
+        print(f"replay: {summary['elapsed_s']:.1f} s, labels {summary['labels']['sent']}")
         yield Stack(config_path, server.url, prometheus, summary)
     finally:
         prometheus.stop()
@@ -200,17 +205,6 @@ def _read_names(config) -> dict[str, set[str]]:
             for name in promql.metric_names(target.expr):
                 readers.setdefault(name, set()).add(f"panel {panel.title!r}")
     return readers
-
-
-def test_every_metric_the_rules_and_panels_read_exists(stack):
-    """On the server's /metrics and in Prometheus' own index of what it scraped."""
-    _scraped_after(stack, time.time())
-    readers = _read_names(load_config(stack.config_path))
-    exposed = _exposed_names(stack.server_url)
-    scraped = set(stack.prometheus.get("/api/v1/label/__name__/values"))
-    missing = {name: sorted(by) for name, by in readers.items() if name not in exposed}
-    assert missing == {}, f"read by rules/panels but not on /metrics: {missing}"
-    assert set(readers) <= scraped, sorted(set(readers) - scraped)
 
 
 def test_labels_and_values_match_what_the_replay_saw(stack):
@@ -256,9 +250,14 @@ def test_every_rule_loads_and_every_expression_evaluates(stack):
     for panel in panels(config):
         for target in panel.targets:
             stack.prometheus.query(target.expr.replace(RATE, "10s"))  # status success or fail
-    # the dashboard's split panel: the shares of one experiment add up to 1
-    shares = stack.prometheus.query(f"sum by (experiment) ({promql.observed_share('1h')})")
-    assert [round(float(s["value"][1]), 9) for s in shares] == [1.0]
+    # the dashboard's split panel over the replay's scoring: each arm's share, adding up to 1
+    start = datetime.fromisoformat(stack.replay["started_at"]).timestamp()
+    scored = start + stack.replay["elapsed_s"]
+    shares = stack.prometheus.get(
+        "/api/v1/query", query=promql.observed_share("20s"), time=f"{scored + 10:.3f}"
+    )["result"]
+    values = {s["metric"]["model"]: float(s["value"][1]) for s in shares}
+    assert set(values) == {V1, V2} and abs(sum(values.values()) - 1) < 1e-9, values
 
 
 def _alert_state(stack: Stack, name: str) -> list[dict[str, Any]]:
@@ -318,3 +317,15 @@ def test_a_hot_card_fires_the_traffic_split_alert(stack):
             f"The served share of {alert['labels']['model']} differs from its weight's share by"
         )
     print(f"split alert firing after {elapsed:.1f} s and {sent} hot-card requests")
+
+
+def test_every_metric_the_rules_and_panels_read_exists(stack):
+    """On the server's /metrics and in Prometheus' own index of what it scraped (last: the
+    failures counter has samples once a request failed, as the bad requests above did)."""
+    _scraped_after(stack, time.time())
+    readers = _read_names(load_config(stack.config_path))
+    exposed = _exposed_names(stack.server_url)
+    scraped = set(stack.prometheus.get("/api/v1/label/__name__/values"))
+    missing = {name: sorted(by) for name, by in readers.items() if name not in exposed}
+    assert missing == {}, f"read by rules/panels but not on /metrics: {missing}"
+    assert set(readers) <= scraped, sorted(set(readers) - scraped)

@@ -73,12 +73,13 @@ def _alerts(value: Any, where: str) -> AlertsConfig:
     if value is None:
         return AlertsConfig()
     data = v.mapping(value, where)
-    sections = dataclasses.fields(AlertsConfig)
-    v.no_unknown(data, tuple(f.name for f in sections), where)
+    defaults = AlertsConfig()
+    names = tuple(f.name for f in dataclasses.fields(AlertsConfig))
+    v.no_unknown(data, names, where)
     return AlertsConfig(
         **{
-            f.name: _alert(f.default_factory, data.get(f.name), f"{where}.{f.name}")  # type: ignore[misc]
-            for f in sections
+            name: _alert(type(getattr(defaults, name)), data.get(name), f"{where}.{name}")
+            for name in names
         }
     )
 
