@@ -151,18 +151,30 @@ def stack(trained_registry, module_launch, tmp_path_factory) -> Iterator[Stack]:
     config = load_config(config_path)
     rules = root / "fraudgate.rules.yaml"
     rules.write_text(yaml.safe_dump(rules_file(config), sort_keys=False))
+    clock = [time.monotonic()]
+
+    def lap(what: str) -> None:
+        clock.append(time.monotonic())
+        print(f"{what}: {clock[-1] - clock[-2]:.1f} s")
+
     server = module_launch(config_path)
+    lap("fraudgate serve ready")
     prometheus = start_prometheus(root, f"127.0.0.1:{server.http_port}", rules)
     try:
+        # its scrape manager applies new targets after a few seconds: traffic before the first
+        # scrape would be one step in no window
+        wait_for(lambda: prometheus.query('up{job="fraudgate"} == 1'), 30, "the first scrape")
+        lap("prometheus ready and scraping")
         workdir = root / "replay"
         simulate(SimulationConfig(days=30, transactions_per_day=400, emerging_day=16)).write(
             workdir / "data"
         )
+        lap("simulation")
         summary = run_replay(
             ReplaySettings(
                 url=server.url,
                 transactions=REPLAYED,
-                rate=2000.0,
+                rate=200.0,  # three seconds of traffic: several scrapes see it
                 concurrency=8,
                 token=TOKEN,
                 workdir=workdir,
@@ -171,7 +183,7 @@ def stack(trained_registry, module_launch, tmp_path_factory) -> Iterator[Stack]:
             show_progress=False,
         )
         assert summary["ok"] == REPLAYED, summary["error_examples"]
-        print(f"replay: {summary['elapsed_s']:.1f} s, labels {summary['labels']['sent']}")
+        lap(f"replay (scoring {summary['elapsed_s']:.1f} s, {summary['labels']['sent']} labels)")
         yield Stack(config_path, server.url, prometheus, summary)
     finally:
         prometheus.stop()
@@ -277,9 +289,9 @@ def test_bad_requests_are_counted_but_do_not_fire_the_error_rate_alert(stack):
     since = time.time()
     _scraped_after(stack, since)
     counted = wait_for(
-        lambda: stack.prometheus.query('sum(fraudgate_inference_failures_total{code="400"})'),
+        lambda: stack.prometheus.query('sum(fraudgate_inference_failures_total{code="400"}) >= 60'),
         10,
-        "the 400s in Prometheus",
+        "the 60 400s in Prometheus",
     )
     assert float(counted[0]["value"][1]) >= 60
     time.sleep(2.5)  # the rule (for: 1s) has evaluated over the 4xx burst
