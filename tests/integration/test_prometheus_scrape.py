@@ -232,16 +232,38 @@ def test_labels_and_values_match_what_the_replay_saw(stack):
     assert {s["metric"]["model"]: float(s["value"][1]) for s in weights} == {V1: 0.8, V2: 0.2}
     requests = p.query(f"sum by (model, version, protocol) ({promql.REQUESTS})")
     assert {tuple(sorted(s["metric"])) for s in requests} == {("model", "protocol", "version")}
-    rest = {
-        s["metric"]["model"]: float(s["value"][1])
-        for s in requests
-        if s["metric"]["protocol"] == "rest"
+    by_protocol = {
+        (s["metric"]["model"], s["metric"]["protocol"]): float(s["value"][1]) for s in requests
     }
-    assert sum(rest.values()) >= REPLAYED
+    # one request per replayed transaction, all REST; the shadow scores in the shipper process
+    assert sum(v for (_, protocol), v in by_protocol.items() if protocol == "rest") == REPLAYED
+    assert sum(v for (_, protocol), v in by_protocol.items() if protocol == "grpc") == 0
     decisions = p.query("sum by (model) (fraudgate_decisions_total)")
-    assert sum(float(s["value"][1]) for s in decisions) >= REPLAYED
-    histogram = p.query(f"count by (model, version, protocol) ({promql.LATENCY_BUCKETS})")
-    assert histogram, "no latency histogram scraped"
+    assert {s["metric"]["model"]: float(s["value"][1]) for s in decisions} == by_model
+
+    # the alerts' expressions on the real series, during the replay: one value per arm / model,
+    # labelled as the alerts' annotations expect
+    start = datetime.fromisoformat(stack.replay["started_at"]).timestamp()
+    during = f"{start + stack.replay['elapsed_s'] + 10:.3f}"
+
+    def at(expr: str) -> list[dict[str, Any]]:
+        return p.get("/api/v1/query", query=expr, time=during)["result"]
+
+    deviation = {
+        s["metric"]["model"]: float(s["value"][1]) for s in at(promql.share_deviation("20s"))
+    }
+    assert set(deviation) == {V1, V2} and abs(sum(deviation.values())) < 1e-9, deviation
+    assert all(
+        set(s["metric"]) == {"experiment", "model"} for s in at(promql.share_deviation("20s"))
+    )
+    p99 = {
+        s["metric"]["model"]: float(s["value"][1]) for s in at(promql.latency_quantile(0.99, "20s"))
+    }
+    assert set(p99) == {V1, V2} and all(0 < v < 2.5 for v in p99.values()), p99
+    for gauge in ("fraudgate_model_recall", "fraudgate_label_coverage_ratio"):
+        arms = p.query(promql.per_arm(gauge))
+        assert {s["metric"]["model"] for s in arms} == {V1, V2}, (gauge, arms)
+        assert all(set(s["metric"]) == {"experiment", "model"} for s in arms)
 
 
 def test_every_rule_loads_and_every_expression_evaluates(stack):
