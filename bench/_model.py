@@ -34,6 +34,8 @@ def train_stand_in(workdir: Path, *, n_trees: int = 300, seed: int = 7) -> str:
     """Register a LightGBM model shaped like the real one (30 features, ~300 trees) as champion."""
     import lightgbm as lgb
 
+    from fraudgate.analysis.drift import drift_reference
+    from fraudgate.data.contract import FEATURE_NAMES
     from fraudgate.registry import Registry, resolve_tracking_uri
 
     rng = np.random.default_rng(seed)
@@ -63,6 +65,8 @@ def train_stand_in(workdir: Path, *, n_trees: int = 300, seed: int = 7) -> str:
         params={**params, "num_boost_round": n_trees, "stand_in": True},
         metrics={"positive_rate": float(y.mean())},
         sample=X[:2],
+        # as `fraudgate train` registers: the server samples its scored rows for drift
+        drift_reference=drift_reference(X, booster.predict(X), FEATURE_NAMES, seed=seed),
     )
 
 

@@ -2,7 +2,8 @@
 
 * ``trained_registry`` (session): trains two boosters on random 30-feature data, registers them as
   versions of ``fraud-detection`` (aliases champion/challenger, serving names fraud-v1-baseline /
-  fraud-v2-candidate, thresholds 0.5 / 0.3) in a temporary SQLite store. Returns `TrainedRegistry`.
+  fraud-v2-candidate, thresholds 0.5 / 0.3) in a temporary SQLite store, each with a drift
+  reference of its training distribution. Returns `TrainedRegistry`.
 * ``free_port`` (fixture): a function returning a currently free TCP port on 127.0.0.1.
 * ``launch`` / ``module_launch`` / ``session_launch``: ``launch(config_path, wait=True)`` starts a
   `fraudgate serve` process (fraudgate.server_process) and stops it with the fixture's scope;
@@ -59,6 +60,8 @@ def _train(seed: int, rows: int = 400):
 
 @pytest.fixture(scope="session")
 def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> TrainedRegistry:
+    from fraudgate.analysis.drift import drift_reference
+    from fraudgate.data.contract import FEATURE_NAMES
     from fraudgate.registry import Registry
 
     root = tmp_path_factory.mktemp("registry")
@@ -66,10 +69,12 @@ def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> TrainedRegistr
     registry = Registry(uri)
     champion, challenger = _train(1), _train(2)
     thresholds = {"fraud-v1-baseline": 0.5, "fraud-v2-candidate": 0.3}
+    reference_x = np.random.default_rng(11).normal(size=(2000, N_FEATURES)).astype(np.float32)
     for booster, name, alias in (
         (champion, "fraud-v1-baseline", "champion"),
         (challenger, "fraud-v2-candidate", "challenger"),
     ):
+        reference = drift_reference(reference_x, booster.predict(reference_x), FEATURE_NAMES)
         registry.register(
             booster,
             serving_name=name,
@@ -77,6 +82,7 @@ def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> TrainedRegistr
             threshold=thresholds[name],
             params={"num_leaves": 7},
             metrics={"auc": 0.9},
+            drift_reference=reference,
         )
     sample = np.random.default_rng(7).normal(size=(200, N_FEATURES)).astype(np.float32)
     return TrainedRegistry(uri, root, champion, challenger, thresholds, sample)

@@ -90,6 +90,7 @@ def _reference(model, x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["native", "tl2cgen", "pyfunc", "auto"])
 def test_every_runtime_matches_the_mlflow_model(model, cache_dir, rows, kind):
     runtime = build_runtime(model, kind, cache_dir=cache_dir)
+    assert not runtime.report.fallback  # the kind asked for (or auto's pick) serves
     assert isinstance(runtime, Runtime)
     if kind != "auto":
         assert runtime.name == kind
@@ -147,6 +148,7 @@ def test_failed_verification_falls_back_with_a_warning(model, other_model, cache
     with caplog.at_level(logging.WARNING, logger="fraudgate.runtimes"):
         runtime = build_runtime(broken, "auto", cache_dir=cache_dir)
     assert runtime.name == "pyfunc"
+    assert runtime.report.fallback and runtime.report.failed == ["tl2cgen", "native"]
     messages = [r.getMessage() for r in caplog.records]
     assert any("tl2cgen runtime failed verification" in m and "1e-05" in m for m in messages)
     assert any("native runtime failed verification" in m for m in messages)
@@ -166,6 +168,7 @@ def test_compile_failure_falls_back_to_native(model, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="fraudgate.runtimes"):
         runtime = build_runtime(model, "tl2cgen", cache_dir=tmp_path, toolchain="no-such-cc")
     assert runtime.name == "native"
+    assert runtime.report.fallback  # fraudgate_model_runtime_fallback is 1
     assert isinstance(runtime, NativeRuntime)
     assert "tl2cgen runtime unavailable" in caplog.text
     assert not list(tmp_path.glob("*.so"))

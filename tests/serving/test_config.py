@@ -180,6 +180,15 @@ TWO = [MODEL, {"name": "n", "uri": "models:/fraud-detection@challenger"}]
             {"models": [MODEL], "server": {"max_extra_models": -1}},
             "server.max_extra_models: expected an integer between 0 and 1024, received -1",
         ),
+        (
+            {"models": [MODEL], "monitoring": {"psi_warning": 0.3, "psi_alert": 0.2}},
+            "monitoring.psi_alert: expected a level >= psi_warning (0.3), received 0.2",
+        ),
+        (
+            {"models": [MODEL], "monitoring": {"drift_sample_rows": 10}},
+            "monitoring.drift_sample_rows: expected an integer between 100 and 1000000",
+        ),
+        ({"models": [MODEL], "monitoring": {"window": 3}}, "monitoring.window: unknown key"),
         ([1, 2], "config: expected a mapping"),
     ],
 )
@@ -226,3 +235,16 @@ def test_client_url_reaches_a_server_bound_to_every_interface(tmp_path: Path):
     assert load_config(
         _write(tmp_path, {"models": [MODEL], "server": server})
     ).server.client_url == ("http://10.1.2.3:9000")
+
+
+def test_monitoring_defaults_and_overrides(tmp_path: Path):
+    from fraudgate.config import MonitoringConfig
+
+    assert load_config(_write(tmp_path, {"models": [MODEL]})).monitoring == MonitoringConfig()
+    assert (MonitoringConfig().psi_warning, MonitoringConfig().psi_alert) == (0.1, 0.25)
+    config = load_config(
+        _write(
+            tmp_path, {"models": [MODEL], "monitoring": {"label_window_days": 7, "refresh_s": 1}}
+        )
+    )
+    assert config.monitoring.label_window_s == 7 * 86_400 and config.monitoring.refresh_s == 1

@@ -174,6 +174,8 @@ def column_reference(
     values = values[np.isfinite(values)]
     quantiles = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]) if values.size else []
     edges = np.unique(np.asarray(quantiles, dtype=np.float64))
+    if values.size:  # an edge at the maximum would leave the last bin empty
+        edges = edges[edges < values.max()]
     counts = bin_counts(values, edges)
     total = max(int(counts.sum()), 1)
     keep = values if values.size <= sample else rng.choice(values, sample, replace=False)

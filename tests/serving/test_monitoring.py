@@ -1,0 +1,113 @@
+"""The monitor's parts in process: the drift ring, the counter windows, the exported gauges."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import numpy as np
+import pytest
+
+from fraudgate.analysis.drift import drift, drift_reference
+from fraudgate.config import parse_config
+from fraudgate.data.contract import FEATURE_NAMES, N_FEATURES
+from fraudgate.experiments import ExperimentState
+from fraudgate.serving.metrics import ServerMetrics, observe_scores
+from fraudgate.serving.monitoring import LiveSample, Monitor
+
+CONFIG = {
+    "models": [
+        {"name": "m", "uri": "models:/fraud-detection@champion"},
+        {"name": "n", "uri": "models:/fraud-detection@challenger"},
+    ],
+    "experiment": {
+        "name": "ab",
+        "default": "m",
+        "candidates": [{"name": "m", "weight": 3}, {"name": "n", "weight": 1}],
+    },
+    "monitoring": {"refresh_s": 0.05, "traffic_window_s": 0.5, "drift_min_rows": 10},
+}
+
+
+def _reference(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(2000, N_FEATURES))
+    return drift_reference(x, rng.random(2000), FEATURE_NAMES)
+
+
+def test_the_ring_keeps_the_most_recent_rows():
+    sample = LiveSample(_reference(), rows=100)
+    rng = np.random.default_rng(1)
+    batches = [rng.normal(size=(n, N_FEATURES)).astype(np.float32) for n in (30, 50, 40, 7)]
+    for x in batches:
+        sample.keep(x, x[:, 0].astype(np.float64))
+    assert sample.drain() == 127 and sample.filled == 100 and not sample.pending
+    recent = np.concatenate(batches)[-100:]
+    kept = {row.tobytes() for row in sample.x}
+    assert kept == {row.tobytes() for row in recent}
+    assert sorted(sample.scores) == sorted(recent[:, 0].astype(np.float64))
+    big = rng.normal(size=(1000, N_FEATURES)).astype(np.float32)
+    sample.keep(big, big[:, 0].astype(np.float64))
+    assert sample.pending[-1][0].shape == (256, N_FEATURES)  # never pins a whole huge batch
+    assert sample.pending[-1][0].base is None  # a copy, not a view of the request's array
+
+
+def test_gauges_from_counter_windows_and_the_drift_ring():
+    config = parse_config(CONFIG)
+    metrics = ServerMetrics()
+    m, n = metrics.for_model("m", "1"), metrics.for_model("n", "1")
+
+    class Deployed:
+        def __init__(self, name, sample):
+            self.name, self.sample = name, sample
+
+    reference = _reference()
+    sample = LiveSample(reference, rows=500)
+    state = ExperimentState(config.experiment_spec)
+    monitor = Monitor(config, metrics, lambda: [Deployed("m", sample)], state=state)
+    rng = np.random.default_rng(2)
+    x = (rng.normal(size=(200, N_FEATURES)) + 0.5).astype(np.float32)
+    scores = rng.random(200).astype(np.float32)
+
+    async def run():
+        monitor.start()
+        m.served.value += 150  # before the window: must not count
+        n.served.value += 50
+        await asyncio.sleep(0.7)
+        m.served.value += 60
+        n.served.value += 40
+        observe_scores(m, scores, (scores >= 0.5).reshape(-1, 1))
+        sample.keep(x, scores.astype(np.float64))
+        await asyncio.sleep(0.2)
+        monitor.stop()
+
+    asyncio.run(run())
+    values = {}
+    for family in monitor.collect():
+        for s in family.samples:
+            values[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    key = (("experiment", "ab"), ("model", "m"))
+    assert values[("fraudgate_experiment_served_total", key)] == 210
+    assert values[("fraudgate_experiment_traffic_share", key)] == pytest.approx(0.6)
+    assert values[("fraudgate_experiment_traffic_share_deviation", key)] == pytest.approx(-0.15)
+    flagged = scores >= 0.5
+    assert values[("fraudgate_model_estimated_precision", key)] == pytest.approx(
+        float(scores[flagged].astype(np.float64).sum() / flagged.sum())
+    )
+    other = (("experiment", "ab"), ("model", "n"))
+    assert math.isnan(values[("fraudgate_model_estimated_precision", other)])
+    expected = drift(reference, x, scores.astype(np.float64))
+    for result in expected:
+        labels = (("feature", result.column), ("model", "m"))
+        assert values[("fraudgate_drift_psi", labels)] == pytest.approx(result.psi)
+        assert values[("fraudgate_drift_ks_statistic", labels)] == pytest.approx(
+            result.ks_statistic
+        )
+    over = sum(r.psi >= 0.1 for r in expected)
+    assert over > 0  # every feature moved by half a standard deviation
+    assert (
+        values[("fraudgate_drift_features_over_threshold", (("level", "warning"), ("model", "m")))]
+        == over
+    )
+    # no ledger: no label-joined gauges
+    assert not any(name == "fraudgate_model_precision" for name, _ in values)
