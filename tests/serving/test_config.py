@@ -238,9 +238,9 @@ def test_client_url_reaches_a_server_bound_to_every_interface(tmp_path: Path):
 
 
 def test_monitoring_defaults_and_overrides(tmp_path: Path):
-    from fraudgate.config import MonitoringConfig
-
     import dataclasses
+
+    from fraudgate.config import MonitoringConfig
 
     loaded = load_config(_write(tmp_path, {"models": [MODEL]})).monitoring
     # the alerts' null thresholds are resolved on load (analysis guardrails, ledger.max_lag_s)
