@@ -12,12 +12,13 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/uv pip install --python $(PY) --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
-# Debian packages the tests and benchmarks run for real: promtool (metrics lint), wrk (load),
-# kubectl (`kubectl kustomize` builds the exported manifests; no cluster needed),
-# chromium (the dashboard's browser test drives it through Playwright; no browser is downloaded).
+# Debian packages the tests and benchmarks run for real: prometheus (promtool: metrics lint and
+# the alert rules' unit tests; the server: the scrape test), wrk (load), kubectl (`kubectl
+# kustomize` builds the exported manifests; no cluster needed), chromium (the dashboard's browser
+# test drives it through Playwright; no browser is downloaded).
 system-deps:
 	@missing=""; \
-	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	{ command -v promtool && command -v prometheus; } >/dev/null || missing="$$missing prometheus"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v kubectl >/dev/null || missing="$$missing kubectl"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \

@@ -238,9 +238,14 @@ def test_client_url_reaches_a_server_bound_to_every_interface(tmp_path: Path):
 
 
 def test_monitoring_defaults_and_overrides(tmp_path: Path):
+    import dataclasses
+
     from fraudgate.config import MonitoringConfig
 
-    assert load_config(_write(tmp_path, {"models": [MODEL]})).monitoring == MonitoringConfig()
+    loaded = load_config(_write(tmp_path, {"models": [MODEL]})).monitoring
+    # the alerts' null thresholds are resolved on load (analysis guardrails, ledger.max_lag_s)
+    assert loaded.alerts.latency.p99_ms == 250.0 and loaded.alerts.shipper_lag.seconds == 15.0
+    assert dataclasses.replace(loaded, alerts=MonitoringConfig().alerts) == MonitoringConfig()
     assert (MonitoringConfig().psi_warning, MonitoringConfig().psi_alert) == (0.1, 0.25)
     config = load_config(
         _write(

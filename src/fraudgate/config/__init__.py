@@ -36,17 +36,22 @@ Validation is by hand so errors name the field, the expected value and the recei
 
     kubernetes:                    # only `fraudgate export kubernetes` reads it (see
       namespace: fraudgate         #   fraudgate.config.kubernetes for every field)
+    monitoring:                    # optional; the alerts' thresholds (fraudgate.config.alerts)
+      alerts: {recall: {floor: 0.70}, traffic_split: {tolerance: 0.05}, ...}
 
 Without ``experiment``/``ledger`` sections the server serves the models exactly as before.
 
 The package: `schema` (the typed records and defaults), `validators` (one function per kind of
 field), `loading` (YAML -> validated `FraudgateConfig`), `files` (the default and demo files),
 `kubernetes` (the ``kubernetes:`` section's records and parser).
+field), `loading` (YAML -> validated `FraudgateConfig`), `alerts` / `alerts_loading`
+(the exported alerts' thresholds), `files` (the default and demo files).
 Import the names from here; the modules are the layout, not the API.
 """
 
 from typing import Any
 
+from fraudgate.config.alerts import AlertsConfig, duration_seconds
 from fraudgate.config.files import (
     DEMO_EXPERIMENT,
     default_config_dict,
@@ -117,6 +122,7 @@ __all__ = [
     "MODEL_NAME",
     "RAW_SECTIONS",
     "SHIPPERS",
+    "AlertsConfig",
     "AnalysisConfig",
     "AuthConfig",
     "BatchingConfig",
@@ -133,6 +139,7 @@ __all__ = [
     "default_config_dict",
     "demo_config_dict",
     "demo_experiment_dict",
+    "duration_seconds",
     "load_config",
     "parse_config",
     "write_default_config",

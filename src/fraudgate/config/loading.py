@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fraudgate.config import validators as v
+from fraudgate.config.alerts_loading import parse_alerts, parse_rule
 from fraudgate.config.schema import (
     ACKNOWLEDGE,
     DEFAULT_ALPHA,
@@ -88,6 +89,8 @@ _MONITORING_KEYS = (
     "drift_min_rows",
     "psi_warning",
     "psi_alert",
+    "alerts",
+    "rule",
 )
 _ANALYSIS_KEYS = (
     "champion",
@@ -187,6 +190,7 @@ def parse_config(
         raw[section] = None if value is None else dict(v.mapping(value, section))
     spec = None if raw["experiment"] is None else _experiment(raw["experiment"], models)
     ledger = None if raw["ledger"] is None else _ledger(raw["ledger"], path)
+    analysis = _analysis(data.get("analysis"), models)
     return FraudgateConfig(
         models=models,
         server=_server(data.get("server")),
@@ -197,10 +201,10 @@ def parse_config(
         experiment_spec=spec,
         ledger_config=ledger,
         auth=_auth(data.get("auth"), resolve_secrets=resolve_secrets),
-        analysis=_analysis(data.get("analysis"), models),
+        analysis=analysis,
         kubernetes=parse_kubernetes(data.get("kubernetes"), tuple(m.name for m in models)),
         rollout=_rollout(data.get("rollout")),
-        monitoring=_monitoring(data.get("monitoring")),
+        monitoring=_monitoring(data.get("monitoring"), analysis, ledger),
     )
 
 
@@ -645,9 +649,11 @@ def _server_url(value: Any, where: str) -> str:
     return url.rstrip("/")
 
 
-def _monitoring(value: Any) -> MonitoringConfig:
+def _monitoring(
+    value: Any, analysis: AnalysisConfig, ledger: LedgerConfig | None
+) -> MonitoringConfig:
     if value is None:
-        return MonitoringConfig()
+        return MonitoringConfig(alerts=parse_alerts(None, analysis, ledger))
     where = "monitoring"
     value = v.mapping(value, where)
     v.no_unknown(value, _MONITORING_KEYS, where)
@@ -681,4 +687,6 @@ def _monitoring(value: Any) -> MonitoringConfig:
         drift_min_rows=integer("drift_min_rows", 1, sample_rows),
         psi_warning=psi_warning,
         psi_alert=psi_alert,
+        alerts=parse_alerts(value.get("alerts"), analysis, ledger),
+        rule=parse_rule(value.get("rule")),
     )

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fraudgate.config.alerts import AlertsConfig, RuleMetadata
+
 if TYPE_CHECKING:
     from fraudgate.analysis.cost import CostModel
     from fraudgate.analysis.decision import DecisionPolicy
@@ -288,7 +290,10 @@ class MonitoringConfig:
     - ``refresh_s``: how often the counters are read and the drift recomputed.
     - ``drift_sample_rows``: the most recent scored rows per model that drift is computed on
       (against the reference stored with the model version); below ``drift_min_rows`` none.
-    - ``psi_warning`` / ``psi_alert``: PSI levels (moderate / major shift), 0.1 / 0.25.
+    - ``psi_warning`` / ``psi_alert``: PSI levels (moderate / major shift), 0.1 / 0.25; the
+      drift alert fires above ``psi_alert``.
+    - ``alerts``: the exported Prometheus alerts' thresholds, windows and ``for``;
+      ``rule``: the PrometheusRule's metadata (`fraudgate.config.alerts`).
     """
 
     traffic_window_s: float = DEFAULT_TRAFFIC_WINDOW_S
@@ -299,6 +304,8 @@ class MonitoringConfig:
     drift_min_rows: int = DEFAULT_DRIFT_MIN_ROWS
     psi_warning: float = 0.1
     psi_alert: float = 0.25
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    rule: RuleMetadata = field(default_factory=RuleMetadata)
 
     @property
     def label_window_s(self) -> float:
