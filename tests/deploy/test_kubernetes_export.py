@@ -309,7 +309,7 @@ def test_the_configmap_is_the_local_config_made_for_the_cluster(
 ) -> None:
     directory, _ = exported["native"]
     local = load_config(write_config(tmp_path, export_config()), resolve_secrets=False)
-    config_map = _one(kustomize_build(directory / "overlays/prod"), "ConfigMap")
+    config_map = _one(kustomize_build(directory / "overlays/prod"), "ConfigMap", "fraudgate-config")
     path = tmp_path / "in-cluster.yaml"
     path.write_text(config_map["data"][CONFIG_FILE], encoding="utf-8")
     monkeypatch.setenv("FRAUDGATE_ADMIN_TOKEN", "the-token-from-the-secret-0123")
@@ -342,7 +342,7 @@ def test_the_sidecar_ships_with_the_pods_config_and_no_admin_token(
     """The shipper container runs `SHIP_ARGS` on the ConfigMap's file without the admin token in
     its environment (it has none): here against the real PostgreSQL, with a scratch journal."""
     directory, _ = exported["native"]
-    config_map = _one(kustomize_build(directory / "overlays/prod"), "ConfigMap")
+    config_map = _one(kustomize_build(directory / "overlays/prod"), "ConfigMap", "fraudgate-config")
     document = yaml.safe_load(config_map["data"][CONFIG_FILE])
     assert document["auth"] == {"token_env": "FRAUDGATE_ADMIN_TOKEN", "inference": False}
     document["ledger"]["url"] = pg_schema_url  # the cluster's PostgreSQL, played by ours

@@ -84,15 +84,17 @@ def native_plan(config: FraudgateConfig, k8s: KubernetesConfig) -> ExportPlan:
     )
 
 
-# -- MERGE POINT: observability --------------------------------------------------------------------
-# The PrometheusRule (fraudgate.deploy.prometheus) and the Grafana dashboard ConfigMap
-# (fraudgate.deploy.grafana) are added to the native output HERE and nowhere else. Wrap them with
-# `prometheus_rule_manifest(rule, k8s)` and `dashboard_manifest(dashboard, k8s)` below; the
-# validation tests check every object of the output, so they are covered once listed.
+# -- observability ---------------------------------------------------------------------------------
 def observability_manifests(config: FraudgateConfig, k8s: KubernetesConfig) -> list[Manifest]:
-    """The alerting rules and the dashboard (empty until the observability room is merged)."""
-    del config
-    return []
+    """The alerting rules and the Grafana dashboard, generated from the same config as the pods
+    (fraudgate.deploy.prometheus / .grafana), so what runs and what watches it agree."""
+    from fraudgate.deploy.grafana import dashboard
+    from fraudgate.deploy.prometheus import prometheus_rule
+
+    return [
+        prometheus_rule_manifest(prometheus_rule(config), k8s),
+        dashboard_manifest(dashboard(config), k8s),
+    ]
 
 
 def prometheus_rule_manifest(rule: dict[str, Any], k8s: KubernetesConfig) -> Manifest:
