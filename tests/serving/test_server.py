@@ -518,6 +518,10 @@ def test_openapi_document_is_valid_and_covers_every_route(http):
         ("post", "/feedback"),
         ("get", "/admin/experiments/{name}"),
         ("put", "/admin/experiments/{name}/weights"),
+        ("post", "/admin/experiments/{name}/promote"),
+        ("post", "/admin/experiments/{name}/rollback"),
+        ("get", "/ui"),
+        ("get", "/ui/api/dashboard"),
     }
     # every read-only route answers with a documented status and a body matching its schema
     import jsonschema

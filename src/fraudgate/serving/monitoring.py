@@ -80,7 +80,9 @@ class LiveSample:
         while self.pending:
             x, scores = self.pending.popleft()
             n = min(x.shape[0], size)
-            x, scores = x[-n:], np.asarray(scores, dtype=np.float64).reshape(-1)[-n:]
+            # the score as answered (FP32 on the wire), so the gauge is what clients were told
+            answered = np.asarray(scores).reshape(-1).astype(np.float32).astype(np.float64)
+            x, scores = x[-n:], answered[-n:]
             end = self._next + n
             if end <= size:
                 self.x[self._next : end] = x
