@@ -70,8 +70,10 @@ class LiveSample:
     def keep(self, x: np.ndarray, scores: np.ndarray) -> None:
         """The hot path's part: keep a scored batch until the next refresh."""
         if x.shape[0] > _KEEP_ROWS:
-            x, scores = x[:_KEEP_ROWS].copy(), scores[:_KEEP_ROWS].copy()
-        self.pending.append((x, scores))
+            x = x[:_KEEP_ROWS].copy()
+        # always a copy of the scores: a runtime may answer in a buffer it reuses for the next
+        # call (a kept view then drifts to later batches' scores before the refresh reads it)
+        self.pending.append((x, np.array(scores[:_KEEP_ROWS], dtype=np.float32)))
 
     def drain(self) -> int:
         """Move the kept batches into the ring; returns the rows moved."""
@@ -81,8 +83,7 @@ class LiveSample:
             x, scores = self.pending.popleft()
             n = min(x.shape[0], size)
             # the score as answered (FP32 on the wire), so the gauge is what clients were told
-            answered = np.asarray(scores).reshape(-1).astype(np.float32).astype(np.float64)
-            x, scores = x[-n:], answered[-n:]
+            x, scores = x[-n:], np.asarray(scores, dtype=np.float64).reshape(-1)[-n:]
             end = self._next + n
             if end <= size:
                 self.x[self._next : end] = x
