@@ -38,7 +38,8 @@ def kserve_plan(config: FraudgateConfig, k8s: KubernetesConfig) -> ExportPlan:
     ns = k8s.namespace
     uris = storage_uris(config, k8s)
     manifests = [
-        Manifest("namespace.yaml", _namespace(ns)),
+        # its injected pods are not all "restricted": warn and audit, do not enforce
+        Manifest("namespace.yaml", namespace_object(ns, COMPONENT, enforce=False)),
         Manifest("serviceaccount.yaml", _service_account(k8s)),
         *(
             Manifest(f"isvc-{m.name}.yaml", _inference_service(m.name, uris[m.name], k8s))
@@ -98,15 +99,6 @@ def kserve_plan(config: FraudgateConfig, k8s: KubernetesConfig) -> ExportPlan:
 
 def _percent(weight: int, total: int) -> int:
     return round(100 * weight / total)
-
-
-def _namespace(ns: str) -> dict[str, Any]:
-    # KServe's and Knative's injected containers are not all "restricted": warn and audit
-    body = namespace_object(ns, COMPONENT)
-    body["metadata"]["labels"].pop("pod-security.kubernetes.io/enforce")
-    body["metadata"]["labels"]["pod-security.kubernetes.io/warn"] = "restricted"
-    body["metadata"]["labels"]["pod-security.kubernetes.io/audit"] = "restricted"
-    return body
 
 
 def _service_account(k8s: KubernetesConfig) -> dict[str, Any]:

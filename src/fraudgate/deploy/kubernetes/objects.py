@@ -120,10 +120,13 @@ def metadata(
     return meta
 
 
-def namespace_object(name: str, component: str) -> dict[str, Any]:
-    """The namespace, with the Pod Security Standard ``restricted`` enforced."""
+def namespace_object(name: str, component: str, *, enforce: bool = True) -> dict[str, Any]:
+    """The namespace under the Pod Security Standard ``restricted``: enforced, or (``enforce``
+    False, for operators whose injected pods are not all compliant) warned about and audited."""
     meta = metadata(name, None, component)
-    meta["labels"]["pod-security.kubernetes.io/enforce"] = "restricted"
+    modes = ("enforce",) if enforce else ("warn", "audit")
+    for mode in modes:
+        meta["labels"][f"pod-security.kubernetes.io/{mode}"] = "restricted"
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 

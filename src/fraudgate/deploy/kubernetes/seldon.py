@@ -62,7 +62,8 @@ def seldon_plan(config: FraudgateConfig, k8s: KubernetesConfig) -> ExportPlan:
             "files and shadows the experiment (see the Experiment's annotations)"
         )
     manifests = [
-        Manifest("namespace.yaml", _namespace(ns)),
+        # its injected pods are not all "restricted": warn and audit, do not enforce
+        Manifest("namespace.yaml", namespace_object(ns, COMPONENT, enforce=False)),
         Manifest("serviceaccount.yaml", _service_account(ns)),
         Manifest("role.yaml", _role(k8s)),
         Manifest("rolebinding.yaml", _role_binding(ns)),
@@ -87,15 +88,6 @@ def seldon_plan(config: FraudgateConfig, k8s: KubernetesConfig) -> ExportPlan:
         readme=seldon_readme(config, k8s, [name for name, _ in models], mirror_model),
         notes=tuple(notes),
     )
-
-
-def _namespace(ns: str) -> dict[str, Any]:
-    # Seldon's runtime pods are not all "restricted"-compliant: warn and audit, do not enforce
-    body = namespace_object(ns, COMPONENT)
-    body["metadata"]["labels"].pop("pod-security.kubernetes.io/enforce")
-    body["metadata"]["labels"]["pod-security.kubernetes.io/warn"] = "restricted"
-    body["metadata"]["labels"]["pod-security.kubernetes.io/audit"] = "restricted"
-    return body
 
 
 def _service_account(ns: str) -> dict[str, Any]:
