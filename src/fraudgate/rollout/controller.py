@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from fraudgate.config import FraudgateConfig, RolloutStep
 from fraudgate.promotion import champion_and_challenger, last_act, recorded_state
+from fraudgate.protocol.limits import MAX_REASON_CHARS
 from fraudgate.rollout.acting import act_on_server, evaluate_now, snapshot
 from fraudgate.rollout.signals import ServingCounters, read_counters
 
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from fraudgate.ledger import LedgerStore, RolloutRecord
 
 ROLLOUT_ACTOR = "fraudgate-rollout"
-MAX_REASON = 500
+MAX_REASON = MAX_REASON_CHARS  # what the ledger and the admin API accept
 WEIGHTS_TIMEOUT_S = 30.0
 _PAIRED_CELLS = ("both", "only_a", "only_b", "neither")
 
