@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from k8s_schemas import crd_validator, errors, schemas_dir
+from k8s_validation import shared_validator
 from typer.testing import CliRunner
 
 from fraudgate.cli.export import DASHBOARD_FILE, PROMETHEUS_RULE_FILE, RULES_FILE, export_app
@@ -21,7 +21,6 @@ from fraudgate.deploy import promql
 from fraudgate.deploy.grafana import RATE, dashboard, panels
 from fraudgate.deploy.prometheus import alert_rules, prometheus_rule, rules_file
 
-CRD = schemas_dir() / "prometheus-operator" / "monitoring.coreos.com_prometheusrules.yaml"
 V2 = "fraud-v2-candidate"
 
 
@@ -35,9 +34,7 @@ def config_with(tmp_path: Path, monitoring=None, **sections):
 
 @pytest.fixture(scope="module")
 def validator():
-    if not CRD.exists():
-        pytest.fail(f"PrometheusRule CRD not found at {CRD} (set FRAUDGATE_K8S_SCHEMAS)")
-    return crd_validator(CRD, "PrometheusRule", "v1")
+    return shared_validator()
 
 
 def test_prometheus_rule_is_valid_against_the_crd_and_holds_the_rules_file(tmp_path, validator):
@@ -46,7 +43,7 @@ def test_prometheus_rule_is_valid_against_the_crd_and_holds_the_rules_file(tmp_p
         {"rule": {"name": "fraud-alerts", "namespace": "fraud", "labels": {"release": "prom"}}},
     )
     manifest = prometheus_rule(config)
-    assert errors(validator, manifest) == []
+    assert validator.errors(manifest) == []
     assert manifest["metadata"] == {
         "name": "fraud-alerts",
         "namespace": "fraud",
@@ -59,7 +56,7 @@ def test_prometheus_rule_is_valid_against_the_crd_and_holds_the_rules_file(tmp_p
     broken = json.loads(json.dumps(manifest))
     broken["spec"]["groups"][0]["rules"][0]["for_"] = "5m"
     broken["spec"]["groups"][0]["rules"][1]["for"] = "5 minutes"
-    found = errors(validator, broken)
+    found = validator.errors(broken)
     assert any("for_" in e for e in found) and any("5 minutes" in e for e in found), found
 
 
