@@ -200,6 +200,56 @@ def test_send_labels_records_the_actor_of_a_change(feedback_api):
     assert [change.actor for change in history] == ["investigator-7"]
 
 
+def test_send_labels_carries_the_source_and_a_bad_one_is_refused_by_name(feedback_api):
+    """A label's ``source`` reaches the ledger through the sync and the async client (and
+    through `fraudgate feedback FILE`, whose parsed rows carry it); a bad one is a rejected row
+    naming the field, what is expected and what was received."""
+    from fraudgate.config import load_config
+    from fraudgate.ledger import open_ledger
+    from fraudgate.ledger.records import Label as ParsedLabel  # what a labels file parses to
+
+    run = uuid.uuid4().hex[:8]
+    ids = [f"source-{run}-{i}" for i in range(4)]
+    when = datetime(2026, 3, 4, tzinfo=UTC)
+    with _client(feedback_api) as client:
+        client.score_many([[0.0] * 30] * 4, transaction_ids=ids)
+        sent = client.send_labels(
+            [
+                Label(ids[0], True, when, source="chargeback"),
+                ParsedLabel(ids[1], True, when.timestamp(), source="investigation"),
+                Label(ids[2], False, when),  # no source: the server's default
+                Label(ids[3], True, when, source="rumour"),
+            ]
+        )  # fmt: skip
+    assert sent.inserted == 3
+    (bad,) = sent.rejected
+    assert (bad.row, bad.field, bad.received) == (4, "source", "rumour")
+    assert "chargeback" in str(bad.expected) and "investigation" in str(bad.expected)
+
+    async def later() -> None:
+        async with AsyncFraudgateClient(feedback_api.http_url, token=TOKEN) as client:
+            result = await client.send_labels(
+                [
+                    Label(ids[2], False, when, source="manual"),
+                    Label(ids[3], True, when, source="chargeback"),
+                ]
+            )
+            assert (result.inserted, result.unchanged) == (1, 1)
+
+    asyncio.run(later())
+    store = open_ledger(load_config(feedback_api.config_path).ledger_config.url)
+    try:
+        stored = store.labels_for(ids)
+    finally:
+        store.close()
+    assert {t: stored[t].source for t in ids} == {
+        ids[0]: "chargeback",
+        ids[1]: "investigation",
+        ids[2]: "manual",
+        ids[3]: "chargeback",
+    }
+
+
 # -- admin -----------------------------------------------------------------------------------------
 
 

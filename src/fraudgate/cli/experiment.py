@@ -233,7 +233,8 @@ def feedback(
         Path,
         typer.Argument(
             help="CSV (with header) or Parquet: transaction_id, is_fraud, "
-            "label_time, amount (optional).",
+            "label_time, amount (optional), source (optional: investigation, chargeback "
+            "or manual, the default).",
             show_default=False,
         ),
     ],

@@ -58,12 +58,15 @@ def _iso(value: Any) -> str | float:
 
 @dataclass(frozen=True)
 class Label:
-    """The truth about one transaction. ``label_time``: datetime, ISO text or epoch seconds."""
+    """The truth about one transaction. ``label_time``: datetime, ISO text or epoch seconds;
+    ``source``: how it became known (``investigation``, ``chargeback`` or ``manual``; None: the
+    server's default, ``manual``). The server validates both."""
 
     transaction_id: str
     is_fraud: bool
     label_time: datetime | str | float
     amount: float | None = None
+    source: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return label_to_json(self)
@@ -84,6 +87,9 @@ def label_to_json(label: Any) -> dict[str, Any]:
     amount = getattr(label, "amount", None)
     if amount is not None and not (isinstance(amount, float) and math.isnan(amount)):
         row["amount"] = float(amount)
+    source = getattr(label, "source", None)
+    if source is not None:
+        row["source"] = source
     return row
 
 
