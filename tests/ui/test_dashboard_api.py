@@ -212,8 +212,18 @@ def test_the_api_reports_the_evaluation_and_its_statistics_hold(setup):
             _same(arm["recall"], expected_arm.recall)
             _same(arm["alert_rate"], expected_arm.alert_rate)
     assert shown["days"][0]["matured"] and not shown["days"][-1]["matured"]
-    # panels this server has no source for, and the pipeline without a journal
-    assert document["estimated"] is None and document["drift"] is None
+    # the monitoring's panels of a server that has served nothing (no model loaded here): every
+    # configured model, no decision behind its estimate, no ledger read yet, no drift sample
+    estimated = document["estimated"]
+    assert [(m["model"], m["role"]) for m in estimated["models"]] == [
+        (V1, "champion"),
+        (V2, "challenger"),
+    ]
+    assert all(m["decisions"] == 0 and m["precision"] is None for m in estimated["models"])
+    assert all(m["realised"] is None for m in estimated["models"])
+    assert estimated["disagreement"] is None and estimated["paired"] == 0
+    assert document["drift"]["models"] == [] and document["drift"]["columns"] == []
+    # the pipeline without a journal
     assert document["pipeline"]["acknowledge"] == "commit"
     assert document["actions"]["weights"] == f"/admin/experiments/{EXPERIMENT}/weights"
 
