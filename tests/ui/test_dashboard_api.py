@@ -503,6 +503,7 @@ def test_the_estimate_and_drift_panels_are_what_metrics_reports_of_the_live_traf
     for model in drift["models"]:
         name = model["model"]
         assert model["rows"] == gauge("fraudgate_drift_sample_rows", model=name) == LIVE_ROWS
+        assert model["collected"] == LIVE_ROWS
         for key in ("warning", "alert"):
             over = gauge("fraudgate_drift_features_over_threshold", model=name, level=key)
             assert model[key] == over

@@ -603,7 +603,7 @@ def _dashboard_schemas() -> dict[str, Any]:
             "realised": realised,
         }
     )
-    counts = ("rows", "warning", "alert")  # a model's drift sample: rows, columns per level
+    counts = ("collected", "rows", "warning", "alert")  # a model's drift sample
     drift_column = _object(
         {
             "model": text,

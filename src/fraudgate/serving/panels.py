@@ -96,6 +96,11 @@ def drift_panel(monitor: Monitor) -> DriftPanel:
     """Every column of every model with a drift reference, the worst first, and each model's
     sample (rows, columns at warning and at alert: as ``/metrics`` counts them)."""
     thresholds = monitor.thresholds
+    collected = {}  # rows each model's sample holds (drained on the monitor's refresh)
+    for deployed in monitor.deployed():
+        sample = getattr(deployed, "sample", None)
+        if sample is not None:
+            collected[deployed.name] = sample.filled
     models, columns = [], []
     for name, results in monitor.drift_results().items():
         rows = [
@@ -113,6 +118,7 @@ def drift_panel(monitor: Monitor) -> DriftPanel:
         models.append(
             ModelDrift(
                 model=name,
+                collected=collected.get(name, 0),
                 rows=results[0].rows if results else 0,
                 warning=sum(c.level in ("warning", "alert") for c in rows),
                 alert=sum(c.level == "alert" for c in rows),

@@ -115,9 +115,11 @@ class FeatureDrift:
 
 @dataclass(frozen=True, slots=True)
 class ModelDrift:
-    """One model's drift sample: rows it was computed on, columns at each level."""
+    """One model's drift sample: rows kept so far (drift is computed from ``min_rows`` on),
+    rows it was computed on (0: not yet), columns at each level."""
 
     model: str
+    collected: int
     rows: int
     warning: int  # columns at or above psi_warning (alerts included)
     alert: int
