@@ -7,6 +7,10 @@ its intervals and SRM test are checked against statsmodels and scipy on the raw 
 bounds the cost of polling (one evaluation for many concurrent readers, in a worker thread while
 the event loop keeps answering), the live weights are fresh on every request, and the page is
 one self-contained document under a policy that lets it reach this server only.
+
+The monitoring's panels (estimated vs realised, drift) are checked on live traffic (slow): the
+registry's models served in process, a third of the rows shifted in one feature, half labelled;
+after one monitor refresh the dashboard's figures are exactly what ``/metrics`` exports.
 """
 
 from __future__ import annotations
@@ -23,23 +27,32 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import orjson
 import pytest
+import yaml
 from openapi_schema import json_schema
+from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import chisquare
 from statsmodels.stats.proportion import proportion_confint
 
+from fraudgate.analysis.drift import DriftThresholds, level
 from fraudgate.config import load_config, write_default_config
+from fraudgate.data.contract import FEATURE_NAMES
 from fraudgate.evaluation import evaluate
 from fraudgate.ledger import open_ledger
 from fraudgate.serving.dataplane import DataPlane
 from fraudgate.serving.experiment import ExperimentPlane
+from fraudgate.serving.metrics import ServerMetrics
 from fraudgate.serving.openapi import openapi_document
 from fraudgate.serving.rest import ROUTES, RestApp
+from fraudgate.serving.server import registry_loader
 from fraudgate.ui.source import NO_LEDGER, DashboardSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from evaluation_sim import DAY, Scenario, fill  # noqa: E402
+from load import payload  # noqa: E402
 
 TOKEN = "dashboard-test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -212,8 +225,18 @@ def test_the_api_reports_the_evaluation_and_its_statistics_hold(setup):
             _same(arm["recall"], expected_arm.recall)
             _same(arm["alert_rate"], expected_arm.alert_rate)
     assert shown["days"][0]["matured"] and not shown["days"][-1]["matured"]
-    # panels this server has no source for, and the pipeline without a journal
-    assert document["estimated"] is None and document["drift"] is None
+    # the monitoring's panels of a server that has served nothing (no model loaded here): every
+    # configured model, no decision behind its estimate, no ledger read yet, no drift sample
+    estimated = document["estimated"]
+    assert [(m["model"], m["role"]) for m in estimated["models"]] == [
+        (V1, "champion"),
+        (V2, "challenger"),
+    ]
+    assert all(m["decisions"] == 0 and m["precision"] is None for m in estimated["models"])
+    assert all(m["realised"] is None for m in estimated["models"])
+    assert estimated["disagreement"] is None and estimated["paired"] == 0
+    assert document["drift"]["models"] == [] and document["drift"]["columns"] == []
+    # the pipeline without a journal
     assert document["pipeline"]["acknowledge"] == "commit"
     assert document["actions"]["weights"] == f"/admin/experiments/{EXPERIMENT}/weights"
 
@@ -322,3 +345,168 @@ def test_an_empty_ledger_is_an_answer_not_an_error(setup, tmp_path):
     assert document["evaluation"] is not None or document["evaluation_error"]
     if document["evaluation"] is not None:
         assert all(arm["transactions"] == 0 for arm in document["evaluation"]["arms"])
+
+
+# -- the monitoring's panels from live traffic ---------------------------------------------------
+
+LIVE_ROWS = 300  # the first third shifted in the first feature
+SHIFT = 2.0
+
+
+def _live_config(root: Path, tracking_uri: str) -> Path:
+    """The demo's config served in process: native runtimes, decisions committed before the
+    answer, a monitor that refreshes only when the test says (``refresh_s`` an hour)."""
+    path = write_default_config(root / "fraudgate.yaml", tracking_uri, token=TOKEN)
+    data = yaml.safe_load(path.read_text())
+    for model in data["models"]:
+        model["runtime"] = "native"
+    data["ledger"]["acknowledge"] = "commit"
+    data["monitoring"] = {
+        "refresh_s": 3600,
+        "traffic_window_s": 3600,
+        "ledger_refresh_s": 0.05,
+        "drift_min_rows": 50,
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _gauges(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """(sample name, labels) -> value of a Prometheus text exposition."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+def _equal(shown: Any, gauge: float) -> None:
+    """A JSON figure is the gauge's, exactly (NaN: null)."""
+    if math.isnan(gauge):
+        assert shown is None
+    else:
+        assert shown == gauge
+
+
+async def _serve_live_traffic(config_path: Path, rows: np.ndarray) -> dict[str, Any]:
+    """Serve ``rows`` through a real data plane (the registry's models), label half of them,
+    let the monitor refresh once, then read /metrics and the dashboard."""
+    config = load_config(config_path)
+    plane = ExperimentPlane.from_config(config)
+    assert plane is not None
+    dataplane = DataPlane(config, registry_loader(config), ServerMetrics(), plane)
+    app = RestApp(dataplane, config.server.max_payload_bytes)
+    try:
+        assert await dataplane.start() == []
+        await asyncio.to_thread(plane.start)
+        answers = []
+        for i, row in enumerate(rows):
+            body = payload(f"live-{i}", f"card-{i}", row=row.tolist())
+            status, _, answer = await _request(app, "POST", f"/v2/models/{V1}/infer", body)
+            assert status == 200, answer
+            answers.append(orjson.loads(answer))
+        truth = np.random.default_rng(3).random(len(rows)) < 0.3
+        labels = [
+            {"transaction_id": f"live-{i}", "is_fraud": bool(truth[i]), "label_time": time.time()}
+            for i in range(0, len(rows), 2)
+        ]
+        status, _, answer = await _request(
+            app, "POST", "/feedback", orjson.dumps({"labels": labels}), AUTH
+        )
+        assert status == 200, answer
+        while plane._busy():  # the shadow copies' commits (the paired transactions)
+            await asyncio.sleep(0.01)
+        await dataplane.monitor.refresh()  # one reading, the drift, the ledger's counts
+        status, _, exposition = await _request(app, "GET", "/metrics")
+        assert status == 200
+        status, _, document = await _request(app, "GET", "/ui/api/dashboard", headers=AUTH)
+        assert status == 200, document
+        return {
+            "answers": answers,
+            "metrics": _gauges(exposition.decode()),
+            "document": orjson.loads(document),
+            "monitoring": config.monitoring,
+        }
+    finally:
+        await plane.aclose()
+        dataplane.close()
+
+
+@pytest.mark.slow
+def test_the_estimate_and_drift_panels_are_what_metrics_reports_of_the_live_traffic(
+    trained_registry, tmp_path
+):
+    rows = np.random.default_rng(17).normal(size=(LIVE_ROWS, 30)).astype(np.float32)
+    rows[: LIVE_ROWS // 3, 0] += SHIFT
+    live = asyncio.run(
+        _serve_live_traffic(_live_config(tmp_path, trained_registry.tracking_uri), rows)
+    )
+    document, gauges = live["document"], live["metrics"]
+    jsonschema.validate(document, DASHBOARD_SCHEMA)
+
+    def gauge(name: str, **labels: str) -> float:
+        return gauges[(name, frozenset(labels.items()))]
+
+    # estimated vs realised: per model, the same figures as the gauges, and the estimate is the
+    # calibrated scores' (sum of flagged scores / flagged, / all scores) of the answers
+    estimated = document["estimated"]
+    assert {m["model"]: m["role"] for m in estimated["models"]} == {
+        V1: "champion",
+        V2: "challenger",
+    }
+    for shown in estimated["models"]:
+        name = shown["model"]
+        arm = {"experiment": EXPERIMENT, "model": name}
+        mine = [i for i, a in enumerate(live["answers"]) if a["model_name"] == name]
+        served = [live["answers"][i] for i in mine]
+        scores = np.array([a["outputs"][0]["data"][0] for a in served], dtype=np.float64)
+        flagged = np.array([a["outputs"][1]["data"][0] for a in served], dtype=bool)
+        assert shown["decisions"] == len(served) > 0
+        assert shown["precision"] == pytest.approx(scores[flagged].sum() / flagged.sum(), rel=1e-6)
+        assert shown["recall"] == pytest.approx(scores[flagged].sum() / scores.sum(), rel=1e-6)
+        _equal(shown["precision"], gauge("fraudgate_model_estimated_precision", **arm))
+        _equal(shown["recall"], gauge("fraudgate_model_estimated_recall", **arm))
+        realised = shown["realised"]
+        labelled = sum(1 for i in mine if i % 2 == 0)  # every other transaction, none matured
+        assert realised["label_coverage"] == pytest.approx(labelled / len(mine))
+        assert realised["pending"] == len(mine) - labelled
+        for field, metric in (
+            ("precision", "fraudgate_model_precision"),
+            ("recall", "fraudgate_model_recall"),
+            ("labelled_frauds", "fraudgate_model_labelled_frauds"),
+            ("pending", "fraudgate_label_pending_decisions"),
+            ("label_coverage", "fraudgate_label_coverage_ratio"),
+            ("alert_rate", "fraudgate_model_alert_rate"),
+        ):
+            _equal(realised[field], gauge(metric, **arm))
+    assert estimated["paired"] == LIVE_ROWS  # the demo mirrors every request to the other arm
+    _equal(
+        estimated["disagreement"],
+        gauge("fraudgate_shadow_disagreement_ratio", experiment=EXPERIMENT),
+    )
+    assert estimated["traffic_window_s"] == live["monitoring"].traffic_window_s
+
+    # drift: every column of both models, each the gauge's, the worst first, levelled by the
+    # configured thresholds; the shifted feature is the worst feature of each model
+    drift, settings = document["drift"], live["monitoring"]
+    thresholds = DriftThresholds(settings.psi_warning, settings.psi_alert)
+    assert (drift["psi_warning"], drift["psi_alert"]) == (settings.psi_warning, settings.psi_alert)
+    columns = drift["columns"]
+    assert len(columns) == 2 * (len(FEATURE_NAMES) + 1)
+    for column in columns:
+        labels = {"model": column["model"], "feature": column["feature"]}
+        _equal(column["psi"], gauge("fraudgate_drift_psi", **labels))
+        _equal(column["ks_statistic"], gauge("fraudgate_drift_ks_statistic", **labels))
+        assert column["level"] == level(column["psi"], thresholds)
+    psis = [c["psi"] for c in columns]
+    assert psis == sorted(psis, reverse=True)
+    for model in drift["models"]:
+        name = model["model"]
+        assert model["rows"] == gauge("fraudgate_drift_sample_rows", model=name) == LIVE_ROWS
+        assert model["collected"] == LIVE_ROWS
+        for key in ("warning", "alert"):
+            over = gauge("fraudgate_drift_features_over_threshold", model=name, level=key)
+            assert model[key] == over
+        features = [c for c in columns if c["model"] == name and c["feature"] != "score"]
+        assert features[0]["feature"] == FEATURE_NAMES[0]
+        assert features[0]["level"] == "alert"

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import yaml
 
 from fraudgate.config import write_default_config
 from fraudgate.ledger import open_ledger
@@ -50,6 +51,9 @@ V1, V2 = "fraud-v1-baseline", "fraud-v2-candidate"
 HISTORY = Scenario(days=30, per_day=300, experiment=EXPERIMENT)
 LIVE_REQUESTS = 200
 REFRESH_S = 2  # the page's ?refresh= (the server's evaluation cache is 5 s)
+SHIFT = 2.0  # added to the first feature of a third of the live rows (drift to show)
+MAX_DRIFT_ROWS = 10  # the page's drift table (the worst first)
+MONITORING = {"refresh_s": 0.5, "ledger_refresh_s": 0.5, "drift_min_rows": 50}
 LAPTOP = {"width": 1366, "height": 768}
 
 
@@ -59,13 +63,18 @@ def served(trained_registry, module_launch, tmp_path_factory) -> dict[str, Any]:
     config = write_default_config(
         root / "fraudgate.yaml", trained_registry.tracking_uri, token=TOKEN
     )
+    data = yaml.safe_load(config.read_text())
+    data["monitoring"] = MONITORING  # the panels fill within the test's time
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
     today = math.floor(time.time() / DAY) * DAY
     with open_ledger(f"sqlite:///{root / 'ledger.db'}") as store:
         fill(store, replace(HISTORY, start=today - 40 * DAY))
     server = module_launch(config)
     with httpx.Client(base_url=server.url, timeout=10) as client:
-        row = trained_registry.sample[0].tolist()
-        for i in range(LIVE_REQUESTS):
+        # rows like the training reference, a third of them shifted in the first feature
+        rows = trained_registry.sample[:LIVE_REQUESTS].copy()
+        rows[: LIVE_REQUESTS // 3, 0] += SHIFT
+        for i, row in enumerate(rows.tolist()):
             body = {
                 "inputs": [
                     {"name": "fraud_features", "shape": [1, 30], "datatype": "FP32", "data": row}
@@ -75,17 +84,31 @@ def served(trained_registry, module_launch, tmp_path_factory) -> dict[str, Any]:
             answer = client.post(f"/v2/models/{V1}/infer", content=orjson.dumps(body))
             assert answer.status_code == 200, answer.text
         # the live decisions reach the evaluation once shipped (journal -> ledger) and the
-        # dashboard's cache (5 s) has expired
+        # dashboard's cache (5 s) has expired; the monitor has counted every answer, read the
+        # ledger and computed the drift
         expected = HISTORY.days * HISTORY.per_day + LIVE_REQUESTS
         deadline = time.monotonic() + 60
         while True:
             document = client.get("/ui/api/dashboard", headers=AUTH).json()
             seen = sum(arm["transactions"] for arm in document["evaluation"]["arms"])
-            if seen == expected:
+            if seen == expected and _monitored(document):
                 break
-            assert time.monotonic() < deadline, f"{seen} transactions, expected {expected}"
+            assert time.monotonic() < deadline, (
+                f"{seen} transactions, expected {expected}; estimated {document['estimated']}; "
+                f"drift {document['drift']['models']}"
+            )
             time.sleep(0.5)
     return {"server": server, "url": server.url, "transactions": expected}
+
+
+def _monitored(document: dict[str, Any]) -> bool:
+    """Every served row in the estimate, the realised figures read, a drift computed."""
+    estimated, drift = document["estimated"], document["drift"]
+    return (
+        sum(m["decisions"] for m in estimated["models"]) == LIVE_REQUESTS
+        and all(m["realised"] is not None for m in estimated["models"])
+        and any(m["rows"] >= drift["min_rows"] for m in drift["models"])
+    )
 
 
 def _format_pct(x: float | None) -> str:
@@ -112,6 +135,7 @@ _FIELDS_JS = """() => {
           srm: document.getElementById('srm-status').textContent,
           estimated: document.getElementById('estimated').textContent,
           drift: document.getElementById('drift').textContent,
+          drift_rows: [...document.querySelectorAll('#drift tbody tr')].map(tr => tr.dataset.drift),
           lines: [...document.querySelectorAll('#recall-chart polyline')].map(p => p.dataset.arm),
           scroll_width: document.documentElement.scrollWidth, width: window.innerWidth,
           font_px: parseFloat(getComputedStyle(document.body).fontSize)};
@@ -273,6 +297,51 @@ def _check_page_shows(shown: dict[str, Any], document: dict[str, Any]) -> None:
     assert pipeline["acknowledge"] == "journal" and pipeline["shipper"] == "child"
     assert json.loads(fields["pipeline.journal_lag_s"]["value"]) == pipeline["journal_lag_s"]
     assert json.loads(fields["pipeline.shipper_up"]["value"]) is True
-    # panels with no source on this server say so
-    assert "not available" in shown["estimated"] and "not available" in shown["drift"]
+    _check_monitoring_panels(shown, document)
     assert sorted(shown["lines"]) == sorted(a["arm"] for a in evaluation["arms"])
+
+
+def _check_monitoring_panels(shown: dict[str, Any], document: dict[str, Any]) -> None:
+    """The estimate and drift panels show the API's figures: per model the estimate beside the
+    realised ones, the disagreement; the drift table is the API's worst columns, in order."""
+    fields = shown["fields"]
+
+    def same(field: str, value: Any, text: str | None = None) -> None:
+        assert json.loads(fields[field]["value"]) == value, field
+        if text is not None:
+            assert fields[field]["text"] == text, field
+
+    estimated = document["estimated"]
+    assert {m["model"] for m in estimated["models"]} == {V1, V2}
+    for model in estimated["models"]:
+        prefix = f"estimated.{model['model']}"
+        same(f"{prefix}.decisions", model["decisions"], f"{model['decisions']:,}")
+        for key in ("precision", "recall"):
+            same(f"{prefix}.{key}", model[key], _format_pct(model[key]))
+            realised = model["realised"][key]
+            same(f"{prefix}.realised.{key}", realised, _format_pct(realised))
+        coverage = model["realised"]["label_coverage"]
+        same(f"{prefix}.realised.label_coverage", coverage, _format_pct(coverage))
+        frauds = model["realised"]["labelled_frauds"]
+        same(f"{prefix}.realised.labelled_frauds", frauds, f"{frauds:,}")
+    assert any(m["precision"] is not None for m in estimated["models"])
+    disagreement = estimated["disagreement"]
+    same("estimated.disagreement", disagreement, _format_pct(disagreement))
+    same("estimated.paired", estimated["paired"])
+
+    drift = document["drift"]
+    worst = drift["columns"][:MAX_DRIFT_ROWS]
+    assert shown["drift_rows"] == [f"{c['model']}/{c['feature']}" for c in worst]
+    assert any(c["psi"] is not None for c in worst)
+    for column in worst:
+        prefix = f"drift.{column['model']}.{column['feature']}"
+        for key, field in (("psi", "psi"), ("ks_statistic", "ks")):
+            value = column[key]
+            same(f"{prefix}.{field}", value, "–" if value is None else f"{value:.3f}")
+        same(f"{prefix}.level", column["level"])
+    for model in drift["models"]:
+        for key in ("rows", "warning", "alert"):
+            same(f"drift.{model['model']}.{key}", model[key])
+        shown_rows = model["rows"] or model["collected"]  # kept so far, until drift is computed
+        assert fields[f"drift.{model['model']}.rows"]["text"] == f"{shown_rows:,}"
+    assert f"Worst {len(worst)} of {len(drift['columns'])} columns" in shown["drift"]

@@ -271,6 +271,8 @@ class DataPlane:
             store=experiment.store if experiment is not None else None,
         )
         self.metrics.registry.register(self.monitor)  # its collect(): the background gauges
+        if experiment is not None:
+            experiment.monitor = self.monitor  # the dashboard's estimate and drift panels
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> list[str]:

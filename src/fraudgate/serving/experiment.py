@@ -20,6 +20,7 @@ plane gets the scheduler (`bind`) and the routing (`routing`).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +88,9 @@ class ExperimentPlane:
             self.recorder = CommitRecorder(writer, health, url, self.tasks)
         self.max_pending_mirror_rows = max_pending_mirror_rows
         self._dashboard: Any = None  # fraudgate.ui.source.DashboardSource, made on first use
+        # the data plane's background gauges (fraudgate.serving.monitoring.Monitor), handed over
+        # by the data plane: the dashboard's estimate and drift panels read them
+        self.monitor: Any = None
         self._mirrors = spec is not None and spec.mirror is not None and spec.mirror.percent > 0
         self._tracking_uri = config.resolved_tracking_uri()  # named in journaled mirror copies
         self.mirror: JournaledMirror | ShadowScorer | None = None
@@ -273,9 +277,10 @@ class ExperimentPlane:
             self._dashboard.invalidate()
 
     async def dashboard(self) -> dict[str, Any]:
-        """The dashboard's JSON (``GET /ui/api/dashboard``): the live weights and the pipeline's
-        health as they are now, the evaluation as cached by `fraudgate.ui.source` (computed in
-        a worker thread, at most once per few seconds whatever the polling rate)."""
+        """The dashboard's JSON (``GET /ui/api/dashboard``): the live weights, the pipeline's
+        health and the monitoring's estimate and drift (`fraudgate.serving.panels`) as they are
+        now, the evaluation as cached by `fraudgate.ui.source` (computed in a worker thread, at
+        most once per few seconds whatever the polling rate)."""
         from fraudgate.ui.source import DashboardSource
         from fraudgate.ui.view import LiveExperiment, dashboard_json, dashboard_view
 
@@ -285,8 +290,17 @@ class ExperimentPlane:
                 "`experiment:` section to the config"
             )
         if self._dashboard is None:
-            self._dashboard = DashboardSource(self.config, self.store)
+            estimate = drift = None
+            if self.monitor is not None:
+                from fraudgate.serving.panels import drift_panel, estimate_panel
+
+                estimate = functools.partial(estimate_panel, self.monitor)
+                drift = functools.partial(drift_panel, self.monitor)
+            self._dashboard = DashboardSource(
+                self.config, self.store, estimate=estimate, drift=drift
+            )
         snapshot = await self._dashboard.snapshot()
+        panels = self._dashboard.panels()  # now, on the loop: the figures /metrics has now
         spec = self.state.spec
         live = LiveExperiment(
             name=spec.name,
@@ -296,7 +310,12 @@ class ExperimentPlane:
             mirror_percent=0 if spec.mirror is None else spec.mirror.percent,
         )
         view = dashboard_view(
-            live, self._pipeline_status(), snapshot, refresh_s=self._dashboard.ttl_s
+            live,
+            self._pipeline_status(),
+            snapshot,
+            refresh_s=self._dashboard.ttl_s,
+            estimated=panels.estimated,
+            drift=panels.drift,
         )
         return dashboard_json(view)
 

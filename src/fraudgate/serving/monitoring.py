@@ -269,6 +269,36 @@ class Monitor:
             oldest = self.readings[-2]
         return oldest, newest
 
+    # -- read-only views (the gauges below and the dashboard read the same figures) -----------
+    def estimated_counts(
+        self, window: tuple[Reading, Reading] | None = None
+    ) -> dict[str, ExpectedCounts]:
+        """Each configured model's estimate counters over the traffic window (the current one
+        unless given; empty counts before two readings)."""
+        window = window if window is not None else self._window()
+        out = {}
+        for name in self.models:
+            counts = ExpectedCounts()
+            if window is not None:
+                old, new = window
+                counts = new.expected.get(name, counts) - old.expected.get(name, counts)
+            out[name] = counts
+        return out
+
+    def drift_results(self) -> dict[str, list[DriftResult]]:
+        """Per deployed model with a drift reference, its last drift per column (NaN, 0 rows:
+        not computed yet), as the drift gauges export it."""
+        out = {}
+        for model in self.deployed():
+            sample = getattr(model, "sample", None)
+            if sample is None:
+                continue
+            results = self.drift.get(model.name)
+            if results is None:
+                results = [DriftResult(c.name, NAN, NAN, 0) for c in sample.reference.columns]
+            out[model.name] = results
+        return out
+
     # -- metrics ------------------------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -334,11 +364,7 @@ class Monitor:
             "scores / sum of all scores) over the last monitoring.traffic_window_s.",
             labels=labels,
         )
-        for name in self.models:
-            counts = ExpectedCounts()
-            if window is not None:
-                old, new = window
-                counts = new.expected.get(name, counts) - old.expected.get(name, counts)
+        for name, counts in self.estimated_counts(window).items():
             experiment = exp_name if name in arms else ""
             precision.add_metric([experiment, name], counts.precision)
             recall.add_metric([experiment, name], counts.recall)

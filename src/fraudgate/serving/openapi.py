@@ -582,6 +582,38 @@ def _dashboard_schemas() -> dict[str, Any]:
             "frauds": integer,
         }
     )
+    realised = _object(
+        {
+            "precision": number,
+            "recall": number,
+            "labelled_frauds": integer,
+            "pending": integer,
+            "label_coverage": number,
+            "alert_rate": number,
+        },
+        nullable=True,
+    )
+    estimated_model = _object(
+        {
+            "model": text,
+            "role": {"type": "string", "enum": ["champion", "challenger"], "nullable": True},
+            "decisions": integer,
+            "precision": number,
+            "recall": number,
+            "realised": realised,
+        }
+    )
+    counts = ("collected", "rows", "warning", "alert")  # a model's drift sample
+    drift_column = _object(
+        {
+            "model": text,
+            "feature": text,
+            "psi": number,
+            "ks_statistic": number,
+            "rows": integer,
+            "level": {"type": "string", "enum": ["stable", "warning", "alert", "unknown"]},
+        }
+    )
     evaluation = _object(
         {
             "evaluated_at": maybe_text,
@@ -640,24 +672,41 @@ def _dashboard_schemas() -> dict[str, Any]:
                 ),
                 "evaluation": evaluation,
                 "evaluation_error": maybe_text,
-                "estimated": {
-                    "type": "array",
-                    "nullable": True,
-                    "description": "Label-free expected precision/recall per arm (null: none).",
-                    "items": _object(
-                        {
-                            "arm": text,
-                            "transactions": integer,
-                            "precision": interval,
-                            "recall": interval,
-                        }
-                    ),
+                "estimated": _object(
+                    {
+                        "traffic_window_s": {"type": "number"},
+                        "label_window_days": {"type": "number"},
+                        "models": {"type": "array", "items": estimated_model},
+                        "champion": maybe_text,
+                        "challenger": maybe_text,
+                        "disagreement": number,
+                        "paired": integer,
+                        "ledger_error": maybe_text,
+                    },
+                    nullable=True,
+                )
+                | {
+                    "description": "Label-free expected precision/recall per model (traffic "
+                    "window) beside the realised label-joined figures (label window), and the "
+                    "champion/challenger disagreement; null: no monitoring."
                 },
-                "drift": {
-                    "type": "array",
-                    "nullable": True,
-                    "description": "Drift of live traffic per feature (null: not measured).",
-                    "items": _object({"feature": text, "psi": number, "ks_p_value": number}),
+                "drift": _object(
+                    {
+                        "psi_warning": {"type": "number"},
+                        "psi_alert": {"type": "number"},
+                        "min_rows": integer,
+                        "models": {
+                            "type": "array",
+                            "items": _object({"model": text} | dict.fromkeys(counts, integer)),
+                        },
+                        "columns": {"type": "array", "items": drift_column},
+                    },
+                    nullable=True,
+                )
+                | {
+                    "description": "PSI and KS per feature and score of each model's recent "
+                    "scored rows against its training reference, worst first; null: no "
+                    "monitoring."
                 },
                 "pipeline": _object(
                     {

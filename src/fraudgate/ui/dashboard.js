@@ -7,7 +7,7 @@
   const TOKEN_KEY = "fraudgate.admin-token";
   const COLORS = ["#2f6fdf", "#e0782f", "#3a9a5b", "#8a55c7"];
   const SVG = "http://www.w3.org/2000/svg";
-  const PSI_MODERATE = 0.1, PSI_MAJOR = 0.25; // the usual PSI reading (documented defaults)
+  const MAX_DRIFT_ROWS = 10; // drift rows shown (the worst first; the API has every column)
   const $ = (id) => document.getElementById(id);
   let last = null;          // the last dashboard received
   let timer = null;
@@ -363,31 +363,76 @@
     box.replaceChildren(el("p", "not available: " + why, { class: "na", "data-field": "na" }));
   }
 
+  function duration(seconds) {
+    if (!finite(seconds)) return "–";
+    if (seconds % 86400 === 0) return seconds / 86400 + " d";
+    if (seconds % 3600 === 0) return seconds / 3600 + " h";
+    if (seconds % 60 === 0) return seconds / 60 + " min";
+    return num(seconds, 0) + " s";
+  }
+
+  function table(headers, titles, numeric) {  // numeric: the indices of the number columns
+    const t = el("table");
+    const head = el("tr");
+    headers.forEach((h, i) => head.appendChild(el("th", h, {
+      title: titles[i] || undefined, class: numeric.includes(i) ? "num" : undefined })));
+    t.appendChild(el("thead")).appendChild(head);
+    return [t, t.appendChild(el("tbody"))];
+  }
+
+  // the label-free estimate (calibrated scores, traffic window) beside the label-joined figures
   function renderEstimated(d) {
     const box = $("estimated");
-    if (!d.estimated || !d.estimated.length) {
-      notAvailable(box, "no label-free performance estimate on this server (the realised figures are in Arms)");
+    const p = d.estimated;
+    if (!p) {
+      notAvailable(box, "this server has no monitoring (the realised figures are in Arms)");
       return;
     }
-    const realised = {};
-    for (const a of d.evaluation ? d.evaluation.arms : []) realised[a.arm] = a;
-    const table = el("table");
-    const head = el("tr");
-    for (const h of ["arm", "estimated precision", "realised", "estimated recall", "realised"]) head.appendChild(el("th", h));
-    table.appendChild(el("thead")).appendChild(head);
-    const body = table.appendChild(el("tbody"));
-    for (const est of d.estimated) {
-      const real = realised[est.arm];
-      const tr = body.appendChild(el("tr"));
-      tr.append(
-        el("td", est.arm),
-        cell(interval(est.precision), "estimated." + est.arm + ".precision", est.precision, "num"),
-        cell(real ? interval(real.precision) : "–", null, undefined, "num"),
-        cell(interval(est.recall), "estimated." + est.arm + ".recall", est.recall, "num"),
-        cell(real ? interval(real.recall) : "–", null, undefined, "num"),
+    const note = el("p", "Estimated: expected from the calibrated scores of the last "
+      + duration(p.traffic_window_s) + " (no labels). Realised: label-joined, last "
+      + duration(p.label_window_days * 86400) + " by event time.", { class: "muted" });
+    const [t, body] = table(
+      ["model", "decisions", "estimated", "realised", "estimated", "realised", "coverage", "frauds"],
+      ["", "decisions behind the estimate (traffic window)", "sum of flagged scores / flagged",
+        "labelled true alerts / labelled alerts", "sum of flagged scores / sum of all scores",
+        "labelled frauds caught / labelled frauds", "share of decisions labelled or matured",
+        "labelled frauds behind the realised recall"], [1, 2, 3, 4, 5, 6, 7]);
+    const group = el("tr");
+    for (const [text, span] of [["", 2], ["precision", 2], ["recall", 2], ["labels", 2]]) {
+      group.appendChild(el("th", text, { colspan: span, class: text ? "group" : undefined }));
+    }
+    t.tHead.prepend(group);
+    for (const m of p.models) {
+      const f = (k) => "estimated." + m.model + "." + k;
+      const r = m.realised;
+      const name = el("td", null, { class: "name" });
+      name.append(swatch(m.model), m.model);
+      if (m.role) name.append(el("div", m.role, { class: "muted small" }));
+      body.appendChild(el("tr", null, { "data-model": m.model })).append(
+        name,
+        cell(int(m.decisions), f("decisions"), m.decisions, "num"),
+        cell(pct(m.precision), f("precision"), m.precision, "num est"),
+        cell(r ? pct(r.precision) : "–", f("realised.precision"), r ? r.precision : null, "num"),
+        cell(pct(m.recall), f("recall"), m.recall, "num est"),
+        cell(r ? pct(r.recall) : "–", f("realised.recall"), r ? r.recall : null, "num"),
+        cell(r ? pct(r.label_coverage) : "–", f("realised.label_coverage"), r ? r.label_coverage : null, "num"),
+        cell(r ? int(r.labelled_frauds) : "–", f("realised.labelled_frauds"), r ? r.labelled_frauds : null, "num"),
       );
     }
-    box.replaceChildren(table);
+    const parts = [note, t];
+    if (p.champion && p.challenger) {
+      const line = el("p");
+      line.append("Champion/challenger disagreement: ",
+        el("strong", pct(p.disagreement), { "data-field": "estimated.disagreement",
+          "data-value": JSON.stringify(p.disagreement) }),
+        " of ", el("span", int(p.paired), { "data-field": "estimated.paired",
+          "data-value": JSON.stringify(p.paired) }),
+        " transactions both scored (the shadow).");
+      parts.push(line);
+    }
+    if (p.ledger_error) parts.push(el("p", "the last ledger read failed (realised figures are older): "
+      + p.ledger_error, { class: "warn-text" }));
+    box.replaceChildren(...parts);
   }
 
   function renderLatency(d) {
@@ -414,29 +459,51 @@
     });
   }
 
+  // PSI and KS per column (features and score) of each model's recent scored rows, worst first
   function renderDrift(d) {
     const box = $("drift");
-    if (!d.drift || !d.drift.length) {
-      notAvailable(box, "no drift measurement on this server (needs the training reference of the model version)");
+    const p = d.drift;
+    if (!p) {
+      notAvailable(box, "this server has no monitoring");
       return;
     }
-    const sorted = d.drift.slice().sort((a, b) => (b.psi || 0) - (a.psi || 0)).slice(0, 10);
-    const table = el("table");
-    const head = el("tr");
-    for (const h of ["feature", "PSI", "KS p", "reading"]) head.appendChild(el("th", h));
-    table.appendChild(el("thead")).appendChild(head);
-    const body = table.appendChild(el("tbody"));
-    for (const f of sorted) {
-      const level = !finite(f.psi) ? "–" : f.psi >= PSI_MAJOR ? "major" : f.psi >= PSI_MODERATE ? "moderate" : "stable";
-      const pill = el("span", level, { class: "pill " + (level === "major" ? "bad" : level === "moderate" ? "warn" : "ok") });
-      const td = el("td");
-      td.appendChild(pill);
-      body.appendChild(el("tr")).append(
-        el("td", f.feature), cell(num(f.psi, 3), "drift." + f.feature + ".psi", f.psi, "num"),
-        cell(fmtP(f.ks_p_value), null, undefined, "num"), td);
+    if (!p.models.length) {
+      notAvailable(box, "no served model has a training reference in its registry version");
+      return;
     }
-    box.replaceChildren(el("p", "Top " + sorted.length + " of " + d.drift.length + " by PSI (moderate ≥ "
-      + PSI_MODERATE + ", major ≥ " + PSI_MAJOR + ").", { class: "muted" }), table);
+    const pillClass = { alert: "bad", warning: "warn", stable: "ok", unknown: "" };
+    const summary = el("p");
+    p.models.forEach((m, i) => {
+      const f = (k) => "drift." + m.model + "." + k;
+      if (i) summary.append(el("br"));
+      summary.append(swatch(m.model), m.model + ": ",
+        el("span", int(m.rows ? m.rows : m.collected), { "data-field": f("rows"),
+          "data-value": JSON.stringify(m.rows), "data-collected": JSON.stringify(m.collected) }),
+        m.rows ? " rows · " : " rows kept, drift from " + int(p.min_rows) + " · ",
+        el("span", m.alert + " alert", { class: "pill " + (m.alert ? "bad" : "ok"),
+          "data-field": f("alert"), "data-value": JSON.stringify(m.alert) }), " ",
+        el("span", (m.warning - m.alert) + " warning", { class: "pill " + (m.warning > m.alert ? "warn" : "ok"),
+          "data-field": f("warning"), "data-value": JSON.stringify(m.warning) }));
+    });
+    const shown = p.columns.slice(0, MAX_DRIFT_ROWS);
+    const [t, body] = table(["model", "feature", "PSI", "KS", "status"],
+      ["", "", "Population Stability Index against the training reference",
+        "Kolmogorov-Smirnov statistic (largest CDF gap)", "by monitoring.psi_warning / psi_alert"], [2, 3]);
+    for (const c of shown) {
+      const f = (k) => "drift." + c.model + "." + c.feature + "." + k;
+      const status = el("td", null, { "data-field": f("level"), "data-value": JSON.stringify(c.level) });
+      status.appendChild(el("span", c.level === "unknown" ? "–" : c.level, { class: "pill " + pillClass[c.level] }));
+      const name = el("td");
+      name.append(swatch(c.model), c.model);
+      body.appendChild(el("tr", null, { "data-drift": c.model + "/" + c.feature })).append(
+        name, el("td", c.feature),
+        cell(num(c.psi, 3), f("psi"), c.psi, "num"),
+        cell(num(c.ks_statistic, 3), f("ks"), c.ks_statistic, "num"),
+        status);
+    }
+    const note = el("p", "Worst " + shown.length + " of " + p.columns.length + " columns by PSI; warning ≥ "
+      + p.psi_warning + ", alert ≥ " + p.psi_alert + ".", { class: "muted", id: "drift-note" });
+    box.replaceChildren(summary, t, note);
   }
 
   function renderWeightsForm(d) {

@@ -9,6 +9,10 @@ failure (ledger unreachable, an experiment without a challenger) is a snapshot t
 message, so a broken ledger is not hammered either. An admin action through this server (a weight
 change) drops the snapshot (`invalidate`), so the page shows its effect on the next refresh.
 
+The monitoring's panels (`panels`: the label-free estimate and drift) are not cached here: their
+sources read what the server's monitor last computed (microseconds), on the event loop where
+the monitor updates it, so the page shows the same figures as ``/metrics`` at that moment.
+
 ``fraudgate.evaluation`` (and the statistics under it: scipy) is imported on the first
 computation, never when the server starts.
 """
@@ -19,10 +23,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fraudgate.config.schema import FraudgateConfig
-from fraudgate.ui.view import EstimatedPerformance, EvaluationSnapshot, FeatureDrift
+from fraudgate.ui.view import DriftPanel, EvaluationSnapshot, PerformanceEstimate
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +37,23 @@ NO_LEDGER = (
     "config (decisions and labels are recorded there)"
 )
 
-EstimateSource = Callable[[], tuple[EstimatedPerformance, ...] | None]
-DriftSource = Callable[[], tuple[FeatureDrift, ...] | None]
+EstimateSource = Callable[[], PerformanceEstimate | None]
+DriftSource = Callable[[], DriftPanel | None]
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringPanels:
+    """The monitoring's panels as read now (None: no source, or it failed)."""
+
+    estimated: PerformanceEstimate | None
+    drift: DriftPanel | None
 
 
 class DashboardSource:
     """Cached evaluation snapshots of one server's experiment. See the module docstring.
 
     ``estimate`` and ``drift`` (optional) fill the label-free estimate and drift panels; they
-    run in the same worker thread as the evaluation, under the same cache.
+    are read by `panels` on every request, on the event loop (not cached, not in a thread).
     """
 
     def __init__(
@@ -92,8 +105,14 @@ class DashboardSource:
         if epoch == self._epoch and not done.cancelled() and done.exception() is None:
             self._snapshot, self._taken_at = done.result(), started
 
+    def panels(self) -> MonitoringPanels:
+        """The monitoring's panels now (on the event loop; see the module docstring)."""
+        return MonitoringPanels(
+            _optional(self.estimate, "performance estimate"), _optional(self.drift, "drift")
+        )
+
     def compute(self) -> EvaluationSnapshot:
-        """Blocking (a worker thread): evaluate now, read the weight history and the panels."""
+        """Blocking (a worker thread): evaluate now and read the weight history."""
         self.computations += 1
         if self.store is not None:  # the first time: the statistics' import, not timed below
             from fraudgate.evaluation import evaluate
@@ -113,16 +132,12 @@ class DashboardSource:
                     history = tuple(self.store.weight_history(spec.name))
                 except Exception as exc:
                     error = error or f"the weight history could not be read: {exc}"
-        estimated = _optional(self.estimate, "performance estimate")
-        drift = _optional(self.drift, "drift")
         return EvaluationSnapshot(
             evaluation=evaluation,
             error=error,
             history=history,
             computed_at=at,
             computed_in_s=time.perf_counter() - start,
-            estimated=estimated,
-            drift=drift,
         )
 
 

@@ -1,15 +1,14 @@
 """The dashboard's view model: what the page at ``/ui`` shows, as typed records.
 
-`dashboard_view` puts together three things of different freshness: the experiment's live state
+`dashboard_view` puts together four things of different freshness: the experiment's live state
 (weights, generation: read on every request, so a weight change shows on the next refresh), the
-ledger pipeline's health (journal lag, shipper), and a cached `EvaluationSnapshot` (the
-evaluation is the expensive part; `fraudgate.ui.source` computes it at most once per few
-seconds). The evaluation is read by its fields (``fraudgate.evaluation.Evaluation``), and
-`dashboard_json` turns the whole into the JSON the page renders (nan -> null).
-
-Two panels come from elsewhere and are None ("not available" on the page) until a source is
-given: the label-free performance estimate (`EstimatedPerformance`, expected precision/recall
-from the calibrated scores) and feature drift (`FeatureDrift`, PSI per feature).
+ledger pipeline's health (journal lag, shipper), a cached `EvaluationSnapshot` (the evaluation is
+the expensive part; `fraudgate.ui.source` computes it at most once per few seconds), and the
+server's background monitoring (`PerformanceEstimate`: label-free expected precision/recall
+beside the realised, label-joined figures; `DriftPanel`: PSI and KS per feature and score),
+read as the monitor last computed it (None: "not available" on the page). The evaluation is read
+by its fields (``fraudgate.evaluation.Evaluation``), and `dashboard_json` turns the whole into
+the JSON the page renders (nan -> null).
 """
 
 from __future__ import annotations
@@ -59,37 +58,95 @@ class PipelineStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class EstimatedPerformance:
-    """An arm's expected precision and recall from its calibrated scores (no labels needed),
-    beside the realised ones on the page."""
+class RealisedPerformance:
+    """An arm's label-joined figures over the monitoring's label window (what ``/metrics``
+    exports as ``fraudgate_model_precision`` and its neighbours)."""
 
-    arm: str
-    transactions: int
-    precision: Interval
-    recall: Interval
+    precision: float
+    recall: float
+    labelled_frauds: int
+    pending: int
+    label_coverage: float
+    alert_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class EstimatedPerformance:
+    """A model's expected precision and recall from its calibrated scores over the traffic
+    window (no labels needed), beside its realised figures (None: not an experiment arm, or no
+    ledger read yet): the estimate follows covariate shift, not concept drift, so it is shown
+    next to the labels, never instead of them."""
+
+    model: str
+    role: str | None  # "champion" | "challenger" | None
+    decisions: int  # behind the estimate, in the traffic window
+    precision: float
+    recall: float
+    realised: RealisedPerformance | None
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceEstimate:
+    """The "estimated vs realised" panel: every model, and the champion/challenger
+    disagreement on the transactions both scored (NaN: none paired)."""
+
+    traffic_window_s: float
+    label_window_days: float
+    models: tuple[EstimatedPerformance, ...]
+    champion: str | None
+    challenger: str | None
+    disagreement: float
+    paired: int
+    ledger_error: str | None  # the last ledger read failed (the realised figures are older)
 
 
 @dataclass(frozen=True, slots=True)
 class FeatureDrift:
-    """One feature's (or the score's) drift of live traffic from the training reference."""
+    """One column's (a feature's or the score's) drift of a model's recent scored rows from its
+    training reference; ``level`` by the configured PSI thresholds (``unknown``: too few rows)."""
 
+    model: str
     feature: str
     psi: float
-    ks_p_value: float | None = None
+    ks_statistic: float
+    rows: int
+    level: str  # "stable" | "warning" | "alert" | "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDrift:
+    """One model's drift sample: rows kept so far (drift is computed from ``min_rows`` on),
+    rows it was computed on (0: not yet), columns at each level."""
+
+    model: str
+    collected: int
+    rows: int
+    warning: int  # columns at or above psi_warning (alerts included)
+    alert: int
+
+
+@dataclass(frozen=True, slots=True)
+class DriftPanel:
+    """The drift panel: the thresholds, each model's sample, and every column of every model,
+    the worst first (highest PSI, then KS; unknown last)."""
+
+    psi_warning: float
+    psi_alert: float
+    min_rows: int
+    models: tuple[ModelDrift, ...]
+    columns: tuple[FeatureDrift, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class EvaluationSnapshot:
-    """One computation behind the dashboard (cached): the evaluation or why there is none, the
-    weight history, and the optional panels; timed."""
+    """One computation behind the dashboard (cached): the evaluation or why there is none, and
+    the weight history; timed."""
 
     evaluation: Any  # fraudgate.evaluation.Evaluation | None
     error: str | None
     history: tuple[WeightChange, ...]
     computed_at: float  # epoch seconds
     computed_in_s: float
-    estimated: tuple[EstimatedPerformance, ...] | None = None
-    drift: tuple[FeatureDrift, ...] | None = None
 
 
 # -- outputs: what the page shows ----------------------------------------------------------------
@@ -231,8 +288,8 @@ class Dashboard:
     srm: SrmStatus | None
     evaluation: EvaluationPanel | None
     evaluation_error: str | None
-    estimated: tuple[EstimatedPerformance, ...] | None
-    drift: tuple[FeatureDrift, ...] | None
+    estimated: PerformanceEstimate | None
+    drift: DriftPanel | None
     pipeline: PipelineStatus
     history: tuple[dict[str, Any], ...]
     actions: Actions
@@ -362,9 +419,12 @@ def dashboard_view(
     snapshot: EvaluationSnapshot,
     *,
     refresh_s: float,
+    estimated: PerformanceEstimate | None = None,
+    drift: DriftPanel | None = None,
     now: float | None = None,
 ) -> Dashboard:
-    """The dashboard from the live state, the pipeline's health and an evaluation snapshot."""
+    """The dashboard from the live state, the pipeline's health, an evaluation snapshot and
+    the monitoring's panels (None: not available)."""
     name = live.name
     prefix = f"/admin/experiments/{name}"
     return Dashboard(
@@ -382,8 +442,8 @@ def dashboard_view(
         srm=None if snapshot.evaluation is None else _srm(snapshot.evaluation.srm),
         evaluation=_evaluation(snapshot),
         evaluation_error=snapshot.error,
-        estimated=snapshot.estimated,
-        drift=snapshot.drift,
+        estimated=estimated,
+        drift=drift,
         pipeline=pipeline,
         history=_history(snapshot.history),
         actions=Actions(f"{prefix}/weights", f"{prefix}/promote", f"{prefix}/rollback"),
