@@ -243,17 +243,14 @@ def start_cluster(
     env: dict[str, str] | None = None,
     startup_timeout: float = 180.0,
 ) -> Cluster:
-    """Replicas (the first alone: it fills the shared compile cache), their shippers, nginx."""
+    """Replicas and their shippers (all at once: the compile cache's writes are atomic), nginx."""
     env = {**python_env(), **(env or {})}
     members = write_replica_configs(config_text, root, replicas)
     try:
-        _start_server(members[0], env)
-        _wait_ready(members[0], startup_timeout)
-        for replica in members[1:]:
-            _start_server(replica, env)
         for replica in members:
+            _start_server(replica, env)
             _start_shipper(replica, env)
-        for replica in members[1:]:
+        for replica in members:
             _wait_ready(replica, startup_timeout)
         nginx = start_nginx(root / "nginx", [r.address for r in members])
     except BaseException:
@@ -317,6 +314,9 @@ def keyed_requests(prefix: str, n: int, cards: int, seed: int = 0) -> list[Reque
 class Traffic:
     answers: list[Answer]
     seconds: float
+    client_cpu_s: (
+        float  # this process's CPU over the run: near ``seconds``, the client was the limit
+    )
 
     @property
     def ok(self) -> list[Answer]:
@@ -384,9 +384,9 @@ def run_traffic(
 ) -> Traffic:
     """Send every request (``concurrency`` keep-alive connections); ``on_answer(count)`` after
     each answer (e.g. to kill a replica mid-run)."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     answers = asyncio.run(_drive(url, requests, concurrency, on_answer, timeout))
-    return Traffic(answers, time.perf_counter() - start)
+    return Traffic(answers, time.perf_counter() - start, time.process_time() - cpu)
 
 
 def split_by_replica(cluster: Cluster, answers: Sequence[Answer]) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """Scale-out on one machine: three `fraudgate serve` replicas behind nginx, one PostgreSQL ledger.
 
-    .venv/bin/python bench/scale_out.py [--requests 4000] [--cards 500] [--concurrency 32]
+    .venv/bin/python bench/scale_out.py [--requests 5000] [--cards 500] [--concurrency 32]
                                         [--poll-s 0.5] [--workdir .fraudgate/demo]
 
 One config (the demo's models from an MLflow registry, its 80/20 experiment with the 100% shadow
@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import time
 import uuid
@@ -53,6 +54,8 @@ class Settings:
     cards: int
     concurrency: int
     poll_s: float
+    rounds: int = 3  # interleaved throughput rounds (one replica, nginx); the median is reported
+    restart: bool = True  # restart the killed replica and check that it gets traffic again
     replicas: int = 3
 
 
@@ -65,13 +68,21 @@ class Phase:
     requests: int
     seconds: float
     rps: float
+    client_cpu_util: float  # the load generator's CPU share of the phase (1.0: it was the limit)
     statuses: dict[str, int]
     by_replica: dict[str, int]
     by_arm: dict[str, int]
 
 
-def config_text(tracking_uri: str, uris: tuple[str, str], ledger_url: str, poll_s: float) -> str:
-    """The demo's models and experiment, an external shipper, a short weights poll, a token."""
+def config_text(
+    tracking_uri: str,
+    uris: tuple[str, str],
+    ledger_url: str,
+    poll_s: float,
+    mirror_percent: int = 100,
+) -> str:
+    """The demo's models and experiment (its shadow mirror at ``mirror_percent``), an external
+    shipper, a short weights poll, a token."""
     import yaml
 
     from fraudgate.config import default_config_dict, demo_experiment_dict
@@ -79,6 +90,7 @@ def config_text(tracking_uri: str, uris: tuple[str, str], ledger_url: str, poll_
     config = default_config_dict(tracking_uri)
     config["models"][0]["uri"], config["models"][1]["uri"] = uris
     config["experiment"] = demo_experiment_dict()
+    config["experiment"]["mirror"]["percent"] = mirror_percent
     config["ledger"] = {
         "url": ledger_url,
         "weights_poll_s": poll_s,
@@ -103,6 +115,7 @@ def _phase(cluster: _cluster.Cluster, name: str, target: str, traffic: _cluster.
         requests=len(traffic.answers),
         seconds=traffic.seconds,
         rps=traffic.rps,
+        client_cpu_util=traffic.client_cpu_s / traffic.seconds if traffic.seconds else 0.0,
         statuses=traffic.statuses(),
         by_replica=_cluster.split_by_replica(cluster, traffic.answers),
         by_arm=_cluster.split_by_arm(traffic.answers),
@@ -121,24 +134,39 @@ def measure(
     n, cards, c = settings.requests, settings.cards, settings.concurrency
     nginx = cluster.nginx.url
     phases: list[Phase] = []
+    t0 = time.monotonic()
+
+    def note(text: str) -> None:
+        print(f"[{time.monotonic() - t0:6.1f}s] {text}", flush=True)
 
     def send(name: str, url: str, requests: list, **options) -> _cluster.Traffic:
         traffic = _cluster.run_traffic(url, requests, concurrency=c, **options)
         target = "nginx" if url == nginx else url
         phases.append(_phase(cluster, name, target, traffic))
-        print(f"{name}: {len(traffic.answers)} requests in {traffic.seconds:.2f}s", flush=True)
+        note(f"{name}: {len(traffic.answers)} requests in {traffic.seconds:.2f}s")
         return traffic
 
     warm = send("warm-up", nginx, _cluster.keyed_requests("warm", min(n, 300), cards, seed=1))
-    single = send("one replica", cluster.replicas[0].url, _cluster.keyed_requests("one", n, cards))
-    spread = send("nginx", nginx, _cluster.keyed_requests("lb", n, cards, seed=2))
-    before_change = [*warm.answers, *single.answers, *spread.answers]
+    # Throughput: one replica alone, then nginx over all, in interleaved rounds, each started
+    # once the shippers have caught up (their backlog must not take the next round's CPU).
+    _cluster.check_ledger(ledger_url, warm.answers)
+    before_change = list(warm.answers)
+    single_rps, spread_rps = [], []
+    for r in range(settings.rounds):
+        for name, url, prefix in (
+            (f"one replica #{r + 1}", cluster.replicas[0].url, f"one{r}"),
+            (f"nginx #{r + 1}", nginx, f"lb{r}"),
+        ):
+            traffic = send(name, url, _cluster.keyed_requests(prefix, n, cards, seed=10 + r))
+            (single_rps if url != nginx else spread_rps).append(traffic.rps)
+            before_change += traffic.answers
+            _cluster.check_ledger(ledger_url, traffic.answers)
     arms_before = _cluster.check_arms(cluster, before_change, direct=0)
 
     propagation = _cluster.propagate_weights(
         cluster, token, experiment, NEW_WEIGHTS, on=1, poll_s=settings.poll_s
     )
-    print(f"weights propagated: {propagation.seconds}", flush=True)
+    note(f"weights propagated: {propagation.seconds}")
     after = send("nginx, new weights", nginx, _cluster.keyed_requests("new", n // 2, cards, 3))
     before_kill = _cluster.check_ledger(ledger_url, [*before_change, *after.answers])
 
@@ -157,14 +185,19 @@ def measure(
         _cluster.keyed_requests("kill", n, cards, seed=4),
         on_answer=kill_once,
     )
+    kill_phase = phases[-1]
     after_kill = _cluster.check_ledger(ledger_url, kill.answers, timeout=120.0)
-    restart_s = cluster.restart(2)
-    back = send(
-        "nginx, replica 2 restarted",
-        nginx,
-        _cluster.keyed_requests("back", max(n // 5, 100), cards, seed=5),
-    )
-    new_weights = [*after.answers, *kill.answers, *back.answers]
+    restart_s = None
+    back_answers: list[_cluster.Answer] = []
+    if settings.restart:
+        restart_s = cluster.restart(2)
+        back = send(
+            "nginx, replica 2 restarted",
+            nginx,
+            _cluster.keyed_requests("back", max(n // 5, 100), cards, seed=5),
+        )
+        back_answers = back.answers
+    new_weights = [*after.answers, *kill.answers, *back_answers]
     arms_after = _cluster.check_arms(cluster, new_weights)
     everything = [*before_change, *new_weights]
     total = _cluster.check_ledger(ledger_url, everything, timeout=120.0)
@@ -177,13 +210,19 @@ def measure(
         mirror_rows = store.count_decisions(role="mirror")
     finally:
         store.close()
+    note("ledger checked")
     report = _cluster.run_report(cluster, scratch / "report.json")
+    note("fraudgate report done")
     return {
         "phases": [asdict(p) for p in phases],
         "throughput": {
-            "one_replica_rps": single.rps,
-            "nginx_three_replicas_rps": spread.rps,
-            "ratio": spread.rps / single.rps if single.rps else None,
+            "one_replica_rps": statistics.median(single_rps),
+            "nginx_three_replicas_rps": statistics.median(spread_rps),
+            "ratio": statistics.median(spread_rps) / statistics.median(single_rps),
+            "one_replica_rps_of_rounds": single_rps,
+            "nginx_rps_of_rounds": spread_rps,
+            "requests_per_round": n,
+            "concurrency": c,
         },
         "arms_before_change": asdict(arms_before),
         "arms_after_change": asdict(arms_after),
@@ -192,10 +231,10 @@ def measure(
         "kill": {
             "replica": 2,
             "after_answers": killed.get("at_answer"),
-            "statuses": phases[-2].statuses,
+            "statuses": kill_phase.statuses,
             "ledger": asdict(after_kill),
             "restart_ready_s": restart_s,
-            "answered_after_restart": phases[-1].by_replica.get("2", 0),
+            "answered_after_restart": phases[-1].by_replica.get("2", 0) if restart_s else None,
         },
         "ledger_total": asdict(total),
         "ledger_rows": {"served": served_rows, "mirror": mirror_rows},
@@ -227,7 +266,7 @@ def failures(result: dict, settings: Settings) -> list[str]:
     }
     if statuses - {"200"}:
         out.append(f"errors outside the kill: {statuses - {'200'}}")
-    if not result["kill"]["answered_after_restart"]:
+    if settings.restart and not result["kill"]["answered_after_restart"]:
         out.append("the restarted replica got no traffic")
     served = result["ledger_rows"]["served"]
     if result["report"]["exit_code"] or result["report"]["total_transactions"] != served:
@@ -243,7 +282,8 @@ def print_table(result: dict) -> None:
     table = Table(
         title="scale-out: 3 replicas behind nginx, one PostgreSQL ledger", title_justify="left"
     )
-    for column in ("phase", "target", "requests", "req/s", "statuses", "per replica", "per arm"):
+    columns = ("phase", "target", "requests", "req/s", "client CPU", "statuses", "per replica")
+    for column in (*columns, "per arm"):
         table.add_column(column, justify="left" if column in ("phase", "target") else "right")
     for p in result["phases"]:
         table.add_row(
@@ -251,14 +291,16 @@ def print_table(result: dict) -> None:
             p["target"],
             str(p["requests"]),
             f"{p['rps']:.0f}",
+            f"{p['client_cpu_util']:.0%}",
             " ".join(f"{k}:{v}" for k, v in p["statuses"].items()),
             " ".join(f"{k}:{v}" for k, v in p["by_replica"].items()),
             " ".join(f"{k.removeprefix('fraud-')}:{v}" for k, v in p["by_arm"].items()),
         )
     t, prop, kill = result["throughput"], result["propagation"], result["kill"]
     lines = [
-        f"throughput: one replica {t['one_replica_rps']:.0f} req/s, nginx over 3 "
-        f"{t['nginx_three_replicas_rps']:.0f} req/s (x{t['ratio']:.2f})",
+        f"throughput (median of {len(t['nginx_rps_of_rounds'])} rounds of {t['requests_per_round']}"
+        f" requests, c={t['concurrency']}): one replica {t['one_replica_rps']:.0f} req/s, nginx "
+        f"over 3 {t['nginx_three_replicas_rps']:.0f} req/s (x{t['ratio']:.2f})",
         f"one arm per card: {result['arms_before_change']} / after the change "
         f"{result['arms_after_change']}",
         f"weight change on replica {prop['changed_on']}: seen by replicas after "
@@ -276,10 +318,11 @@ def print_table(result: dict) -> None:
             f"{check['unacknowledged_recorded']} unacknowledged but recorded "
             f"(shipped within {check['wait_s']:.1f}s)"
         )
-    lines.append(
-        f"kill after {kill['after_answers']} answers; restarted ready in "
-        f"{kill['restart_ready_s']:.1f}s, then answered {kill['answered_after_restart']}"
-    )
+    if kill["restart_ready_s"] is not None:
+        lines.append(
+            f"kill after {kill['after_answers']} answers; restarted ready in "
+            f"{kill['restart_ready_s']:.1f}s, then answered {kill['answered_after_restart']}"
+        )
     report, rows = result["report"], result["ledger_rows"]
     lines.append(
         f"fraudgate report over the shared ledger: {report['total_transactions']} transactions "
@@ -319,9 +362,10 @@ def prepare_models(
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="three replicas behind nginx, one PG ledger")
-    parser.add_argument("--requests", type=int, default=4000, help="requests per phase")
+    parser.add_argument("--requests", type=int, default=5000, help="requests per phase")
     parser.add_argument("--cards", type=int, default=500, help="distinct cards (routing keys)")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds")
     parser.add_argument("--poll-s", type=float, default=0.5, help="ledger.weights_poll_s")
     parser.add_argument("--trees", type=int, default=100, help="stand-in models' trees")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".fraudgate" / "demo")
@@ -329,7 +373,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "scale_out.json")
     parser.add_argument("--startup-timeout", type=float, default=180.0)
     args = parser.parse_args(argv)
-    for name in ("requests", "cards", "concurrency"):
+    for name in ("requests", "cards", "concurrency", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}: expected at least 1, received {getattr(args, name)}")
     if not 0 < args.poll_s <= 60:
@@ -343,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     from fraudgate.config import DEMO_EXPERIMENT
 
     args = parse_args(argv)
-    settings = Settings(args.requests, args.cards, args.concurrency, args.poll_s)
+    settings = Settings(args.requests, args.cards, args.concurrency, args.poll_s, args.rounds)
     scratch = BENCH_DIR / ".scratch" / "scale_out"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)

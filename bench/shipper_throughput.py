@@ -60,6 +60,7 @@ class Cell:
     index_bytes_per_million_decisions: float
     rows_per_day_at_rate: float
     journal_bytes_per_decision: float
+    index_bytes_per_decision: dict[str, float]  # each index of the decisions table
 
 
 def decisions_for(prefix: str, n: int) -> list:
@@ -121,6 +122,14 @@ def table_stats(url: str) -> dict[str, dict[str, int]]:
                     {"t": f'"{name}"'},
                 ).one()
                 out[name] = {"rows": int(rows), "bytes": int(total), "index_bytes": int(indexes)}
+            for index, size in conn.execute(
+                sa.text(
+                    "select indexname, pg_relation_size(cast(quote_ident(indexname) as regclass))"
+                    " from pg_indexes where schemaname = current_schema()"
+                    " and tablename = 'decisions'"
+                )
+            ):
+                out[f"decisions index {index}"] = {"rows": 0, "bytes": int(size), "index_bytes": 0}
     finally:
         engine.dispose()
     return out
@@ -202,13 +211,19 @@ def run_cell(name: str, shippers: int, n: int, admin_url: str, scratch: Path) ->
         rows_per_decision={
             table: (full[table]["rows"] - empty[table]["rows"]) / shipped
             for table in sorted(full)
-            if full[table]["rows"] != empty[table]["rows"]
+            if full[table]["rows"] != empty[table]["rows"] and " index " not in table
         },
         decisions_table_bytes=table_bytes,
         bytes_per_million_decisions=table_bytes / shipped * 1e6,
         index_bytes_per_million_decisions=index_bytes / shipped * 1e6,
         rows_per_day_at_rate=rate * SECONDS_PER_DAY,
         journal_bytes_per_decision=sum(size for _, size in filled) / shipped,
+        index_bytes_per_decision={
+            table.removeprefix("decisions index "): (full[table]["bytes"] - empty[table]["bytes"])
+            / shipped
+            for table in sorted(full)
+            if table.startswith("decisions index ")
+        },
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,11 +35,20 @@ def test_three_replicas_behind_nginx(trained_registry, pg_schema_url, compile_ca
     from fraudgate.config import DEMO_EXPERIMENT
 
     uris = ("models:/fraud-detection@champion", "models:/fraud-detection@challenger")
-    text = scale_out.config_text(trained_registry.tracking_uri, uris, pg_schema_url, POLL_S)
-    settings = scale_out.Settings(requests=600, cards=100, concurrency=16, poll_s=POLL_S)
+    # no shadow mirror here (the bench runs the demo's 100%): the shippers would first load both
+    # models to score the copies, ~15 s of a loaded 2-core machine that this test does not need
+    text = scale_out.config_text(
+        trained_registry.tracking_uri, uris, pg_schema_url, POLL_S, mirror_percent=0
+    )
+    # no restart of the killed replica here (the bench does it): its shipper drains its journal
+    settings = scale_out.Settings(
+        requests=600, cards=100, concurrency=16, poll_s=POLL_S, rounds=1, restart=False
+    )
+    started = time.monotonic()
     cluster = _cluster.start_cluster(
         text, tmp_path / "cluster", env={"XDG_CACHE_HOME": str(compile_cache)}
     )
+    print(f"cluster up in {time.monotonic() - started:.1f}s")
     try:
         result = scale_out.measure(
             cluster, pg_schema_url, scale_out.token_of(text), DEMO_EXPERIMENT, settings, tmp_path
@@ -47,8 +57,8 @@ def test_three_replicas_behind_nginx(trained_registry, pg_schema_url, compile_ca
         cluster.stop()
 
     phases = {p["name"]: p for p in result["phases"]}
-    assert set(phases["nginx"]["by_replica"]) == {"0", "1", "2"}  # nginx spread the load
-    assert sum(phases["nginx"]["by_replica"].values()) == settings.requests
+    assert set(phases["nginx #1"]["by_replica"]) == {"0", "1", "2"}  # nginx spread the load
+    assert sum(phases["nginx #1"]["by_replica"].values()) == settings.requests
     for key in ("arms_before_change", "arms_after_change"):
         arms = result[key]
         assert arms["cards"] == settings.cards
@@ -62,17 +72,20 @@ def test_three_replicas_behind_nginx(trained_registry, pg_schema_url, compile_ca
 
     killed = phases["nginx, replica 2 SIGKILLed"]
     assert killed["by_replica"].get("2", 0) > 0  # it answered before the kill
-    assert set(killed["statuses"]) <= {"200", "502"}  # only its requests in flight failed
+    # what failed was in flight on it (502 from nginx, or the connection closed: status 0) or
+    # sent on nginx's keep-alive connection to it before nginx marked it down
+    failed = sum(n for status, n in killed["statuses"].items() if status != "200")
+    assert set(killed["statuses"]) <= {"0", "200", "502"}
+    assert failed <= 2 * settings.concurrency, killed["statuses"]
     for check in (result["ledger_before_kill"], result["kill"]["ledger"], result["ledger_total"]):
         assert check["acknowledged"] > 0
         assert check["missing"] == check["duplicated"] == check["wrong_model"] == 0, check
         assert check["recorded"] == check["acknowledged"]
-    assert result["kill"]["answered_after_restart"] > 0
 
     total = result["ledger_total"]
     served = result["ledger_rows"]["served"]
     assert served == total["acknowledged"] + total["unacknowledged_recorded"]
-    assert result["ledger_rows"]["mirror"] == served  # the 100% shadow, scored by the shippers
+    assert result["ledger_rows"]["mirror"] == 0
     report = result["report"]
     assert report["exit_code"] == 0
     assert report["total_transactions"] == served
