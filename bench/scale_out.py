@@ -294,7 +294,7 @@ def print_table(result: dict) -> None:
             f"{p['client_cpu_util']:.0%}",
             " ".join(f"{k}:{v}" for k, v in p["statuses"].items()),
             " ".join(f"{k}:{v}" for k, v in p["by_replica"].items()),
-            " ".join(f"{k.removeprefix('fraud-')}:{v}" for k, v in p["by_arm"].items()),
+            " ".join(f"{k.split('-')[1]}:{v}" for k, v in p["by_arm"].items()),  # v1, v2
         )
     t, prop, kill = result["throughput"], result["propagation"], result["kill"]
     lines = [
