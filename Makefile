@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps demo test lint bench clean
+.PHONY: install system-deps demo scale-demo test lint bench clean
 
 install: $(STAMP)
 
@@ -15,13 +15,15 @@ $(STAMP): pyproject.toml
 # Debian packages the tests and benchmarks run for real: prometheus (promtool: metrics lint and
 # the alert rules' unit tests; the server: the scrape test), wrk (load), kubectl (`kubectl
 # kustomize` builds the exported manifests; no cluster needed), chromium (the dashboard's browser
-# test drives it through Playwright; no browser is downloaded).
+# test drives it through Playwright; no browser is downloaded), nginx (the load balancer in front
+# of the replicas in the scale-out test and `make scale-demo`; /usr/sbin is not on every PATH).
 system-deps:
 	@missing=""; \
 	{ command -v promtool && command -v prometheus; } >/dev/null || missing="$$missing prometheus"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v kubectl >/dev/null || missing="$$missing kubectl"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
@@ -34,6 +36,11 @@ system-deps:
 
 demo: install
 	$(VENV)/bin/fraudgate demo
+
+# Three replicas behind nginx over one PostgreSQL ledger (127.0.0.1:5432, a database created for
+# the run and dropped): split, one arm per card, weight propagation, a SIGKILLed replica, report.
+scale-demo: install system-deps
+	$(PY) bench/scale_out.py
 
 test: install system-deps
 	$(VENV)/bin/pytest -q
