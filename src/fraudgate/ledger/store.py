@@ -80,6 +80,9 @@ _MIGRATION_LOCK = 0x66676C_0001
 _LABEL_LOCK = 0x66676C_0002
 _ROLLOUT_LOCK = 0x66676C_0003
 _IN_CHUNK = 500  # ids per IN (...) list
+# PostgreSQL's work_mem for experiment_counts' transaction (the default 4 MB spills its
+# per-transaction GROUP BY and the distinct routing keys to disk; per sort or hash node)
+_COUNTS_WORK_MEM = "64MB"
 # A 32 MiB SQLite page cache per connection (the decisions' indexes stay in memory).
 _SQLITE_CACHE_KIB = 32 * 1024
 # decision rows per multi-row INSERT statement (x 15 columns = bound parameters, well within
@@ -650,9 +653,10 @@ class LedgerStore:
         if (hi := _epoch(until)) is not None:
             where.append(d.c.event_time < hi)
         with self._engine.connect() as conn:
+            if self.backend == "postgresql":  # this read-only transaction's sorts and hashes
+                conn.exec_driver_sql(f"SET LOCAL work_mem = '{_COUNTS_WORK_MEM}'")
             queries = ExperimentQueries(conn, self.backend, where, t, maturity_s)
-            arms = queries.arm_counts()
-            paired, paired_days = queries.paired_counts(champion, challenger)
+            arms, paired, paired_days = queries.counts(champion, challenger)
         return ExperimentCounts(
             experiment, champion, challenger, t, float(maturity_s), arms, paired, paired_days
         )
