@@ -252,11 +252,12 @@ def test_edge_transactions_count_as_the_python_counts(store: LedgerStore, mixed:
 
 
 def test_a_null_arm_counts_as_the_empty_arm(store: LedgerStore) -> None:
-    """Served decisions without an arm count under "" (each transaction once)."""
+    """Served decisions without an arm count under "" (each transaction once); decisions
+    without a routing key are no randomisation unit."""
     rows = [
         Decision("n1", "t1", T0, "exp", None, "served", "v1", "1", 0.9, 0.5, True, 1.0, 10.0),
         Decision("n2", "t1", T0 + 1, "exp", None, "served", "v1", "1", 0.1, 0.5, False, 1.0),
-        Decision("n3", "t2", T0, "exp", None, "served", "v1", "1", 0.1, 0.5, False, 1.0, 3.0),
+        Decision("n3", "t2", T0, "exp", None, "served", "v1", "1", 0.1, 0.5, False, 1.0, 3.0, "k"),
         Decision("n4", "t3", T0, "exp", "v2", "served", "v2", "1", 0.1, 0.5, False, 1.0, 2.0),
     ]
     store.record_decisions(rows)
@@ -266,6 +267,7 @@ def test_a_null_arm_counts_as_the_empty_arm(store: LedgerStore) -> None:
     empty = got.arm("").counts
     assert (empty.tp, empty.tn, empty.tp_amount, empty.tn_amount) == (1, 1, 10.0, 3.0)
     assert got.arm("").latency.count == 3 and got.arm("v2").counts.tn == 1
+    assert got.arm("").units == 1  # routing keys: NULL twice (not a unit) and "k"
 
 
 def test_counts_of_two_windows_add_up_to_the_whole(store: LedgerStore) -> None:
