@@ -201,6 +201,75 @@ def test_sql_counts_equal_the_python_counts(
     assert got.paired.pending.total > 0 or maturity == 0
 
 
+def _edge_rows(mixed: bool) -> tuple[list[Decision], list[Label]]:
+    """Cases one grouped pass over every decision of a transaction must keep apart: a
+    transaction with only a mirror decision (paired: not both), served without a mirror, a
+    third model's copy (not in the pair), NULL amounts, a label without decisions; ``mixed``:
+    a retry served by the other arm (one count per arm: the per-(transaction, arm) grouping)."""
+
+    def d(req: str, txn: str, at: float, arm: str, role: str, model: str, flag: bool,
+          amount: float | None) -> Decision:  # fmt: skip
+        return Decision(req, txn, at, "exp", arm, role, model, "1", 0.5, 0.5, flag, 2.0,
+                        amount, f"card-{txn}")  # fmt: skip
+
+    rows = [
+        d("e1", "mirror-only", T0 + DAY, "v1", "mirror", "v2", True, 4.0),
+        d("e2", "served-only", T0 + DAY, "v2", "served", "v2", True, None),
+        d("e3", "third", T0 + 2 * DAY, "v1", "served", "v1", False, 8.0),
+        d("e4", "third", T0 + 2 * DAY, "v1", "mirror", "v3", True, 16.0),
+        d("e5", "no-amount", T0 + 3 * DAY, "v1", "served", "v1", True, None),
+        d("e6", "no-amount", T0 + 3 * DAY, "v1", "mirror", "v2", False, None),
+    ]
+    if mixed:
+        rows += [
+            d("e7", "rerouted", T0 + 4 * DAY, "v1", "served", "v1", True, 2.0),
+            d("e8", "rerouted", T0 + 4 * DAY + 60, "v2", "served", "v2", False, 6.0),
+            d("e9", "rerouted", T0 + 4 * DAY, "v1", "mirror", "v2", False, 2.0),
+        ]
+    labels = [
+        Label("served-only", True, T0 + 2 * DAY, 5.0, "investigation"),
+        Label("no-amount", False, T0 + 4 * DAY, None, "manual"),
+        Label("rerouted", True, T0 + 5 * DAY, 3.0, "chargeback"),
+        Label("never-decided", True, T0 + DAY, 9.0, "manual"),
+    ]
+    return rows, labels
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_edge_transactions_count_as_the_python_counts(store: LedgerStore, mixed: bool) -> None:
+    rows, labels = _rows()
+    extra, extra_labels = _edge_rows(mixed)
+    rows, labels = rows + extra, labels + extra_labels
+    store.record_decisions(rows)
+    store.upsert_labels(labels, actor="test")
+    got = store.experiment_counts("exp", "v1", "v2", as_of=AS_OF, maturity_s=MATURITY)
+    arms, paired_days = _reference(rows, labels, AS_OF, MATURITY)
+    assert {arm.arm for arm in got.arms} == set(arms)
+    for arm in got.arms:
+        assert replace(arm, latency=arms[arm.arm].latency) == arms[arm.arm]
+        assert arm.latency.buckets == arms[arm.arm].latency.buckets
+    assert {p.day: p.counts for p in got.paired_by_day} == paired_days
+
+
+def test_a_null_arm_counts_as_the_empty_arm(store: LedgerStore) -> None:
+    """Served decisions without an arm count under "" (each transaction once); decisions
+    without a routing key are no randomisation unit."""
+    rows = [
+        Decision("n1", "t1", T0, "exp", None, "served", "v1", "1", 0.9, 0.5, True, 1.0, 10.0),
+        Decision("n2", "t1", T0 + 1, "exp", None, "served", "v1", "1", 0.1, 0.5, False, 1.0),
+        Decision("n3", "t2", T0, "exp", None, "served", "v1", "1", 0.1, 0.5, False, 1.0, 3.0, "k"),
+        Decision("n4", "t3", T0, "exp", "v2", "served", "v2", "1", 0.1, 0.5, False, 1.0, 2.0),
+    ]
+    store.record_decisions(rows)
+    store.upsert_labels([Label("t1", True, T0 + DAY, source="investigation")], actor="test")
+    got = store.experiment_counts("exp", "v1", "v2", as_of=T0 + 2 * DAY, maturity_s=DAY)
+    assert [arm.arm for arm in got.arms] == ["", "v2"]
+    empty = got.arm("").counts
+    assert (empty.tp, empty.tn, empty.tp_amount, empty.tn_amount) == (1, 1, 10.0, 3.0)
+    assert got.arm("").latency.count == 3 and got.arm("v2").counts.tn == 1
+    assert got.arm("").units == 1  # routing keys: NULL twice (not a unit) and "k"
+
+
 def test_counts_of_two_windows_add_up_to_the_whole(store: LedgerStore) -> None:
     _insert(store)
     cut = T0 + 9 * DAY

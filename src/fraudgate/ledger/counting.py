@@ -8,11 +8,15 @@ than the maturity window, else pending.
 
 Why the queries have this shape (`bench/README.md`, section ``report.py``): the cost is the
 GROUP BY transaction over millions of decisions, and joining every grouped transaction to the
-labels. So no grouped transaction meets a label here:
+labels. So there is one such GROUP BY, and no grouped transaction meets a label here:
 
-* **totals** group every transaction by (arm or pair flags, event day, matured or not),
-  without labels, streaming over the covering index ``ix_decisions_experiment_transaction``
-  (schema migration 9) in transaction order -- no sort, no join;
+* **totals** group every transaction once, per arm (its served decisions) and for the pair
+  (its champion and challenger decisions) together, by conditional aggregates, streaming over
+  the covering index ``ix_decisions_experiment_transaction`` (schema migration 9) in
+  transaction order -- no sort, no join -- then by (arm, pair states, event day, matured or
+  not), without labels. A transaction's arm is read off all its decisions (a mirror copy
+  carries the arm that served it); if any transaction has two arms (a retry re-routed) or
+  none, the per-arm counts are grouped by (transaction, arm) in a second pass instead;
 * **labelled** starts FROM the labels known by T (a small table) and reaches their decisions
   through the same index, grouped the same way plus the label's verdict;
 * unlabelled = totals - labelled, per cell: exact for the counts; the amount sums differ from a
@@ -23,7 +27,7 @@ Only grouped rows (keys x days x a few cells) leave the database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,13 +78,43 @@ class _States:
 
 
 @dataclass(frozen=True, slots=True)
-class _Grouping:
-    """How transactions group: the per-transaction key aggregates (``keys``) over the
-    decisions that ``where`` selects, grouped by transaction then ``by`` (index order)."""
+class _View:
+    """One way of counting a transaction: over its decisions that ``where`` selects, the
+    per-transaction ``keys`` (aggregates), earliest event time and largest amount. Several
+    views are computed in one GROUP BY transaction (conditional aggregates), then split.
+    ``outer`` turns the keys (by name) into the few outer GROUP BY keys (default: the keys
+    themselves): SQLite sorts every grouped transaction by them, so fewer, narrower is faster.
+    """
 
+    name: str
     keys: tuple[tuple[str, Any], ...]
-    where: tuple[Any, ...]
-    by: tuple[Any, ...] = ()
+    where: Any
+    outer: Callable[[Callable[[str], Any]], tuple[Any, ...]] | None = None
+    spans: bool = True  # each key's first and last event time wanted
+
+    def column(self, what: str) -> str:
+        return f"{self.name}_{what}"
+
+    def outer_keys(self, per_txn: sa.Subquery) -> tuple[Any, ...]:
+        def key(name: str) -> Any:
+            return per_txn.c[self.column(name)]
+
+        if self.outer is None:
+            return tuple(key(name) for name, _ in self.keys)
+        return self.outer(key)
+
+
+@dataclass(slots=True)
+class _Cells:
+    """One view's cells by (key, day) split fraud / legit / pending, and each key's
+    event-time span ``{key: (first, last)}``."""
+
+    cells: dict[tuple[Key, int], _States] = field(default_factory=dict)
+    spans: dict[Key, tuple[float, float]] = field(default_factory=dict)
+
+
+class _MixedArms(Exception):
+    """A transaction's served decisions are in more than one arm (one count per arm each)."""
 
 
 class ExperimentQueries:
@@ -100,6 +134,52 @@ class ExperimentQueries:
         self._t = t
         self._maturity_s = maturity_s
 
+    def counts(
+        self, champion: str, challenger: str
+    ) -> tuple[tuple[ArmCounts, ...], PairedCounts, tuple[PairedDay, ...]]:
+        """Per arm and paired: one grouped pass over the decisions (plus one over the labels
+        known by T) for both, then the distinct routing keys and the latency histogram."""
+        d = decisions
+        served = d.c.role == "served"
+        flag = d.c.is_fraud_decision == sa.true()
+
+        def state(cond: Any) -> Any:  # 0: no decision meets cond, 1: some, 2: one flagged
+            return sa.func.max(sa.case((sa.and_(cond, flag), 2), (cond, 1), else_=0))
+
+        # The arm over all the transaction's decisions (a mirror copy carries the arm that
+        # served it): one non-empty arm is the served decisions' arm; anything else (two
+        # arms, NULL or '') falls back to grouping by (transaction, arm).
+        arm = sa.func.coalesce(d.c.arm, "")
+        arm_view = _View(
+            "s",
+            (
+                ("arm_low", sa.func.min(arm)),
+                ("arm_high", sa.func.max(arm)),
+                ("state", state(served)),
+            ),
+            served,
+            # the one arm, else NULL (two arms)
+            lambda key: (
+                sa.case((key("arm_low") == key("arm_high"), key("arm_low"))),
+                key("state"),
+            ),
+        )
+        pair_view = _View(
+            "p",
+            (("a", state(d.c.model_name == champion)), ("b", state(d.c.model_name == challenger))),
+            d.c.model_name.in_((champion, challenger)),
+            lambda key: (key("a") + 3 * key("b"),),
+            spans=False,
+        )
+        both = self._states((arm_view, pair_view))
+        try:
+            arms = self._arm_counts(_single_arm(both["s"]))
+        except _MixedArms:  # rare: group by (transaction, arm), one count per arm
+            fallback = _View("s", (("arm", d.c.arm), ("state", state(served))), served)
+            arms = self._arm_counts(self._states((fallback,), by=(d.c.arm,))["s"])
+        paired, paired_days = _paired_counts(both["p"])
+        return arms, paired, paired_days
+
     # -- the shared machinery ---------------------------------------------------------------
 
     def _day(self, event_time: Any) -> Any:
@@ -109,17 +189,22 @@ class ExperimentQueries:
             return sa.cast(sa.func.floor(event_time / SECONDS_PER_DAY), sa.BigInteger)
         return sa.cast(event_time / SECONDS_PER_DAY, sa.Integer)
 
-    def _per_transaction(self, grouping: _Grouping, labelled: bool) -> sa.Subquery:
-        """One row per grouped transaction: its keys, earliest event time and largest amount;
-        ``labelled``: only transactions with a label known by T, and that label."""
+    def _per_transaction(
+        self, views: Sequence[_View], by: Sequence[Any], labelled: bool
+    ) -> sa.Subquery:
+        """One row per grouped transaction: each view's keys, earliest event time and largest
+        amount (NULL time: no decision in the view); ``labelled``: only transactions with a
+        label known by T, and that label."""
         d = decisions
-        columns = [expr.label(name) for name, expr in grouping.keys]
-        columns += [
-            sa.func.min(d.c.event_time).label("event_time"),
-            sa.func.max(d.c.amount).label("amount"),
-        ]
-        where = [*self._where, *grouping.where]
-        group_by = [d.c.transaction_id, *grouping.by]
+        columns = []
+        for view in views:
+            columns += [expr.label(view.column(name)) for name, expr in view.keys]
+            columns += [
+                sa.func.min(sa.case((view.where, d.c.event_time))).label(view.column("time")),
+                sa.func.max(sa.case((view.where, d.c.amount))).label(view.column("amount")),
+            ]
+        where = [*self._where, sa.or_(*(view.where for view in views))]
+        group_by = [d.c.transaction_id, *by]
         if labelled:
             columns += [labels.c.is_fraud.label("is_fraud"), labels.c.amount.label("label_amount")]
             group_by += [labels.c.is_fraud, labels.c.amount]
@@ -137,75 +222,65 @@ class ExperimentQueries:
             query = query.with_hint(d, f"INDEXED BY {TRANSACTION_COUNTS_INDEX}", "sqlite")
         return query.group_by(*group_by).subquery("per_txn")
 
-    def _states(self, grouping: _Grouping) -> tuple[dict[tuple[Key, int], _States], dict]:
-        """Cells by (key, day) split fraud / legit / pending, and each key's event-time span
-        ``{key: (first, last)}``."""
-        cells: dict[tuple[Key, int], _States] = {}
-        spans: dict[Key, tuple[float, float]] = {}
-        names = [name for name, _ in grouping.keys]
-
+    def _states(self, views: Sequence[_View], by: Sequence[Any] = ()) -> dict[str, _Cells]:
+        """Each view's cells, from two grouped queries: all transactions (totals) and the
+        labelled ones; unlabelled = totals - labelled, per cell."""
+        out = {view.name: _Cells() for view in views}
         for labelled in (False, True):
-            per_txn = self._per_transaction(grouping, labelled)
-            keys = [per_txn.c[name] for name in names]
-            day = self._day(per_txn.c.event_time).label("day")
-            matured = sa.case(
-                (per_txn.c.event_time + self._maturity_s <= self._t, 1), else_=0
-            ).label("matured")
-            plain = sa.func.coalesce(per_txn.c.amount, 0.0)
-            columns = [
-                *keys,
-                day,
-                matured,
-                sa.func.count().label("n"),
-                sa.func.sum(plain).label("total"),
-                sa.func.sum(plain * plain).label("squares"),
-            ]
-            group_by = [*keys, day, matured]
+            per_txn = self._per_transaction(views, by, labelled)
+            columns: list[Any] = [sa.func.count().label("n")]
+            group_by: list[Any] = []
+            widths: dict[str, int] = {}  # outer keys per view
+            for view in views:
+                keys = [
+                    expr.label(view.column(f"key{i}"))
+                    for i, expr in enumerate(view.outer_keys(per_txn))
+                ]
+                widths[view.name] = len(keys)
+                event_time = per_txn.c[view.column("time")]
+                amount = per_txn.c[view.column("amount")]
+                # one key for the day and whether it matured: 2 * day + matured
+                matured = sa.case((event_time + self._maturity_s <= self._t, 1), else_=0)
+                day = (self._day(event_time) * 2 + matured).label(view.column("day"))
+                plain = sa.func.coalesce(amount, 0.0)
+                columns += [
+                    *keys,
+                    day,
+                    sa.func.sum(plain).label(view.column("total")),
+                    sa.func.sum(plain * plain).label(view.column("squares")),
+                ]
+                group_by += [*keys, day]
+                if labelled:
+                    given = sa.func.coalesce(amount, per_txn.c.label_amount, 0.0)
+                    columns += [
+                        sa.func.sum(given).label(view.column("labelled_total")),
+                        sa.func.sum(given * given).label(view.column("labelled_squares")),
+                    ]
+                elif view.spans:
+                    columns += [
+                        sa.func.min(event_time).label(view.column("first")),
+                        sa.func.max(event_time).label(view.column("last")),
+                    ]
             if labelled:
                 verdict = sa.case((per_txn.c.is_fraud == sa.true(), 1), else_=0).label("fraud")
-                amount = sa.func.coalesce(per_txn.c.amount, per_txn.c.label_amount, 0.0)
-                columns += [
-                    verdict,
-                    sa.func.sum(amount).label("labelled_total"),
-                    sa.func.sum(amount * amount).label("labelled_squares"),
-                ]
+                columns.append(verdict)
                 group_by.append(verdict)
-            else:
-                columns += [
-                    sa.func.min(per_txn.c.event_time).label("first"),
-                    sa.func.max(per_txn.c.event_time).label("last"),
-                ]
             for row in self._conn.execute(sa.select(*columns).group_by(*group_by)):
-                key = tuple(getattr(row, name) for name in names)
-                states = cells.setdefault((key, int(row.day)), _States())
-                unlabelled = states.legit if row.matured else states.pending
-                n, total, squares = int(row.n), float(row.total), float(row.squares)
-                if not labelled:
-                    unlabelled.add(n, total, squares)
-                    first, last = spans.get(key, (float(row.first), float(row.last)))
-                    spans[key] = (min(first, float(row.first)), max(last, float(row.last)))
-                    continue
-                unlabelled.add(n, total, squares, sign=-1)
-                target = states.fraud if row.fraud else states.legit
-                target.add(n, float(row.labelled_total), float(row.labelled_squares))
-        return cells, spans
+                values = row._mapping
+                for view in views:
+                    if values[view.column("day")] is None:  # none of its decisions in the view
+                        continue
+                    _add(out[view.name], view, values, labelled, widths[view.name])
+        return out
 
     # -- per arm ----------------------------------------------------------------------------
 
-    def arm_counts(self) -> tuple[ArmCounts, ...]:
-        d = decisions
-        served = d.c.role == "served"
-        flag = sa.case((d.c.is_fraud_decision == sa.true(), 1), else_=0)
-        grouping = _Grouping(
-            keys=(("arm", d.c.arm), ("flagged", sa.func.max(flag))),
-            where=(served,),
-            by=(d.c.arm,),
-        )
-        cells, spans = self._states(grouping)
+    def _arm_counts(self, found: _Cells) -> tuple[ArmCounts, ...]:
+        """ArmCounts from the cells keyed (arm, state: 2 flagged), with units and latencies."""
         days: dict[str, dict[int, ConfusionCounts]] = {}
-        for ((arm, flagged), day), states in cells.items():
+        for ((arm, served), day), states in found.cells.items():
             name = "" if arm is None else arm
-            f = bool(flagged)
+            f = served == 2
             fraud, legit, pending = (
                 s.final() for s in (states.fraud, states.legit, states.pending)
             )
@@ -228,7 +303,7 @@ class ExperimentQueries:
             by_day = days.setdefault(name, {})
             by_day[day] = by_day[day] + cell if day in by_day else cell
         span: dict[str, tuple[float, float]] = {}
-        for (arm, _flagged), (first, last) in spans.items():
+        for (arm, _flagged), (first, last) in found.spans.items():
             name = "" if arm is None else arm
             low, high = span.get(name, (first, last))
             span[name] = (min(low, first), max(high, last))
@@ -256,13 +331,17 @@ class ExperimentQueries:
         return [*self._where, decisions.c.role == "served"]
 
     def _units(self) -> dict[str, int]:
-        """Distinct routing keys per arm (the SRM's randomisation units)."""
+        """Distinct routing keys per arm (the SRM's randomisation units): GROUP BY (arm, key)
+        then count the keys, not ``count(DISTINCT)`` (which sorts every served decision by
+        arm first; this hashes on PostgreSQL and sorts once on SQLite, then streams)."""
         d = decisions
-        query = (
-            sa.select(d.c.arm, sa.func.count(sa.distinct(d.c.routing_key_hash)))
+        keys = (
+            sa.select(d.c.arm, d.c.routing_key_hash)
             .where(*self._served())
-            .group_by(d.c.arm)
+            .group_by(d.c.arm, d.c.routing_key_hash)
+            .subquery("keys")
         )
+        query = sa.select(keys.c.arm, sa.func.count(keys.c.routing_key_hash)).group_by(keys.c.arm)
         return {("" if arm is None else arm): int(n) for arm, n in self._conn.execute(query)}
 
     def _latency(self) -> dict[str, LatencyHistogram]:
@@ -291,47 +370,60 @@ class ExperimentQueries:
             for name, (buckets, total, worst) in histograms.items()
         }
 
-    # -- paired -----------------------------------------------------------------------------
 
-    def paired_counts(
-        self, champion: str, challenger: str
-    ) -> tuple[PairedCounts, tuple[PairedDay, ...]]:
-        d = decisions
-        flag = d.c.is_fraud_decision == sa.true()
+def _add(found: _Cells, view: _View, values: Any, labelled: bool, keys: int) -> None:
+    """One grouped row into a view's cells: totals into the unlabelled state (legit once
+    matured, else pending); labelled rows move their transactions from it to fraud / legit."""
+    key = tuple(values[view.column(f"key{i}")] for i in range(keys))
+    day, matured = divmod(int(values[view.column("day")]), 2)
+    states = found.cells.setdefault((key, day), _States())
+    unlabelled = states.legit if matured else states.pending
+    n = int(values["n"])
+    total, squares = float(values[view.column("total")]), float(values[view.column("squares")])
+    if not labelled:
+        unlabelled.add(n, total, squares)
+        if not view.spans:
+            return
+        first, last = float(values[view.column("first")]), float(values[view.column("last")])
+        low, high = found.spans.get(key, (first, last))
+        found.spans[key] = (min(low, first), max(high, last))
+        return
+    unlabelled.add(n, total, squares, sign=-1)
+    target = states.fraud if values["fraud"] else states.legit
+    labelled_total = float(values[view.column("labelled_total")])
+    target.add(n, labelled_total, float(values[view.column("labelled_squares")]))
 
-        def has(model: str, also: Any = None) -> Any:
-            cond = (
-                d.c.model_name == model if also is None else sa.and_(d.c.model_name == model, also)
-            )
-            return sa.func.max(sa.case((cond, 1), else_=0))
 
-        grouping = _Grouping(
-            keys=(
-                ("has_a", has(champion)),
-                ("has_b", has(challenger)),
-                ("flag_a", has(champion, flag)),
-                ("flag_b", has(challenger, flag)),
-            ),
-            where=(d.c.model_name.in_((champion, challenger)),),
-        )
-        cells, _ = self._states(grouping)
-        tables: dict[int, dict[str, dict[str, tuple[int, float, float]]]] = {}
-        for ((has_a, has_b, flag_a, flag_b), day), states in cells.items():
-            if not (has_a and has_b):  # one model only: not paired
-                continue
-            cell = _PAIRED_CELLS[2 * int(flag_a) + int(flag_b)]
-            by_state = tables.setdefault(day, {"fraud": {}, "legit": {}, "pending": {}})
-            by_state["fraud"][cell] = states.fraud.final()
-            by_state["legit"][cell] = states.legit.final()
-            by_state["pending"][cell] = states.pending.final()
-        by_day = tuple(
-            PairedDay(day, PairedCounts(*(_paired_table(tables[day][s]) for s in _STATES)))
-            for day in sorted(tables)
-        )
-        total = PairedCounts()
-        for item in by_day:
-            total = total + item.counts
-        return total, by_day
+def _single_arm(found: _Cells) -> _Cells:
+    """The arm view's cells, keyed (arm, state); raises _MixedArms if a transaction had no
+    single non-empty arm (key NULL or '')."""
+    for arm, _state in found.spans:
+        if arm is None or arm == "":
+            raise _MixedArms(arm)
+    return found
+
+
+def _paired_counts(found: _Cells) -> tuple[PairedCounts, tuple[PairedDay, ...]]:
+    """Paired tables per day from the pair view's cells keyed a + 3 b, a and b each model's
+    state (0: no decision, 1: scored, 2: flagged): only transactions both models scored."""
+    tables: dict[int, dict[str, dict[str, tuple[int, float, float]]]] = {}
+    for ((ab,), day), states in found.cells.items():
+        b, a = divmod(int(ab), 3)
+        if not (a and b):  # one model only: not paired
+            continue
+        cell = _PAIRED_CELLS[2 * (a == 2) + (b == 2)]
+        by_state = tables.setdefault(day, {"fraud": {}, "legit": {}, "pending": {}})
+        by_state["fraud"][cell] = states.fraud.final()
+        by_state["legit"][cell] = states.legit.final()
+        by_state["pending"][cell] = states.pending.final()
+    by_day = tuple(
+        PairedDay(day, PairedCounts(*(_paired_table(tables[day][s]) for s in _STATES)))
+        for day in sorted(tables)
+    )
+    total = PairedCounts()
+    for item in by_day:
+        total = total + item.counts
+    return total, by_day
 
 
 _STATES = ("fraud", "legit", "pending")

@@ -80,6 +80,17 @@ _MIGRATION_LOCK = 0x66676C_0001
 _LABEL_LOCK = 0x66676C_0002
 _ROLLOUT_LOCK = 0x66676C_0003
 _IN_CHUNK = 500  # ids per IN (...) list
+# PostgreSQL planner settings of experiment_counts' read-only transaction (bench/README.md,
+# report.py): its hashes in memory (the default 4 MB work_mem, per sort or hash node, spills
+# the routing keys to disk); the covering index read in transaction order costed as the mostly
+# cached pages it is (the default random_page_cost sorts 10M rows to disk instead); and its
+# few statements over millions of rows worth parallel workers' start-up.
+_COUNTS_SETTINGS = (
+    ("work_mem", "'64MB'"),
+    ("random_page_cost", "1.1"),
+    ("parallel_setup_cost", "10"),
+    ("parallel_tuple_cost", "0.001"),
+)
 # A 32 MiB SQLite page cache per connection (the decisions' indexes stay in memory).
 _SQLITE_CACHE_KIB = 32 * 1024
 # decision rows per multi-row INSERT statement (x 15 columns = bound parameters, well within
@@ -650,9 +661,11 @@ class LedgerStore:
         if (hi := _epoch(until)) is not None:
             where.append(d.c.event_time < hi)
         with self._engine.connect() as conn:
+            if self.backend == "postgresql":
+                for name, value in _COUNTS_SETTINGS:
+                    conn.exec_driver_sql(f"SET LOCAL {name} = {value}")
             queries = ExperimentQueries(conn, self.backend, where, t, maturity_s)
-            arms = queries.arm_counts()
-            paired, paired_days = queries.paired_counts(champion, challenger)
+            arms, paired, paired_days = queries.counts(champion, challenger)
         return ExperimentCounts(
             experiment, champion, challenger, t, float(maturity_s), arms, paired, paired_days
         )
