@@ -111,3 +111,20 @@ def test_gauges_from_counter_windows_and_the_drift_ring():
     )
     # no ledger: no label-joined gauges
     assert not any(name == "fraudgate_model_precision" for name, _ in values)
+
+
+def test_monitoring_off_keeps_no_sample_runs_no_task_and_exports_nothing():
+    config = parse_config({**CONFIG, "monitoring": {**CONFIG["monitoring"], "enabled": False}})
+    metrics = ServerMetrics()
+    monitor = Monitor(config, metrics, list, state=ExperimentState(config.experiment_spec))
+
+    async def run():
+        monitor.start()
+        assert monitor._task is None
+        await asyncio.sleep(0.15)  # three refresh periods: nothing read
+
+    asyncio.run(run())
+    assert monitor.sample_for(_reference()) is None
+    assert len(monitor.readings) == 0 and list(monitor.collect()) == []
+    on = Monitor(parse_config(CONFIG), metrics, list)
+    assert isinstance(on.sample_for(_reference()), LiveSample)

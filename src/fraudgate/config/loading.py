@@ -81,6 +81,7 @@ _TOP_LEVEL = (
 _ROLLOUT_KEYS = ("steps", "check_interval_s", "promote", "servers")
 _STEP_KEYS = ("weight", "min_duration_s", "min_sample")
 _MONITORING_KEYS = (
+    "enabled",
     "traffic_window_s",
     "label_window_days",
     "ledger_refresh_s",
@@ -679,6 +680,7 @@ def _monitoring(
         )
     sample_rows = integer("drift_sample_rows", 100, 1_000_000)
     return MonitoringConfig(
+        enabled=v.boolean(value.get("enabled", True), f"{where}.enabled"),
         traffic_window_s=number("traffic_window_s", refresh_s, 86_400.0),
         label_window_days=number("label_window_days", 1 / 24, 3650.0),
         ledger_refresh_s=number("ledger_refresh_s", 0.05, 86_400.0),

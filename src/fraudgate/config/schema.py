@@ -294,8 +294,13 @@ class MonitoringConfig:
       drift alert fires above ``psi_alert``.
     - ``alerts``: the exported Prometheus alerts' thresholds, windows and ``for``;
       ``rule``: the PrometheusRule's metadata (`fraudgate.config.alerts`).
+    - ``enabled`` (default true): false drops the drift sampling on the hot path, the
+      background refresh and its gauges (traffic share, estimated and label-joined performance,
+      drift) from ``/metrics``; the per-model counters stay. For a server whose gauges nobody
+      scrapes, and to measure what the monitoring costs (bench/instructions.py).
     """
 
+    enabled: bool = True
     traffic_window_s: float = DEFAULT_TRAFFIC_WINDOW_S
     label_window_days: float = DEFAULT_LABEL_WINDOW_DAYS
     ledger_refresh_s: float = DEFAULT_LEDGER_REFRESH_S

@@ -270,7 +270,8 @@ class DataPlane:
             state=experiment.state if experiment is not None else None,
             store=experiment.store if experiment is not None else None,
         )
-        self.metrics.registry.register(self.monitor)  # its collect(): the background gauges
+        if config.monitoring.enabled:  # its collect(): the background gauges
+            self.metrics.registry.register(self.monitor)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> list[str]:

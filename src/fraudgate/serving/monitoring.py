@@ -20,6 +20,9 @@ a model whose registry version carries a drift reference, keeps a reference to e
 Scrapes read the cached results (`Monitor.collect`). A figure with nothing behind it (no labelled
 alert, no traffic in the window, too few rows for drift) is NaN.
 
+``monitoring.enabled: false``: no live samples, no task, no gauges (`Monitor.collect` yields
+nothing and the data plane does not register it).
+
 Label sets are bounded: models are the configured ones and the experiment's arms, features the
 reference's 30 contract names plus ``score``.
 """
@@ -172,13 +175,14 @@ class Monitor:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def sample_for(self, reference: DriftReference | None) -> LiveSample | None:
-        """A live sample for a newly loaded model with a drift reference (None: without)."""
-        if reference is None:
+        """A live sample for a newly loaded model with a drift reference (None: without, or
+        monitoring off)."""
+        if reference is None or not self.settings.enabled:
             return None
         return LiveSample(reference, self.settings.drift_sample_rows)
 
     def start(self) -> None:
-        if self._task is None:
+        if self._task is None and self.settings.enabled:
             self.readings.append(self._read())
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -273,6 +277,8 @@ class Monitor:
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+        if not self.settings.enabled:
+            return
         experiment = self.state.spec if self.state is not None else None
         window = self._window()
         arm_of = set(experiment.candidate_names) if experiment is not None else set()
