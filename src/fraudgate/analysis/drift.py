@@ -267,6 +267,22 @@ def ks_statistic(reference_sorted: Sequence[float] | np.ndarray, live: np.ndarra
     return float(np.max(np.abs(cdf_ref - cdf_live)))
 
 
+def ks_at_edges(reference: ColumnReference, live_counts: Sequence[int] | np.ndarray) -> float:
+    """The KS statistic from binned live counts (`bin_counts` at the reference's edges): the
+    ECDF difference at the edges only, against the reference sample's ECDF. A lower bound of
+    ``ks_statistic(reference.sample, live)`` (the sup over fewer points; NaN without edges or
+    live values), what a database that returns only counts can give."""
+    live = np.asarray(live_counts, dtype=np.float64)
+    total = live.sum()
+    if total <= 0 or not reference.edges:
+        return math.nan
+    sample = np.asarray(reference.sample, dtype=np.float64)
+    edges = np.asarray(reference.edges, dtype=np.float64)
+    cdf_live = np.cumsum(live)[:-1] / total  # share of live values <= each edge
+    cdf_ref = np.searchsorted(sample, edges, side="right") / sample.size
+    return float(np.max(np.abs(cdf_ref - cdf_live)))
+
+
 def column_drift(reference: ColumnReference, live: np.ndarray) -> DriftResult:
     """PSI and KS of one column's live values (non-finite values left out)."""
     live = np.asarray(live, dtype=np.float64)
