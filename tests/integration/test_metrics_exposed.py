@@ -40,6 +40,7 @@ def scraped(trained_registry, module_launch, tmp_path_factory):
     data = yaml.safe_load(config.read_text())
     data["monitoring"] = {
         "refresh_s": 0.2,
+        "drift_refresh_s": 0.2,
         "ledger_refresh_s": 0.3,
         "traffic_window_s": 600,
         "drift_sample_rows": 5000,

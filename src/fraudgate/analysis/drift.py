@@ -256,15 +256,47 @@ def psi(reference_shares: Sequence[float], live_counts: Sequence[int] | np.ndarr
 
 
 def ks_statistic(reference_sorted: Sequence[float] | np.ndarray, live: np.ndarray) -> float:
-    """Two-sample Kolmogorov-Smirnov statistic (sup of the ECDF difference)."""
+    """Two-sample Kolmogorov-Smirnov statistic (sup of the ECDF difference over the pooled
+    values). One merge of the two sorted samples (a stable sort of two sorted runs is a merge)
+    and two running counts, instead of a binary search per pooled value: the server recomputes
+    it for 31 columns of up to 10,000 rows."""
     ref = np.asarray(reference_sorted, dtype=np.float64)
     data = np.sort(np.asarray(live, dtype=np.float64))
-    if ref.size == 0 or data.size == 0:
+    m, n = ref.size, data.size
+    if m == 0 or n == 0:
         return math.nan
     pooled = np.concatenate([ref, data])
-    cdf_ref = np.searchsorted(ref, pooled, side="right") / ref.size
-    cdf_live = np.searchsorted(data, pooled, side="right") / data.size
-    return float(np.max(np.abs(cdf_ref - cdf_live)))
+    order = np.argsort(pooled, kind="stable")
+    from_ref = order < m
+    gap = np.cumsum(from_ref) / m - np.cumsum(~from_ref) / n
+    values = pooled[order]
+    last = np.empty(m + n, dtype=bool)  # the last of each run of equal values (the ECDFs' steps)
+    np.not_equal(values[1:], values[:-1], out=last[:-1])
+    last[-1] = True
+    return float(np.max(np.abs(gap[last])))
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedColumn:
+    """A `ColumnReference` as arrays, converted once (the server recomputes drift on every
+    refresh; converting 1,000-value tuples each time cost more than the PSI)."""
+
+    name: str
+    edges: np.ndarray
+    shares: np.ndarray
+    sample: np.ndarray
+
+
+def prepare(reference: DriftReference) -> tuple[PreparedColumn, ...]:
+    return tuple(
+        PreparedColumn(
+            c.name,
+            np.asarray(c.edges, dtype=np.float64),
+            np.asarray(c.shares, dtype=np.float64),
+            np.asarray(c.sample, dtype=np.float64),
+        )
+        for c in reference.columns
+    )
 
 
 def ks_at_edges(reference: ColumnReference, live_counts: Sequence[int] | np.ndarray) -> float:
@@ -283,7 +315,7 @@ def ks_at_edges(reference: ColumnReference, live_counts: Sequence[int] | np.ndar
     return float(np.max(np.abs(cdf_ref - cdf_live)))
 
 
-def column_drift(reference: ColumnReference, live: np.ndarray) -> DriftResult:
+def column_drift(reference: ColumnReference | PreparedColumn, live: np.ndarray) -> DriftResult:
     """PSI and KS of one column's live values (non-finite values left out)."""
     live = np.asarray(live, dtype=np.float64)
     live = live[np.isfinite(live)]
@@ -295,10 +327,17 @@ def column_drift(reference: ColumnReference, live: np.ndarray) -> DriftResult:
     )
 
 
-def drift(reference: DriftReference, features: np.ndarray, scores: np.ndarray) -> list[DriftResult]:
-    """Every column's drift: ``features`` [n, n_features] live rows, ``scores`` their scores."""
+def drift(
+    reference: DriftReference,
+    features: np.ndarray,
+    scores: np.ndarray,
+    prepared: Sequence[PreparedColumn] | None = None,
+) -> list[DriftResult]:
+    """Every column's drift: ``features`` [n, n_features] live rows, ``scores`` their scores;
+    ``prepared``: `prepare(reference)`, when the caller keeps it."""
+    columns: Sequence[ColumnReference | PreparedColumn] = prepared or reference.columns
     out = []
-    for i, column in enumerate(reference.columns):
+    for i, column in enumerate(columns):
         values = as_answered(scores) if column.name == SCORE_COLUMN else features[:, i]
         out.append(column_drift(column, values))
     return out

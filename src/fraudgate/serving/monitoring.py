@@ -10,8 +10,10 @@ a model whose registry version carries a drift reference, keeps a reference to e
   difference of two readings: the observed traffic share of each arm and its deviation from the
   live weights' share, and the label-free estimated precision and recall
   (`fraudgate.analysis.estimated`);
-* moves the kept batches into each model's ring of its ``drift_sample_rows`` most recent rows and
-  recomputes PSI and KS per feature and for the score (`fraudgate.analysis.drift`) in a thread;
+* moves the kept batches into each model's ring of its ``drift_sample_rows`` most recent rows
+  and, every ``drift_refresh_s`` when new rows came, recomputes PSI and KS per feature and for
+  the score (`fraudgate.analysis.drift`) in a thread (it reads the whole ring: by far the
+  monitoring's largest cost, bench/README.md);
 * every ``ledger_refresh_s``, with a ledger and an experiment, reads the experiment's counts of
   the last ``label_window_days`` (`LedgerStore.experiment_counts`, in a thread): per arm the
   label-joined precision, recall, labelled frauds, pending decisions, label coverage and alert
@@ -41,7 +43,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fraudgate.analysis.drift import DriftReference, DriftResult, DriftThresholds, drift, level
+from fraudgate.analysis.drift import (
+    DriftReference,
+    DriftResult,
+    DriftThresholds,
+    drift,
+    level,
+    prepare,
+)
 from fraudgate.analysis.estimated import ExpectedCounts
 from fraudgate.config import FraudgateConfig, MonitoringConfig
 from fraudgate.promotion import champion_and_challenger
@@ -63,11 +72,13 @@ class LiveSample:
 
     def __init__(self, reference: DriftReference, rows: int) -> None:
         self.reference = reference
+        self.prepared = prepare(reference)  # its columns as arrays, converted once
         self.n_features = len(reference.columns) - 1
         self.pending: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=_PENDING_BATCHES)
         self.x = np.zeros((rows, self.n_features), dtype=np.float32)
         self.scores = np.zeros(rows, dtype=np.float64)
         self.filled = 0
+        self.moved = 0  # rows moved in since the start (drift is recomputed when it grew)
         self._next = 0
 
     def keep(self, x: np.ndarray, scores: np.ndarray) -> None:
@@ -79,33 +90,41 @@ class LiveSample:
         self.pending.append((x, np.array(scores[:_KEEP_ROWS], dtype=np.float32)))
 
     def drain(self) -> int:
-        """Move the kept batches into the ring; returns the rows moved."""
-        moved = 0
+        """Move the kept batches into the ring, all at once (one copy, not one per batch);
+        returns the rows moved."""
+        pending = self.pending
+        if not pending:
+            return 0
+        batches = [pending.popleft() for _ in range(len(pending))]
+        if len(batches) == 1:
+            x, scores = batches[0]
+        else:
+            x = np.concatenate([b[0] for b in batches])
+            scores = np.concatenate([b[1].reshape(-1) for b in batches])
+        moved = x.shape[0]
         size = self.x.shape[0]
-        while self.pending:
-            x, scores = self.pending.popleft()
-            n = min(x.shape[0], size)
-            # the score as answered (FP32 on the wire), so the gauge is what clients were told
-            x, scores = x[-n:], np.asarray(scores, dtype=np.float64).reshape(-1)[-n:]
-            end = self._next + n
-            if end <= size:
-                self.x[self._next : end] = x
-                self.scores[self._next : end] = scores
-            else:
-                first = size - self._next
-                self.x[self._next :] = x[:first]
-                self.scores[self._next :] = scores[:first]
-                self.x[: n - first] = x[first:]
-                self.scores[: n - first] = scores[first:]
-            self._next = end % size
-            self.filled = min(size, self.filled + n)
-            moved += n
+        n = min(moved, size)
+        # the score as answered (FP32 on the wire), so the gauge is what clients were told
+        x, scores = x[-n:], scores.reshape(-1)[-n:]
+        end = self._next + n
+        if end <= size:
+            self.x[self._next : end] = x
+            self.scores[self._next : end] = scores
+        else:
+            first = size - self._next
+            self.x[self._next :] = x[:first]
+            self.scores[self._next :] = scores[:first]
+            self.x[: n - first] = x[first:]
+            self.scores[: n - first] = scores[first:]
+        self._next = end % size
+        self.filled = min(size, self.filled + n)
+        self.moved += moved
         return moved
 
     def drift(self) -> list[DriftResult]:
         """PSI and KS of the ring's rows (blocking: run it in a thread)."""
         n = self.filled
-        return drift(self.reference, self.x[:n], self.scores[:n])
+        return drift(self.reference, self.x[:n], self.scores[:n], self.prepared)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +190,8 @@ class Monitor:
         self.ledger: LedgerGauges | None = None
         self.ledger_error: str | None = None
         self._ledger_at = -math.inf
+        self._drift_at = -math.inf
+        self._drift_seen: dict[str, int] = {}  # rows moved per model at the last drift
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -202,6 +223,8 @@ class Monitor:
     async def refresh(self) -> None:
         """One round: a counter reading, the drift, and (when due) the ledger's counts."""
         self.readings.append(self._read())
+        now = time.monotonic()
+        due = now - self._drift_at >= self.settings.drift_refresh_s
         samples = {}
         for model in self.deployed():
             sample = getattr(model, "sample", None)
@@ -209,11 +232,12 @@ class Monitor:
                 sample.drain()
                 if sample.filled >= self.settings.drift_min_rows:
                     samples[model.name] = sample
-        if samples:
+        seen = {name: sample.moved for name, sample in samples.items()}
+        if samples and due and seen != self._drift_seen:  # due, and new rows since
+            self._drift_at, self._drift_seen = now, seen
             self.drift = await asyncio.to_thread(
                 lambda: {name: sample.drift() for name, sample in samples.items()}
             )
-        now = time.monotonic()
         if self.store is not None and now - self._ledger_at >= self.settings.ledger_refresh_s:
             self._ledger_at = now
             try:
