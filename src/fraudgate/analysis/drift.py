@@ -244,7 +244,9 @@ def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray) -> np.nd
     return np.bincount(index, minlength=len(edges) + 1)
 
 
-def psi(reference_shares: Sequence[float], live_counts: Sequence[int] | np.ndarray) -> float:
+def psi(
+    reference_shares: Sequence[float] | np.ndarray, live_counts: Sequence[int] | np.ndarray
+) -> float:
     """Population Stability Index of live counts against reference shares (same bins)."""
     live = np.asarray(live_counts, dtype=np.float64)
     total = live.sum()
