@@ -81,7 +81,6 @@ _TOP_LEVEL = (
 _ROLLOUT_KEYS = ("steps", "check_interval_s", "promote", "servers")
 _STEP_KEYS = ("weight", "min_duration_s", "min_sample")
 _MONITORING_KEYS = (
-    "enabled",
     "traffic_window_s",
     "label_window_days",
     "ledger_refresh_s",
@@ -93,6 +92,7 @@ _MONITORING_KEYS = (
     "psi_alert",
     "alerts",
     "rule",
+    "enabled",
 )
 _ANALYSIS_KEYS = (
     "champion",
