@@ -173,3 +173,15 @@ def test_drift_is_recomputed_only_when_due_and_new_rows_came():
     assert fresh is not first and fresh[0].rows == 80
     expected = drift(sample.reference, sample.x[:80], sample.scores[:80])
     assert fresh == expected  # the prepared arrays give drift()'s figures
+
+
+def test_a_long_backlog_copies_only_the_batches_that_fill_the_ring():
+    sample = LiveSample(_reference(), rows=100)
+    rng = np.random.default_rng(5)
+    batches = [rng.normal(size=(30, N_FEATURES)).astype(np.float32) for _ in range(50)]
+    for x in batches:
+        sample.keep(x, x[:, 1].astype(np.float64))
+    assert sample.drain() == 1500 and sample.moved == 1500 and sample.filled == 100
+    recent = np.concatenate(batches)[-100:]
+    assert {row.tobytes() for row in sample.x} == {row.tobytes() for row in recent}
+    assert sorted(sample.scores) == sorted(recent[:, 1].astype(np.float32).astype(np.float64))

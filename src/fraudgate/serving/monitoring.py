@@ -96,14 +96,21 @@ class LiveSample:
         if not pending:
             return 0
         batches = [pending.popleft() for _ in range(len(pending))]
+        moved = sum(b[0].shape[0] for b in batches)
+        size = self.x.shape[0]
+        if moved > size:  # copy only the most recent batches that fill the ring
+            rows = first = 0
+            for first in range(len(batches) - 1, -1, -1):
+                rows += batches[first][0].shape[0]
+                if rows >= size:
+                    break
+            batches = batches[first:]
         if len(batches) == 1:
             x, scores = batches[0]
         else:
             x = np.concatenate([b[0] for b in batches])
             scores = np.concatenate([b[1].reshape(-1) for b in batches])
-        moved = x.shape[0]
-        size = self.x.shape[0]
-        n = min(moved, size)
+        n = min(x.shape[0], size)
         # the score as answered (FP32 on the wire), so the gauge is what clients were told
         x, scores = x[-n:], scores.reshape(-1)[-n:]
         end = self._next + n
@@ -191,7 +198,8 @@ class Monitor:
         self.ledger_error: str | None = None
         self._ledger_at = -math.inf
         self._drift_at = -math.inf
-        self._drift_seen: dict[str, int] = {}  # rows moved per model at the last drift
+        # per model, (its sample, rows moved into it) at the last drift
+        self._drift_seen: dict[str, tuple[int, int]] = {}
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -232,7 +240,7 @@ class Monitor:
                 sample.drain()
                 if sample.filled >= self.settings.drift_min_rows:
                     samples[model.name] = sample
-        seen = {name: sample.moved for name, sample in samples.items()}
+        seen = {name: (id(sample), sample.moved) for name, sample in samples.items()}
         if samples and due and seen != self._drift_seen:  # due, and new rows since
             self._drift_at, self._drift_seen = now, seen
             self.drift = await asyncio.to_thread(
