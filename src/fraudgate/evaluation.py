@@ -635,10 +635,16 @@ def _score_drift(
 
 
 def registry_references(config: FraudgateConfig) -> ReferenceSource:
-    """The config's models' score references from its registry (`Registry.drift_reference`):
-    the version each model's URI names now (after a promotion, the alias may name another
-    version than the one that served). A registry or version that cannot be read gives a
-    reference without a column and the reason, never an error (the report still renders)."""
+    """The config's models' score references from its registry (`Registry.drift_reference`).
+
+    Which version: a URI with a version names it; an alias URI of the registered model names
+    whatever the alias points at *now* (after a promotion ``@champion`` is the candidate), so
+    the newest version tagged with the model's serving name is taken instead (the version that
+    name was trained as: a serving name keeps its version across promotions), else the alias's.
+    The ledger records the server's deployment counter, not the registry version, so a name
+    retrained under the same serving name in the window is compared with the newest. A registry
+    or version that cannot be read gives a reference without a column and the reason, never an
+    error (the report still renders)."""
     from pathlib import Path
     from urllib.parse import urlparse
 
@@ -654,11 +660,14 @@ def registry_references(config: FraudgateConfig) -> ReferenceSource:
         parsed = urlparse(tracking_uri)
         if parsed.scheme == "sqlite" and not Path(tracking_uri.removeprefix("sqlite:///")).exists():
             return ScoreReference(uri, "", None, f"no registry at {tracking_uri}")
-        from fraudgate.registry import Registry
+        from fraudgate.registry import REGISTERED_MODEL, Registry
 
         try:
             if registry is None:
                 registry = Registry(tracking_uri)
+            if uri.startswith(f"models:/{REGISTERED_MODEL}@"):
+                tagged = registry.latest_by_serving_name().get(name)
+                uri = f"models:/{REGISTERED_MODEL}/{tagged}" if tagged else uri
             version, reference = registry.drift_reference(uri)
         except Exception as exc:  # RegistryError or MLflow's own: the report renders anyway
             return ScoreReference(uri, "", None, f"{type(exc).__name__}: {str(exc)[:300]}")

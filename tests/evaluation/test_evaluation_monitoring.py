@@ -242,6 +242,9 @@ def test_fraudgate_report_reads_the_references_from_the_registry(
         assert version == loaded.version and reference == loaded.drift_reference
         lookup = registry_references(parse_config(data))(name)
         assert lookup is not None and lookup.column == reference.column(SCORE_COLUMN)
+        # by the serving name's version, not by where the alias points now (a promotion moves
+        # @champion to the candidate)
+        assert lookup.uri == f"models:/fraud-detection/{version}"
     path = tmp_path / "fraudgate.yaml"
     path.write_text(yaml.safe_dump(data))
     out = tmp_path / "report.json"
