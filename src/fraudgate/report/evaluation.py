@@ -2,8 +2,9 @@
 
 Renders a `fraudgate.evaluation.Evaluation` by its fields (this room sits below the one that
 computes it, so it never imports it): the seed's comparison table with intervals, p-values and
-tests named, then the decision and every reason. ``evaluation_json`` is the JSON document whose
-schema is ``report.schema.json`` next to this file (validated in tests).
+tests named, the monitoring section when there is one (label-free estimates beside the realised
+figures, score drift), then the decision and every reason. ``evaluation_json`` is the JSON
+document whose schema is ``report.schema.json`` next to this file (validated in tests).
 """
 
 from __future__ import annotations
