@@ -19,6 +19,16 @@ directly (no HTTP parsing), ``--per-tick`` requests at a time. No shipper runs (
 only appended). Scenarios are bench/experiment.py's. The ratio plain / scenario is the
 throughput ratio the server would reach if every instruction cost the same: a model to steer by,
 not a measurement (a cache miss costs no instruction). Writes bench/results/instructions.json.
+
+``--monitoring off`` runs the server with ``monitoring.enabled: false`` (no drift sampling, no
+background refresh, no monitoring gauges); ``--compare-monitoring`` runs every scenario with it
+on and off and writes bench/results/instructions-monitoring.json. In every run the monitor's
+periodic refresh is pushed out of the measured window (``refresh_s: 3600``: under valgrind a
+5 s refresh would land on a few hundred requests instead of the thousands it serves for in real
+time); with monitoring on, the background work is counted on its own after the measured
+requests, in three parts to be amortised over the requests of their real intervals: a refresh
+(move the kept batches into the rings, every ``refresh_s``), the drift of every column (every
+``drift_refresh_s``) and the ledger's counts (every ``ledger_refresh_s``).
 """
 
 from __future__ import annotations
@@ -105,6 +115,12 @@ async def _run_scenario(args: argparse.Namespace) -> None:
     uris = experiment.model_uris(model)
     ledger_url = None if args.scenario == "plain" else f"sqlite:///{scratch / 'ledger.db'}"
     config_dict = experiment.config_dict(model.tracking_uri, uris, args.scenario, ledger_url)
+    # the periodic refresh out of the measured window; counted once on its own below
+    config_dict["monitoring"] = {
+        "enabled": args.monitoring == "on",
+        "refresh_s": 3600.0,
+        "traffic_window_s": 3600.0,
+    }
     for served in config_dict["models"]:  # a fixed runtime: `auto` picks by timing
         served["runtime"] = args.runtime
     if ledger_url is not None:
@@ -133,10 +149,44 @@ async def _run_scenario(args: argparse.Namespace) -> None:
         ok = await _drive(app, route, bodies, args.requests, args.per_tick)
         callgrind.fg_stop()
         result = {"sent": args.requests, "ok": ok}
+    if args.monitoring == "on":
+        result.update(await _count_refresh(dataplane.monitor, callgrind))
     Path(args.result).write_text(json.dumps(result))
     if plane is not None:
         await plane.aclose()
     dataplane.close()
+
+
+async def _count_refresh(monitor, callgrind) -> dict:
+    """The background work after the measured requests, in three counted parts: a refresh
+    (counter reading, moving the measured requests' kept batches into the rings: what every
+    ``refresh_s`` costs), the drift of every column on the rings (every ``drift_refresh_s``),
+    and, with a ledger, the ledger's counts (every ``ledger_refresh_s``). The rows moved include
+    the warm-up's (no refresh ran before: ``refresh_s`` 3600)."""
+    import math
+    import time
+
+    monitor._ledger_at = time.monotonic()  # not due: the ledger read is counted on its own
+    monitor._drift_at = time.monotonic()  # not due: the drift is counted on its own
+    callgrind.fg_start()
+    await monitor.refresh()
+    callgrind.fg_stop_refresh()
+    monitor._drift_at = -math.inf  # due now: nothing left to move, only the drift
+    callgrind.fg_start()
+    await monitor.refresh()
+    callgrind.fg_stop_drift()
+    samples = [m.sample for m in monitor.deployed() if m.sample is not None]
+    counted = {
+        "refresh_drift_rows": sum(sample.filled for sample in samples),
+        "refresh_models_with_drift": len(monitor.drift),
+        "ledger_read": monitor.store is not None,
+    }
+    if monitor.store is not None:
+        await asyncio.to_thread(monitor._ledger_gauges)  # warm: imports, compiled statements
+        callgrind.fg_start()
+        await asyncio.to_thread(monitor._ledger_gauges)
+        callgrind.fg_stop_ledger()
+    return counted
 
 
 def _settle_gc() -> None:
@@ -180,6 +230,9 @@ _TOGGLE_C = """
 #include <valgrind/callgrind.h>
 void fg_start(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; }
 void fg_stop(void) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT("measured"); }
+void fg_stop_refresh(void) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT("refresh"); }
+void fg_stop_drift(void) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT("drift"); }
+void fg_stop_ledger(void) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT("ledger"); }
 """
 
 
@@ -190,11 +243,14 @@ def _build_toggle(scratch: Path) -> Path:
     return library
 
 
-def _total_instructions(out_dir: Path) -> int:
-    """Sum of the 'totals:' lines of every callgrind dump of the run (the measured one)."""
+def _total_instructions(out_dir: Path, trigger: str = "measured") -> int:
+    """Sum of the 'totals:' lines of the run's callgrind dumps made by ``trigger``."""
     total = 0
     for dump in out_dir.glob("callgrind.out*"):
-        for line in dump.read_text(errors="replace").splitlines():
+        text = dump.read_text(errors="replace")
+        if f"Client Request: {trigger}" not in text:
+            continue
+        for line in text.splitlines():
             match = re.match(r"^totals:\s+(\d+)", line)
             if match:
                 total += int(match.group(1))
@@ -244,6 +300,8 @@ def measure(scenario: str, args: argparse.Namespace) -> dict:
         str(args.warmup_seconds),
         "--runtime",
         args.runtime,
+        "--monitoring",
+        args.monitoring,
     ]
     env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -255,13 +313,22 @@ def measure(scenario: str, args: argparse.Namespace) -> dict:
     if ok != sent or not sent:
         raise SystemExit(f"{scenario}: {sent - ok} of {sent} requests failed")
     instructions = _total_instructions(out)
-    shutil.rmtree(scratch, ignore_errors=True)
-    return {
+    cell = {
         "scenario": scenario,
+        "monitoring": args.monitoring,
         "requests": sent,
         "instructions": instructions,
         "per_request": instructions / sent,
     }
+    if args.monitoring == "on":
+        cell["refresh_instructions"] = _total_instructions(out, "refresh")
+        cell["drift_instructions"] = _total_instructions(out, "drift")
+        cell["refresh_drift_rows"] = counted["refresh_drift_rows"]
+        cell["refresh_models_with_drift"] = counted["refresh_models_with_drift"]
+        if counted["ledger_read"]:
+            cell["ledger_read_instructions"] = _total_instructions(out, "ledger")
+    shutil.rmtree(scratch, ignore_errors=True)
+    return cell
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -287,9 +354,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "timed fastest on a busy machine)",
     )
     parser.add_argument(
+        "--monitoring",
+        choices=("on", "off"),
+        default="on",
+        help="monitoring.enabled of the server (drift sampling, background gauges)",
+    )
+    parser.add_argument(
+        "--compare-monitoring",
+        action="store_true",
+        help="every scenario with monitoring on and off; writes instructions-monitoring.json",
+    )
+    parser.add_argument(
         "--scenario", action="append", help="repeatable; default: " + ", ".join(DEFAULT_SCENARIOS)
     )
-    parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "instructions.json")
+    parser.add_argument("--out", type=Path, help="default: results/instructions[-monitoring].json")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--scratch", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -311,13 +389,21 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = args.scenario or list(DEFAULT_SCENARIOS)
     if "plain" not in scenarios:
         scenarios.insert(0, "plain")
+    settings = ["on", "off"] if args.compare_monitoring else [args.monitoring]
     cells = {}
     for scenario in scenarios:
-        print(f"counting {scenario} ...", flush=True)
-        cells[scenario] = measure(scenario, args)
-        print(f"  {cells[scenario]['per_request']:,.0f} instructions per request", flush=True)
-    plain = cells["plain"]["per_request"]
+        for monitoring in settings:
+            args.monitoring = monitoring
+            name = f"{scenario} (monitoring {monitoring})" if args.compare_monitoring else scenario
+            print(f"counting {name} ...", flush=True)
+            cells[name] = measure(scenario, args)
+            print(f"  {cells[name]['per_request']:,.0f} instructions per request", flush=True)
     for cell in cells.values():
+        plain = next(
+            c["per_request"]
+            for c in cells.values()
+            if c["scenario"] == "plain" and c["monitoring"] == cell["monitoring"]
+        )
         cell["plain_over_scenario"] = plain / cell["per_request"]
         cell["extra_per_request"] = cell["per_request"] - plain
     report = {
@@ -330,20 +416,58 @@ def main(argv: list[str] | None = None) -> int:
             "per_tick": args.per_tick if args.transport == "asgi" else None,
             "pool": args.pool,
             "runtime": args.runtime,
-            "method": "callgrind instruction counts of the measured requests only, GC frozen",
+            "monitoring": settings,
+            "method": "callgrind instruction counts of the measured requests only, GC frozen; "
+            "monitoring.refresh_s 3600 (one refresh counted on its own after them)",
         },
         "cells": cells,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    if args.compare_monitoring:
+        report["monitoring"] = {s: _monitoring_cost(cells, s) for s in scenarios}
+    out = args.out or BENCH_DIR / "results" / (
+        "instructions-monitoring.json" if args.compare_monitoring else "instructions.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     for name, cell in cells.items():
         print(
-            f"{name:32s} {cell['per_request']:>10,.0f} instr/request  "
+            f"{name:48s} {cell['per_request']:>10,.0f} instr/request  "
             f"extra {cell['extra_per_request']:>+9,.0f}  "
             f"plain/this {cell['plain_over_scenario']:.1%}"
         )
-    print(f"wrote {args.out}")
+    for scenario, cost in report.get("monitoring", {}).items():
+        print(
+            f"{scenario:32s} monitoring on/off {cost['on_over_off']:.4f} "
+            f"({cost['extra_per_request']:+,.0f} per request); one refresh "
+            f"{cost['refresh_instructions']:,}, one drift {cost['drift_instructions']:,} "
+            f"({cost['refresh_drift_rows']} rows)"
+        )
+    print(f"wrote {out}")
     return 0
+
+
+def _monitoring_cost(cells: dict, scenario: str) -> dict:
+    """Monitoring on against off for one scenario: the hot path's ratio, and the refresh as
+    the requests it must be spread over to add 1% more."""
+    on = cells[f"{scenario} (monitoring on)"]
+    off = cells[f"{scenario} (monitoring off)"]
+    return {
+        "on_per_request": on["per_request"],
+        "off_per_request": off["per_request"],
+        "on_over_off": on["per_request"] / off["per_request"],
+        "extra_per_request": on["per_request"] - off["per_request"],
+        "refresh_instructions": on["refresh_instructions"],
+        "refresh_drift_rows": on["refresh_drift_rows"],
+        "drift_instructions": on["drift_instructions"],
+        "requests_per_drift_for_1_percent": on["drift_instructions"] / (0.01 * off["per_request"]),
+        "requests_per_refresh_for_1_percent": on["refresh_instructions"]
+        / (0.01 * off["per_request"]),
+        "ledger_read_instructions": on.get("ledger_read_instructions"),
+        "requests_per_ledger_read_for_1_percent": on["ledger_read_instructions"]
+        / (0.01 * off["per_request"])
+        if "ledger_read_instructions" in on
+        else None,
+    }
 
 
 if __name__ == "__main__":

@@ -17,12 +17,19 @@ traffic split and latency need no labels and read the whole window.
 
 Daily looks are valid: the primary metric is judged on an always-valid confidence sequence
 (`fraudgate.analysis.sequential`), so the demo may call this once per simulated day.
+
+Monitoring (``evaluate(..., references=...)``, what `fraudgate report` asks for): per model and
+role, the label-free expected precision and recall of its decisions (CBPE,
+`fraudgate.analysis.estimated`) beside the realised, label-joined ones, and the drift of its
+scores in the window against its registry version's training reference (PSI over the
+reference's bins; KS at the bin edges only, a lower bound of the two-sample statistic), from
+`LedgerStore.monitoring_counts` (sums and bin counts computed in the database).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -37,6 +44,15 @@ from fraudgate.analysis.cost import (
 )
 from fraudgate.analysis.counts import ConfusionCounts, Interval, PairedCounts
 from fraudgate.analysis.decision import Decision, Evidence, decide
+from fraudgate.analysis.drift import (
+    SCORE_COLUMN,
+    ColumnReference,
+    DriftThresholds,
+    ks_at_edges,
+    level,
+    psi,
+)
+from fraudgate.analysis.estimated import ExpectedCounts
 from fraudgate.analysis.evidence import paired_evidence, split_evidence
 from fraudgate.analysis.latency import LatencySummary, summarise_latency
 from fraudgate.analysis.paired import PairedComparison, compare_paired
@@ -56,6 +72,7 @@ from fraudgate.ledger.records import SECONDS_PER_DAY, ArmCounts, ExperimentCount
 from fraudgate.promotion import champion_and_challenger
 
 if TYPE_CHECKING:
+    from fraudgate.ledger.monitoring_counts import MonitoringCounts
     from fraudgate.ledger.store import LedgerStore
 
 # the analysis modules' name of the primary metric, per the config's
@@ -105,6 +122,70 @@ class DayPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelEstimate:
+    """One model's decisions of one role (``served`` | ``mirror``): the label-free expected
+    precision and recall of the window's decisions and of the matured days' (the days the
+    realised figures read), and, for served decisions, the realised (label-joined) precision
+    and recall of its arm. Per decision (a retried transaction counts once per decision)."""
+
+    model: str
+    role: str
+    window: ExpectedCounts
+    matured: ExpectedCounts
+    estimated_precision: float  # matured days
+    estimated_recall: float
+    window_estimated_precision: float  # every day of the window (pending ones too)
+    window_estimated_recall: float
+    realised_precision: Interval | None  # the arm's (served decisions) matured days
+    realised_recall: Interval | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreReference:
+    """Where a model's score reference comes from: the config's URI, the registry version it
+    names now, and that version's score column (None: none, ``note`` says why)."""
+
+    uri: str
+    version: str
+    column: ColumnReference | None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreDrift:
+    """A model's scores of one role in the window against its training reference: the PSI
+    over the reference's bins (exact, as the server's gauge), the KS statistic at the bin
+    edges (a lower bound of the two-sample statistic: the database returns bin counts, not
+    scores), and both shares per bin (bin i: ``edges[i-1] < score <= edges[i]``)."""
+
+    model: str
+    role: str
+    reference_uri: str
+    registry_version: str
+    rows: int
+    psi: float
+    level: str  # stable | warning | alert | unknown, by monitoring.psi_warning / psi_alert
+    ks_at_edges: float
+    edges: tuple[float, ...]
+    reference_shares: tuple[float, ...]
+    live_shares: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Monitoring:
+    """The report's monitoring section: estimates and score drift per model and role, and
+    why a model has no drift (``notes``)."""
+
+    estimates: tuple[ModelEstimate, ...]
+    drift: tuple[ScoreDrift, ...]
+    notes: tuple[str, ...]
+
+
+# model name -> its score reference (the registry lookup `fraudgate report` passes)
+ReferenceSource = Callable[[str], ScoreReference | None]
+
+
+@dataclass(frozen=True, slots=True)
 class Evaluation:
     """Everything `fraudgate report` shows, computed from the ledger's counts as of ``as_of``.
 
@@ -138,6 +219,7 @@ class Evaluation:
     decision: Decision
     days: tuple[DayPoint, ...]
     counts: ExperimentCounts
+    monitoring: Monitoring | None = None  # with ``references`` only
 
     def arm(self, name: str) -> ArmEvaluation:
         for arm in self.arms:
@@ -236,12 +318,18 @@ def _days(
 
 
 def evaluate(
-    config: FraudgateConfig, store: LedgerStore, as_of: float | datetime | None = None
+    config: FraudgateConfig,
+    store: LedgerStore,
+    as_of: float | datetime | None = None,
+    *,
+    references: ReferenceSource | None = None,
 ) -> Evaluation:
     """The experiment's evaluation as of ``as_of`` (default now); see the module doc.
 
     ``config`` needs an ``experiment:`` section (its name, candidates and weights) and may
     have an ``analysis:`` section (maturity, alpha, metric, guardrails, cost; defaults else).
+    ``references``: with it, the monitoring section (estimates and score drift; one more
+    ledger read and a registry lookup per model), else none (the rollout's periodic checks).
     """
     spec = config.experiment_spec
     if spec is None:
@@ -441,4 +529,150 @@ def evaluate(
         decision=decision,
         days=_days(counts, names, design, metric, plan, alpha),
         counts=counts,
+        monitoring=(
+            _monitoring(store, spec.name, t, maturity_s, arms, config, references)
+            if references is not None
+            else None
+        ),
     )
+
+
+def _monitoring(
+    store: LedgerStore,
+    experiment: str,
+    t: float,
+    maturity_s: float,
+    arms: Sequence[ArmEvaluation],
+    config: FraudgateConfig,
+    references: ReferenceSource,
+) -> Monitoring:
+    """Estimates and score drift of every model with decisions in the window (see the module
+    doc); a model of the config is looked up in the registry once."""
+    names = [m.name for m in config.models]
+    found: dict[str, ScoreReference] = {}
+    notes: list[str] = []
+    for name in names:
+        reference = references(name)
+        if reference is None:
+            continue
+        if reference.column is None:
+            notes.append(
+                f"{name}: no score drift, {reference.note or 'no drift reference'} "
+                f"({reference.uri})"
+            )
+        else:
+            found[name] = reference
+    edges = {name: ref.column.edges for name, ref in found.items() if ref.column is not None}
+    counts = store.monitoring_counts(experiment, as_of=t, edges=edges)
+    thresholds = DriftThresholds(config.monitoring.psi_warning, config.monitoring.psi_alert)
+    return Monitoring(
+        _estimates(counts, t, maturity_s, arms),
+        _score_drift(counts, found, thresholds),
+        tuple(notes),
+    )
+
+
+def _estimates(
+    counts: MonitoringCounts, t: float, maturity_s: float, arms: Sequence[ArmEvaluation]
+) -> tuple[ModelEstimate, ...]:
+    window: dict[tuple[str, str], ExpectedCounts] = {}
+    matured: dict[tuple[str, str], ExpectedCounts] = {}
+    for item in counts.sums:
+        key = (item.model, item.role)
+        window[key] = window.get(key, ExpectedCounts()) + item.expected
+        if _matured_day(item.day, t, maturity_s):
+            matured[key] = matured.get(key, ExpectedCounts()) + item.expected
+        else:
+            matured.setdefault(key, ExpectedCounts())
+    by_arm = {arm.arm: arm for arm in arms}
+    out = []
+    for (model, role), all_days in window.items():
+        old = matured[(model, role)]
+        arm = by_arm.get(model) if role == "served" else None
+        out.append(
+            ModelEstimate(
+                model=model,
+                role=role,
+                window=all_days,
+                matured=old,
+                estimated_precision=old.precision,
+                estimated_recall=old.recall,
+                window_estimated_precision=all_days.precision,
+                window_estimated_recall=all_days.recall,
+                realised_precision=arm.metrics.precision if arm is not None else None,
+                realised_recall=arm.metrics.recall if arm is not None else None,
+            )
+        )
+    return tuple(out)
+
+
+def _score_drift(
+    counts: MonitoringCounts, references: dict[str, ScoreReference], thresholds: DriftThresholds
+) -> tuple[ScoreDrift, ...]:
+    out = []
+    for histogram in counts.histograms:
+        reference = references[histogram.model]
+        column = reference.column
+        assert column is not None
+        total = histogram.total
+        value = psi(column.shares, histogram.counts)
+        out.append(
+            ScoreDrift(
+                model=histogram.model,
+                role=histogram.role,
+                reference_uri=reference.uri,
+                registry_version=reference.version,
+                rows=total,
+                psi=value,
+                level=level(value, thresholds),
+                ks_at_edges=ks_at_edges(column, histogram.counts),
+                edges=column.edges,
+                reference_shares=column.shares,
+                live_shares=tuple(c / total if total else math.nan for c in histogram.counts),
+            )
+        )
+    return tuple(out)
+
+
+def registry_references(config: FraudgateConfig) -> ReferenceSource:
+    """The config's models' score references from its registry (`Registry.drift_reference`).
+
+    Which version: a URI with a version names it; an alias URI of the registered model names
+    whatever the alias points at *now* (after a promotion ``@champion`` is the candidate), so
+    the newest version tagged with the model's serving name is taken instead (the version that
+    name was trained as: a serving name keeps its version across promotions), else the alias's.
+    The ledger records the server's deployment counter, not the registry version, so a name
+    retrained under the same serving name in the window is compared with the newest. A registry
+    or version that cannot be read gives a reference without a column and the reason, never an
+    error (the report still renders)."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    uris = {m.name: m.uri for m in config.models}
+    tracking_uri = config.resolved_tracking_uri()
+    registry = None
+
+    def lookup(name: str) -> ScoreReference | None:
+        nonlocal registry
+        uri = uris.get(name)
+        if uri is None:
+            return None
+        parsed = urlparse(tracking_uri)
+        if parsed.scheme == "sqlite" and not Path(tracking_uri.removeprefix("sqlite:///")).exists():
+            return ScoreReference(uri, "", None, f"no registry at {tracking_uri}")
+        from fraudgate.registry import REGISTERED_MODEL, Registry
+
+        try:
+            if registry is None:
+                registry = Registry(tracking_uri)
+            if uri.startswith(f"models:/{REGISTERED_MODEL}@"):
+                tagged = registry.latest_by_serving_name().get(name)
+                uri = f"models:/{REGISTERED_MODEL}/{tagged}" if tagged else uri
+            version, reference = registry.drift_reference(uri)
+        except Exception as exc:  # RegistryError or MLflow's own: the report renders anyway
+            return ScoreReference(uri, "", None, f"{type(exc).__name__}: {str(exc)[:300]}")
+        if reference is None:
+            return ScoreReference(uri, version, None, "registered without a drift reference")
+        return ScoreReference(uri, version, reference.column(SCORE_COLUMN))
+
+    return lookup

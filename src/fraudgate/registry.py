@@ -245,6 +245,32 @@ class Registry:
             drift_reference=reference,
         )
 
+    def drift_reference(self, model_uri: str) -> tuple[str, DriftReference | None]:
+        """(registry version, its drift reference or None) of ``model_uri``, downloading only
+        ``drift_reference.json`` (the report compares the ledger's scores with it; loading the
+        booster and the pyfunc model would cost seconds for nothing). RegistryError if the
+        version is unknown or its reference malformed."""
+        import mlflow.artifacts
+
+        self._activate()
+        version = self._version_for(model_uri)
+        if version is None:
+            raise RegistryError(
+                f"{model_uri!r} is not a registry model URI; expected models:/<name>@<alias> or "
+                "models:/<name>/<version>"
+            )
+        location = self._client.get_model_version_download_uri(version.name, version.version)
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{str(location).rstrip('/')}/artifacts/{DRIFT_REFERENCE_FILE}",
+                    dst_path=tmp,
+                    tracking_uri=self.tracking_uri,
+                )
+            except Exception:  # MLflow's own exceptions: the version has no reference
+                return str(version.version), None
+            return str(version.version), _drift_reference(Path(path))
+
     def artifact_location(self, model_uri: str) -> str:
         """Where the registry stores the model version's files (its download URI: ``s3://...``
         on a remote store, ``file://...`` on the embedded one): what a Seldon Model or KServe

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import orjson
 import pytest
 from scipy.special import rel_entr
 from scipy.stats import ks_2samp
@@ -79,6 +80,52 @@ def test_reference_bins_hold_their_training_shares_and_collapse_repeated_edges()
     assert shifted.ks_statistic == pytest.approx(
         ks_2samp(first.sample, x[:, 0] + 1.0).statistic, abs=1e-12
     )
+
+
+def test_score_drift_is_the_same_for_fp64_fp32_and_json_scores_of_a_discrete_model():
+    # a tree ensemble's scores: few distinct values, quantile edges on them, many rows per edge;
+    # the server holds FP32 scores, a JSON client reads their shortest decimals, training FP64
+    rng = np.random.default_rng(5)
+    values = rng.beta(1, 8, size=40)  # FP64 values, most not representable in FP32
+    train = rng.choice(values, size=4000, p=rng.dirichlet(np.ones(40)))
+    x = rng.normal(size=(4000, N_FEATURES)).astype(np.float32)
+    reference = drift_reference(x, train, FEATURE_NAMES, sample=1000)
+    score = reference.column(SCORE_COLUMN)
+    assert all(e == float(np.float32(e)) for e in (*score.edges, *score.sample))
+    assert np.isin(train.astype(np.float32), np.float32(score.edges)).mean() > 0.1  # on edges
+    live = rng.choice(values, size=1500, p=rng.dirichlet(np.ones(40)))
+    served = live.astype(np.float32)
+    # the response's encoding (orjson: the shortest decimal of each FP32 value), read back
+    decimals = np.array(json.loads(orjson.dumps(served, option=orjson.OPT_SERIALIZE_NUMPY)))
+    assert not np.array_equal(decimals, served.astype(np.float64))
+    results = {
+        name: drift(reference, x[:1500], scores)[-1]
+        for name, scores in (("fp64", live), ("fp32", served), ("json", decimals))
+    }
+    assert results["fp64"] == results["fp32"] == results["json"]
+    # against numpy/scipy on the FP32 values on both sides
+    ref32, live32 = np.array(score.sample), served.astype(np.float64)
+    assert results["fp32"].ks_statistic == pytest.approx(
+        ks_2samp(ref32, live32).statistic, abs=1e-12
+    )
+    counts = np.histogram(live32, bins=[-np.inf, *score.edges, np.inf])[0]  # [a, b) bins
+    on_edges = np.array([np.sum(live32 == e) for e in score.edges])
+    counts = counts + np.append(on_edges, 0) - np.insert(on_edges, 0, 0)  # (a, b] bins
+    assert results["fp32"].psi == pytest.approx(psi(score.shares, counts), rel=1e-12)
+    # the training scores against their own reference: no drift at any precision
+    assert drift(reference, x, train.astype(np.float32))[-1].psi < 1e-3
+
+
+def test_a_stored_fp64_score_reference_is_read_at_fp32():
+    rng = np.random.default_rng(6)
+    data = drift_reference(rng.normal(size=(300, N_FEATURES)), rng.random(300), FEATURE_NAMES)
+    stored = json.loads(json.dumps(data.as_dict()))
+    old = stored["columns"][-1]
+    old["edges"] = [e + 1e-12 for e in old["edges"]]  # an FP64 reference of older versions
+    old["sample"] = [v + 1e-12 for v in old["sample"]]
+    loaded = DriftReference.from_dict(stored, N_FEATURES).column(SCORE_COLUMN)
+    assert loaded.edges == data.column(SCORE_COLUMN).edges
+    assert loaded.sample == data.column(SCORE_COLUMN).sample
 
 
 def test_levels_follow_the_thresholds():

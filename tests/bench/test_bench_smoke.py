@@ -98,8 +98,14 @@ def test_experiment_paired_median_test_is_a_sign_test():
 def test_instructions_reads_the_totals_of_every_dump(tmp_path):
     import instructions
 
-    # callgrind writes a dump at the client request and another at exit; the first line that
-    # counts is "totals:" ("summary:" is 0 after the counters were zeroed)
-    (tmp_path / "callgrind.out.7").write_text("events: Ir\nsummary: 0\ntotals: 0\n")
-    (tmp_path / "callgrind.out.7.1").write_text("events: Ir\nsummary: 0\ntotals: 1234567\n")
+    # callgrind writes a dump at each client request (named by it) and another at exit; the
+    # first line that counts is "totals:" ("summary:" is 0 after the counters were zeroed)
+    def dump(name: str, trigger: str, total: int) -> None:
+        text = f"desc: Trigger: {trigger}\nevents: Ir\nsummary: 0\ntotals: {total}\n"
+        (tmp_path / name).write_text(text)
+
+    dump("callgrind.out.7", "Program termination", 0)
+    dump("callgrind.out.7.1", "Client Request: measured", 1234567)
+    dump("callgrind.out.7.2", "Client Request: refresh", 4321)
     assert instructions._total_instructions(tmp_path) == 1234567
+    assert instructions._total_instructions(tmp_path, "refresh") == 4321

@@ -81,7 +81,9 @@ def test_the_cli_prints_the_decision_and_writes_json_and_html(
     _validate(document)
     assert document["as_of_iso"] == as_of
     page = out_html.read_text()
-    assert page.count('src="data:image/png;base64,') == 7
+    # seven plots and the estimates against the realised figures (no registry: no drift plot)
+    assert page.count('src="data:image/png;base64,') == 8
+    assert "no score drift, no registry at" in result.output
     assert not re.search(r'(src|href)="(https?:)?//', page)  # self-contained: no CDN, no links
     assert document["decision"]["outcome"] in page
 

@@ -253,3 +253,8 @@ def test_monitoring_defaults_and_overrides(tmp_path: Path):
         )
     )
     assert config.monitoring.label_window_s == 7 * 86_400 and config.monitoring.refresh_s == 1
+    assert loaded.enabled
+    off = {"models": [MODEL], "monitoring": {"enabled": False}}
+    assert not load_config(_write(tmp_path, off)).monitoring.enabled
+    with pytest.raises(ConfigError, match="monitoring.enabled: expected true or false"):
+        load_config(_write(tmp_path, {"models": [MODEL], "monitoring": {"enabled": "no"}}))

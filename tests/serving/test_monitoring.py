@@ -25,7 +25,12 @@ CONFIG = {
         "default": "m",
         "candidates": [{"name": "m", "weight": 3}, {"name": "n", "weight": 1}],
     },
-    "monitoring": {"refresh_s": 0.05, "traffic_window_s": 0.5, "drift_min_rows": 10},
+    "monitoring": {
+        "refresh_s": 0.05,
+        "drift_refresh_s": 0.05,
+        "traffic_window_s": 0.5,
+        "drift_min_rows": 10,
+    },
 }
 
 
@@ -111,3 +116,72 @@ def test_gauges_from_counter_windows_and_the_drift_ring():
     )
     # no ledger: no label-joined gauges
     assert not any(name == "fraudgate_model_precision" for name, _ in values)
+
+
+def test_monitoring_off_keeps_no_sample_runs_no_task_and_exports_nothing():
+    config = parse_config({**CONFIG, "monitoring": {**CONFIG["monitoring"], "enabled": False}})
+    metrics = ServerMetrics()
+    monitor = Monitor(config, metrics, list, state=ExperimentState(config.experiment_spec))
+
+    async def run():
+        monitor.start()
+        assert monitor._task is None
+        await asyncio.sleep(0.15)  # three refresh periods: nothing read
+
+    asyncio.run(run())
+    assert monitor.sample_for(_reference()) is None
+    assert len(monitor.readings) == 0 and list(monitor.collect()) == []
+    on = Monitor(parse_config(CONFIG), metrics, list)
+    assert isinstance(on.sample_for(_reference()), LiveSample)
+
+
+def test_drift_is_recomputed_only_when_due_and_new_rows_came():
+    def monitor_with(drift_refresh_s: float):
+        config = parse_config(
+            {**CONFIG, "monitoring": {**CONFIG["monitoring"], "drift_refresh_s": drift_refresh_s}}
+        )
+        sample = LiveSample(_reference(), rows=500)
+
+        class Deployed:
+            name = "m"
+
+        Deployed.sample = sample
+        return Monitor(config, ServerMetrics(), lambda: [Deployed()]), sample
+
+    rng = np.random.default_rng(4)
+
+    def batch():
+        x = rng.normal(size=(40, N_FEATURES)).astype(np.float32)
+        return x, rng.random(40)
+
+    async def rounds(monitor, sample, keeps):
+        results = []
+        for keep in keeps:
+            if keep:
+                sample.keep(*batch())
+            await asyncio.sleep(0.06)  # past a drift_refresh_s of 0.05
+            await monitor.refresh()
+            results.append(monitor.drift.get("m"))
+        return results
+
+    slow, sample = monitor_with(3600.0)  # due once (the first time rows are there)
+    first, second = asyncio.run(rounds(slow, sample, [True, True]))
+    assert first is not None and second is first and sample.filled == 80  # rows still move
+    fast, sample = monitor_with(0.05)
+    first, idle, fresh = asyncio.run(rounds(fast, sample, [True, False, True]))
+    assert idle is first  # due, but nothing new: not recomputed
+    assert fresh is not first and fresh[0].rows == 80
+    expected = drift(sample.reference, sample.x[:80], sample.scores[:80])
+    assert fresh == expected  # the prepared arrays give drift()'s figures
+
+
+def test_a_long_backlog_copies_only_the_batches_that_fill_the_ring():
+    sample = LiveSample(_reference(), rows=100)
+    rng = np.random.default_rng(5)
+    batches = [rng.normal(size=(30, N_FEATURES)).astype(np.float32) for _ in range(50)]
+    for x in batches:
+        sample.keep(x, x[:, 1].astype(np.float64))
+    assert sample.drain() == 1500 and sample.moved == 1500 and sample.filled == 100
+    recent = np.concatenate(batches)[-100:]
+    assert {row.tobytes() for row in sample.x} == {row.tobytes() for row in recent}
+    assert sorted(sample.scores) == sorted(recent[:, 1].astype(np.float32).astype(np.float64))

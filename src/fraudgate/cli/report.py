@@ -55,6 +55,8 @@ def report(
     """Evaluate the experiment from the ledger: metrics with intervals, tests, the decision.
 
     PROMOTE / CONTINUE / ROLLBACK / STOP with its reasons; exit code 0 whatever the outcome.
+    Also per model the label-free estimated precision / recall beside the realised ones, and
+    the score drift against the registry version's training reference.
     """
     from fraudgate.config import ConfigError, load_config
 
@@ -69,13 +71,13 @@ def report(
     if loaded.experiment_spec is None:
         raise fail(f"{config}: no `experiment:` section to evaluate")
 
-    from fraudgate.evaluation import evaluate
+    from fraudgate.evaluation import evaluate, registry_references
     from fraudgate.ledger import open_ledger
     from fraudgate.report.evaluation import render_evaluation, write_evaluation_json
 
     store = open_ledger(url)
     try:
-        result = evaluate(loaded, store, as_of=when)
+        result = evaluate(loaded, store, as_of=when, references=registry_references(loaded))
     except ConfigError as exc:
         raise fail(str(exc)) from None
     finally:

@@ -85,12 +85,14 @@ _MONITORING_KEYS = (
     "label_window_days",
     "ledger_refresh_s",
     "refresh_s",
+    "drift_refresh_s",
     "drift_sample_rows",
     "drift_min_rows",
     "psi_warning",
     "psi_alert",
     "alerts",
     "rule",
+    "enabled",
 )
 _ANALYSIS_KEYS = (
     "champion",
@@ -679,10 +681,12 @@ def _monitoring(
         )
     sample_rows = integer("drift_sample_rows", 100, 1_000_000)
     return MonitoringConfig(
+        enabled=v.boolean(value.get("enabled", True), f"{where}.enabled"),
         traffic_window_s=number("traffic_window_s", refresh_s, 86_400.0),
         label_window_days=number("label_window_days", 1 / 24, 3650.0),
         ledger_refresh_s=number("ledger_refresh_s", 0.05, 86_400.0),
         refresh_s=refresh_s,
+        drift_refresh_s=number("drift_refresh_s", 0.05, 86_400.0),
         drift_sample_rows=sample_rows,
         drift_min_rows=integer("drift_min_rows", 1, sample_rows),
         psi_warning=psi_warning,

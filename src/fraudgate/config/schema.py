@@ -59,6 +59,7 @@ DEFAULT_TRAFFIC_WINDOW_S = 300.0  # observed traffic share and estimated perform
 DEFAULT_LABEL_WINDOW_DAYS = 30.0  # label-joined precision / recall and label coverage
 DEFAULT_LEDGER_REFRESH_S = 30.0
 DEFAULT_REFRESH_S = 5.0
+DEFAULT_DRIFT_REFRESH_S = 60.0
 DEFAULT_DRIFT_SAMPLE_ROWS = 10_000
 DEFAULT_DRIFT_MIN_ROWS = 500
 
@@ -287,19 +288,27 @@ class MonitoringConfig:
       label-free (estimated) precision and recall.
     - ``label_window_days``: the window (by event time) of the label-joined precision, recall,
       pending decisions and label coverage, read from the ledger every ``ledger_refresh_s``.
-    - ``refresh_s``: how often the counters are read and the drift recomputed.
+    - ``refresh_s``: how often the counters are read (and the kept rows moved to the rings);
+      ``drift_refresh_s``: how often the drift is recomputed, when new rows came (it reads
+      every column of every ring: the monitoring's largest cost).
     - ``drift_sample_rows``: the most recent scored rows per model that drift is computed on
       (against the reference stored with the model version); below ``drift_min_rows`` none.
     - ``psi_warning`` / ``psi_alert``: PSI levels (moderate / major shift), 0.1 / 0.25; the
       drift alert fires above ``psi_alert``.
     - ``alerts``: the exported Prometheus alerts' thresholds, windows and ``for``;
       ``rule``: the PrometheusRule's metadata (`fraudgate.config.alerts`).
+    - ``enabled`` (default true): false drops the drift sampling on the hot path, the
+      background refresh and its gauges (traffic share, estimated and label-joined performance,
+      drift) from ``/metrics``; the per-model counters stay. For a server whose gauges nobody
+      scrapes, and to measure what the monitoring costs (bench/instructions.py).
     """
 
+    enabled: bool = True
     traffic_window_s: float = DEFAULT_TRAFFIC_WINDOW_S
     label_window_days: float = DEFAULT_LABEL_WINDOW_DAYS
     ledger_refresh_s: float = DEFAULT_LEDGER_REFRESH_S
     refresh_s: float = DEFAULT_REFRESH_S
+    drift_refresh_s: float = DEFAULT_DRIFT_REFRESH_S
     drift_sample_rows: int = DEFAULT_DRIFT_SAMPLE_ROWS
     drift_min_rows: int = DEFAULT_DRIFT_MIN_ROWS
     psi_warning: float = 0.1

@@ -28,12 +28,12 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -71,6 +71,9 @@ from fraudgate.ledger.schema import (
     weight_changes,
 )
 from fraudgate.protocol.limits import check_actor, check_id, check_reason, check_text
+
+if TYPE_CHECKING:
+    from fraudgate.ledger.monitoring_counts import MonitoringCounts
 
 log = logging.getLogger(__name__)
 
@@ -669,6 +672,31 @@ class LedgerStore:
         return ExperimentCounts(
             experiment, champion, challenger, t, float(maturity_s), arms, paired, paired_days
         )
+
+    def monitoring_counts(
+        self,
+        experiment: str,
+        *,
+        as_of: float | datetime | None = None,
+        edges: Mapping[str, Sequence[float]] | None = None,
+    ) -> MonitoringCounts:
+        """The report's score sums (CBPE) per model, role and event day, and per model of
+        ``edges`` (its drift reference's inner bin edges) its decisions' score histogram, over
+        the decisions ``experiment_counts`` reads (``event_time <= T``); see
+        `fraudgate.ledger.monitoring_counts`. Only grouped rows leave the database."""
+        from fraudgate.ledger.monitoring_counts import (
+            MonitoringCounts,
+            score_histograms,
+            score_sums,
+        )
+
+        t = time.time() if as_of is None else _epoch(as_of)
+        assert t is not None
+        where = [decisions.c.experiment == experiment, decisions.c.event_time <= t]
+        with self._engine.connect() as conn:
+            sums = score_sums(conn, self.backend, where)
+            histograms = score_histograms(conn, where, edges or {})
+        return MonitoringCounts(experiment, t, tuple(sums), tuple(histograms))
 
     # -- experiment weight audit ------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 Renders a `fraudgate.evaluation.Evaluation` by its fields (this room sits below the one that
 computes it, so it never imports it): the seed's comparison table with intervals, p-values and
-tests named, then the decision and every reason. ``evaluation_json`` is the JSON document whose
-schema is ``report.schema.json`` next to this file (validated in tests).
+tests named, the monitoring section when there is one (label-free estimates beside the realised
+figures, score drift), then the decision and every reason. ``evaluation_json`` is the JSON
+document whose schema is ``report.schema.json`` next to this file (validated in tests).
 """
 
 from __future__ import annotations
@@ -92,6 +93,70 @@ def _money(estimate: Any) -> str:
     )
     sign = "+" if estimate.estimate > 0 else ""
     return f"{sign}{_amount(estimate.estimate)}{bounds}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
+
+
+_LEVEL_STYLE = {"alert": "bold red", "warning": "yellow", "stable": "green"}
+
+
+def render_monitoring(monitoring: Any, console: Console) -> None:
+    """The label-free estimates beside the realised figures, and the score drift."""
+    table = Table(
+        title="Estimated (label-free, from the calibrated scores: E[TP] = the flagged "
+        "decisions' summed scores) against realised (label-joined) precision and recall; "
+        "matured days unless marked 'window'; per decision",
+        title_justify="left",
+    )
+    for name in ("model", "role", "decisions"):
+        table.add_column(name, overflow="fold", justify="right" if name == "decisions" else "left")
+    for name in (
+        "precision est.",
+        "precision realised",
+        "recall est.",
+        "recall realised",
+        "precision est. (window)",
+        "recall est. (window)",
+    ):
+        table.add_column(name, justify="right", overflow="fold")
+    for m in monitoring.estimates:
+        table.add_row(
+            m.model,
+            m.role,
+            f"{m.window.flagged + m.window.passed:,.0f}",
+            _ratio(m.estimated_precision),
+            _pct(m.realised_precision),
+            _ratio(m.estimated_recall),
+            _pct(m.realised_recall),
+            _ratio(m.window_estimated_precision),
+            _ratio(m.window_estimated_recall),
+        )
+    console.print(table)
+    if monitoring.drift:
+        drift = Table(
+            title="Score drift of the window's decisions against the model version's training "
+            "reference: PSI over its bins; KS at the bin edges only (from bin counts: a lower "
+            "bound of the two-sample KS statistic)",
+            title_justify="left",
+        )
+        for name in ("model", "role", "reference", "decisions", "PSI", "level", "KS >="):
+            drift.add_column(name, overflow="fold")
+        for d in monitoring.drift:
+            style = _LEVEL_STYLE.get(d.level, "")
+            drift.add_row(
+                d.model,
+                d.role,
+                f"{d.reference_uri} (v{d.registry_version})",
+                f"{d.rows:,}",
+                "-" if not math.isfinite(d.psi) else f"{d.psi:.4f}",
+                f"[{style}]{d.level}[/]" if style else d.level,
+                "-" if not math.isfinite(d.ks_at_edges) else f"{d.ks_at_edges:.4f}",
+            )
+        console.print(drift)
+    for note in monitoring.notes:
+        console.print(f"Score drift: {note}", markup=False)
 
 
 def render_evaluation(evaluation: Any, console: Console) -> None:
@@ -216,6 +281,8 @@ def render_evaluation(evaluation: Any, console: Console) -> None:
             f"frauds (~{p.split.days_needed} days), the paired shadow {p.paired.frauds_needed:,} "
             f"(~{p.paired.days_needed} days)."
         )
+    if e.monitoring is not None:
+        render_monitoring(e.monitoring, console)
     outcome = e.decision.outcome.value
     style = _OUTCOME_STYLE.get(outcome, "bold")
     console.print(f"Decision: [{style}]{outcome}[/]")

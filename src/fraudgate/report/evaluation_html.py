@@ -2,7 +2,9 @@
 
 The decision and the comparison table, then plots as inline base64 PNGs (matplotlib, Agg):
 the primary metric's confidence sequence over event days, recall and alert rate per day with
-intervals, label coverage, the traffic split, latency percentiles, and the money per arm.
+intervals, label coverage, the traffic split, latency percentiles, the money per arm, and (with
+the monitoring section) estimated against realised precision / recall and each model's score
+histogram against its training reference.
 """
 
 from __future__ import annotations
@@ -143,6 +145,41 @@ def _cost_plot(e: Any) -> str:
     return _png(figure)
 
 
+def _estimates_plot(monitoring: Any) -> str:
+    figure, ax = _figure(
+        "Label-free estimate (from the scores) against realised, served decisions, matured days",
+        "%",
+    )
+    rows = [m for m in monitoring.estimates if m.realised_precision is not None]
+    labels = [f"{m.model}\n{metric}" for m in rows for metric in ("precision", "recall")]
+    estimated = [
+        100 * _finite(v) for m in rows for v in (m.estimated_precision, m.estimated_recall)
+    ]
+    realised = [
+        100 * _finite(v.estimate) for m in rows for v in (m.realised_precision, m.realised_recall)
+    ]
+    x = list(range(len(labels)))
+    ax.bar([i - 0.2 for i in x], estimated, 0.4, label="estimated (CBPE)")
+    ax.bar([i + 0.2 for i in x], realised, 0.4, label="realised (labels)")
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.legend(loc="best", fontsize=8)
+    return _png(figure)
+
+
+def _drift_plot(d: Any) -> str:
+    figure, ax = _figure(
+        f"{d.model} ({d.role}): score share per reference bin, PSI {_finite(d.psi):.4f}",
+        "share (%)",
+    )
+    x = list(range(len(d.reference_shares)))
+    ax.bar([i - 0.2 for i in x], [100 * s for s in d.reference_shares], 0.4, label="training")
+    ax.bar([i + 0.2 for i in x], [100 * _finite(s) for s in d.live_shares], 0.4, label="window")
+    bounds = ["-inf", *(f"{e:.3g}" for e in d.edges), "1"]
+    ax.set_xticks(x, [f"<= {b}" for b in bounds[1:]], rotation=30, fontsize=7)
+    ax.legend(loc="best", fontsize=8)
+    return _png(figure)
+
+
 def evaluation_html(evaluation: Any) -> str:
     """The page's HTML text."""
     e = evaluation
@@ -178,6 +215,11 @@ def evaluation_html(evaluation: Any) -> str:
             ("Latency", _latency_plot(e)),
             ("Cost", _cost_plot(e)),
         ]  # fmt: skip
+    if e.monitoring is not None:
+        if any(m.realised_precision is not None for m in e.monitoring.estimates):
+            plots.append(("Estimated against realised", _estimates_plot(e.monitoring)))
+        for d in e.monitoring.drift:
+            plots.append((f"Score drift: {d.model} ({d.role})", _drift_plot(d)))
     figures = "\n".join(
         f'<h2>{html.escape(title)}</h2>\n<img alt="{html.escape(title)}" '
         f'src="data:image/png;base64,{data}">'

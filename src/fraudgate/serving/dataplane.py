@@ -270,9 +270,10 @@ class DataPlane:
             state=experiment.state if experiment is not None else None,
             store=experiment.store if experiment is not None else None,
         )
-        self.metrics.registry.register(self.monitor)  # its collect(): the background gauges
-        if experiment is not None:
-            experiment.monitor = self.monitor  # the dashboard's estimate and drift panels
+        if config.monitoring.enabled:  # its collect(): the background gauges
+            self.metrics.registry.register(self.monitor)
+            if experiment is not None:  # the dashboard's estimate and drift panels
+                experiment.monitor = self.monitor
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> list[str]:

@@ -10,8 +10,10 @@ a model whose registry version carries a drift reference, keeps a reference to e
   difference of two readings: the observed traffic share of each arm and its deviation from the
   live weights' share, and the label-free estimated precision and recall
   (`fraudgate.analysis.estimated`);
-* moves the kept batches into each model's ring of its ``drift_sample_rows`` most recent rows and
-  recomputes PSI and KS per feature and for the score (`fraudgate.analysis.drift`) in a thread;
+* moves the kept batches into each model's ring of its ``drift_sample_rows`` most recent rows
+  and, every ``drift_refresh_s`` when new rows came, recomputes PSI and KS per feature and for
+  the score (`fraudgate.analysis.drift`) in a thread (it reads the whole ring: by far the
+  monitoring's largest cost, bench/README.md);
 * every ``ledger_refresh_s``, with a ledger and an experiment, reads the experiment's counts of
   the last ``label_window_days`` (`LedgerStore.experiment_counts`, in a thread): per arm the
   label-joined precision, recall, labelled frauds, pending decisions, label coverage and alert
@@ -19,6 +21,9 @@ a model whose registry version carries a drift reference, keeps a reference to e
 
 Scrapes read the cached results (`Monitor.collect`). A figure with nothing behind it (no labelled
 alert, no traffic in the window, too few rows for drift) is NaN.
+
+``monitoring.enabled: false``: no live samples, no task, no gauges (`Monitor.collect` yields
+nothing and the data plane does not register it).
 
 Label sets are bounded: models are the configured ones and the experiment's arms, features the
 reference's 30 contract names plus ``score``.
@@ -38,7 +43,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fraudgate.analysis.drift import DriftReference, DriftResult, DriftThresholds, drift, level
+from fraudgate.analysis.drift import (
+    DriftReference,
+    DriftResult,
+    DriftThresholds,
+    drift,
+    level,
+    prepare,
+)
 from fraudgate.analysis.estimated import ExpectedCounts
 from fraudgate.config import FraudgateConfig, MonitoringConfig
 from fraudgate.promotion import champion_and_challenger
@@ -60,11 +72,13 @@ class LiveSample:
 
     def __init__(self, reference: DriftReference, rows: int) -> None:
         self.reference = reference
+        self.prepared = prepare(reference)  # its columns as arrays, converted once
         self.n_features = len(reference.columns) - 1
         self.pending: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=_PENDING_BATCHES)
         self.x = np.zeros((rows, self.n_features), dtype=np.float32)
         self.scores = np.zeros(rows, dtype=np.float64)
         self.filled = 0
+        self.moved = 0  # rows moved in since the start (drift is recomputed when it grew)
         self._next = 0
 
     def keep(self, x: np.ndarray, scores: np.ndarray) -> None:
@@ -76,33 +90,48 @@ class LiveSample:
         self.pending.append((x, np.array(scores[:_KEEP_ROWS], dtype=np.float32)))
 
     def drain(self) -> int:
-        """Move the kept batches into the ring; returns the rows moved."""
-        moved = 0
+        """Move the kept batches into the ring, all at once (one copy, not one per batch);
+        returns the rows moved."""
+        pending = self.pending
+        if not pending:
+            return 0
+        batches = [pending.popleft() for _ in range(len(pending))]
+        moved = sum(b[0].shape[0] for b in batches)
         size = self.x.shape[0]
-        while self.pending:
-            x, scores = self.pending.popleft()
-            n = min(x.shape[0], size)
-            # the score as answered (FP32 on the wire), so the gauge is what clients were told
-            x, scores = x[-n:], np.asarray(scores, dtype=np.float64).reshape(-1)[-n:]
-            end = self._next + n
-            if end <= size:
-                self.x[self._next : end] = x
-                self.scores[self._next : end] = scores
-            else:
-                first = size - self._next
-                self.x[self._next :] = x[:first]
-                self.scores[self._next :] = scores[:first]
-                self.x[: n - first] = x[first:]
-                self.scores[: n - first] = scores[first:]
-            self._next = end % size
-            self.filled = min(size, self.filled + n)
-            moved += n
+        if moved > size:  # copy only the most recent batches that fill the ring
+            rows = first = 0
+            for first in range(len(batches) - 1, -1, -1):
+                rows += batches[first][0].shape[0]
+                if rows >= size:
+                    break
+            batches = batches[first:]
+        if len(batches) == 1:
+            x, scores = batches[0]
+        else:
+            x = np.concatenate([b[0] for b in batches])
+            scores = np.concatenate([b[1].reshape(-1) for b in batches])
+        n = min(x.shape[0], size)
+        # the score as answered (FP32 on the wire), so the gauge is what clients were told
+        x, scores = x[-n:], scores.reshape(-1)[-n:]
+        end = self._next + n
+        if end <= size:
+            self.x[self._next : end] = x
+            self.scores[self._next : end] = scores
+        else:
+            first = size - self._next
+            self.x[self._next :] = x[:first]
+            self.scores[self._next :] = scores[:first]
+            self.x[: n - first] = x[first:]
+            self.scores[: n - first] = scores[first:]
+        self._next = end % size
+        self.filled = min(size, self.filled + n)
+        self.moved += moved
         return moved
 
     def drift(self) -> list[DriftResult]:
         """PSI and KS of the ring's rows (blocking: run it in a thread)."""
         n = self.filled
-        return drift(self.reference, self.x[:n], self.scores[:n])
+        return drift(self.reference, self.x[:n], self.scores[:n], self.prepared)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,17 +197,21 @@ class Monitor:
         self.ledger: LedgerGauges | None = None
         self.ledger_error: str | None = None
         self._ledger_at = -math.inf
+        self._drift_at = -math.inf
+        # per model, (its sample, rows moved into it) at the last drift
+        self._drift_seen: dict[str, tuple[int, int]] = {}
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def sample_for(self, reference: DriftReference | None) -> LiveSample | None:
-        """A live sample for a newly loaded model with a drift reference (None: without)."""
-        if reference is None:
+        """A live sample for a newly loaded model with a drift reference (None: without, or
+        monitoring off)."""
+        if reference is None or not self.settings.enabled:
             return None
         return LiveSample(reference, self.settings.drift_sample_rows)
 
     def start(self) -> None:
-        if self._task is None:
+        if self._task is None and self.settings.enabled:
             self.readings.append(self._read())
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -198,6 +231,8 @@ class Monitor:
     async def refresh(self) -> None:
         """One round: a counter reading, the drift, and (when due) the ledger's counts."""
         self.readings.append(self._read())
+        now = time.monotonic()
+        due = now - self._drift_at >= self.settings.drift_refresh_s
         samples = {}
         for model in self.deployed():
             sample = getattr(model, "sample", None)
@@ -205,11 +240,12 @@ class Monitor:
                 sample.drain()
                 if sample.filled >= self.settings.drift_min_rows:
                     samples[model.name] = sample
-        if samples:
+        seen = {name: (id(sample), sample.moved) for name, sample in samples.items()}
+        if samples and due and seen != self._drift_seen:  # due, and new rows since
+            self._drift_at, self._drift_seen = now, seen
             self.drift = await asyncio.to_thread(
                 lambda: {name: sample.drift() for name, sample in samples.items()}
             )
-        now = time.monotonic()
         if self.store is not None and now - self._ledger_at >= self.settings.ledger_refresh_s:
             self._ledger_at = now
             try:
@@ -303,6 +339,8 @@ class Monitor:
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+        if not self.settings.enabled:
+            return
         experiment = self.state.spec if self.state is not None else None
         window = self._window()
         arm_of = set(experiment.candidate_names) if experiment is not None else set()
