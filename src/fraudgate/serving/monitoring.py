@@ -493,21 +493,15 @@ class Monitor:
             "Recent scored rows the drift gauges were computed on (0: not enough yet).",
             labels=["model"],
         )
-        for model in self.deployed():
-            sample = getattr(model, "sample", None)
-            if sample is None:
-                continue
-            results = self.drift.get(model.name)
-            if results is None:
-                results = [DriftResult(c.name, NAN, NAN, 0) for c in sample.reference.columns]
+        for name, results in self.drift_results().items():
             warning = alert = 0
             for result in results:
-                psi.add_metric([model.name, result.column], result.psi)
-                ks.add_metric([model.name, result.column], result.ks_statistic)
+                psi.add_metric([name, result.column], result.psi)
+                ks.add_metric([name, result.column], result.ks_statistic)
                 state = level(result.psi, self.thresholds)
                 warning += state in ("warning", "alert")
                 alert += state == "alert"
-            over.add_metric([model.name, "warning"], warning)
-            over.add_metric([model.name, "alert"], alert)
-            sampled.add_metric([model.name], results[0].rows if results else 0)
+            over.add_metric([name, "warning"], warning)
+            over.add_metric([name, "alert"], alert)
+            sampled.add_metric([name], results[0].rows if results else 0)
         yield from (psi, ks, over, sampled)
