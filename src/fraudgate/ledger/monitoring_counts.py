@@ -1,17 +1,18 @@
 """The report's monitoring counts, aggregated in SQL: score sums (CBPE) and score histograms.
 
-Two queries over the experiment's decisions of the report's window (the same filter as
-`LedgerStore.experiment_counts`: the experiment, ``event_time <= T``), each one GROUP BY with
-sums, so only grouped rows leave the database:
+One query over the experiment's decisions of the report's window (the same filter as
+`LedgerStore.experiment_counts`: the experiment, ``event_time <= T``), one GROUP BY with sums
+(`monitoring_rows`), so only grouped rows leave the database; from its rows:
 
-* `score_sums`: per model, role and event day, the decisions, the flagged ones, and the summed
-  scores of the flagged and of the passed decisions -- the sufficient statistics of the
+* the score sums: per model, role and event day, the decisions, the flagged ones, and the
+  summed scores of the flagged and of the passed decisions -- the sufficient statistics of the
   label-free expected precision and recall (`fraudgate.analysis.estimated`: E[TP] = the flagged
   decisions' summed scores). Per *decision*: a retried transaction counts once per decision
   here, once per transaction in the label-joined counts.
-* `score_histograms`: per model and role, the decisions per bin of that model's drift reference
-  (a CASE over the reference's inner edges: bin i holds ``edges[i-1] < score <= edges[i]``, as
-  `fraudgate.analysis.drift.bin_counts`), for the PSI against the training reference.
+* the score histograms: per model and role, the decisions per bin of that model's drift
+  reference (a CASE over the reference's inner edges: bin i holds ``edges[i-1] < score <=
+  edges[i]``, as `fraudgate.analysis.drift.bin_counts`), for the PSI against the training
+  reference.
 
 Scores are stored as the FP32 values the server answered (exact in a DOUBLE), and the edges
 are FP32 values too (`fraudgate.analysis.drift`), so the SQL comparison bins every score as
@@ -20,8 +21,9 @@ numpy does.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -63,65 +65,95 @@ def _day(event_time: Any, backend: str) -> Any:
     return sa.cast(event_time / SECONDS_PER_DAY, sa.Integer)
 
 
-def score_sums(conn: sa.Connection, backend: str, where: Sequence[Any]) -> list[ScoreSums]:
-    """Per (model, role, event day): decisions, flagged, and the flagged / passed score sums."""
+def monitoring_rows(
+    conn: sa.Connection, backend: str, where: Sequence[Any], edges: Mapping[str, Sequence[float]]
+) -> tuple[list[ScoreSums], list[ScoreHistogram]]:
+    """The score sums per (model, role, event day) and, per model of ``edges`` (model name ->
+    its reference's inner bin edges) and role, the histogram -- from ONE pass over the
+    decisions: GROUP BY model, role and a packed integer key of (day, flag, bin), the bin a
+    CASE over the row's own model's edges (-1 for a model without edges), each group's count
+    and summed score. The sums add the groups over bins, the histograms over days and flags.
+
+    One statement instead of one per model plus one: each is a scan of the experiment's
+    decisions and a sort of them for the GROUP BY (SQLite), which the single integer key keeps
+    cheap. The counts are those of separate queries exactly; a score sum is the exact sum
+    (``math.fsum``) of the groups' SQL sums, so it may differ from one SQL ``sum`` over the
+    same decisions by the rounding of the partial sums (a few ulps)."""
     d = decisions
-    day = _day(d.c.event_time, backend).label("day")
-    flagged = d.c.is_fraud_decision
+    models = {m: tuple(float(e) for e in model_edges) for m, model_edges in edges.items()}
+    # bin + 1 in 0 .. len(edges) + 1: the key's last digit in base ``span``
+    span = max((len(b) for b in models.values()), default=0) + 2
+    whens = [(d.c.model_name == m, _bin(d.c.score, bounds)) for m, bounds in models.items()]
+    index: Any = sa.case(*whens, else_=-1) if whens else sa.literal(-1)
+    flagged = sa.cast(d.c.is_fraud_decision, sa.Integer)
+    key = ((_day(d.c.event_time, backend) * 2 + flagged) * span + (index + 1)).label("k")
     query = (
         sa.select(
             d.c.model_name,
             d.c.role,
-            day,
+            key,
             sa.func.count().label("n"),
-            sa.func.sum(sa.case((flagged, 1), else_=0)).label("flagged"),
-            sa.func.sum(sa.case((flagged, d.c.score), else_=0.0)).label("flagged_score"),
-            sa.func.sum(sa.case((flagged, 0.0), else_=d.c.score)).label("passed_score"),
+            sa.func.sum(d.c.score).label("score"),
         )
         .where(*where)
-        .group_by(d.c.model_name, d.c.role, day)
-        .order_by(d.c.model_name, d.c.role, day)
+        .group_by(key, d.c.role, d.c.model_name)
     )
-    out = []
+    cells: dict[tuple[str, str, int], _Cell] = {}
+    bins: dict[tuple[str, str], list[int]] = {}
     for row in conn.execute(query):
-        n, flagged_n = int(row.n), int(row.flagged or 0)
-        expected = ExpectedCounts(
-            float(flagged_n),
-            float(n - flagged_n),
-            float(row.flagged_score or 0.0),
-            float(row.passed_score or 0.0),
-        )
-        out.append(ScoreSums(row.model_name, row.role, int(row.day), expected))
-    return out
+        rest, shifted = divmod(int(row.k), span)
+        day, flag = divmod(rest, 2)
+        n = int(row.n)
+        cell = cells.setdefault((row.model_name, row.role, day), _Cell())
+        cell.add(bool(flag), n, float(row.score or 0.0))
+        if shifted > 0:  # a model of ``edges``
+            counts = bins.setdefault(
+                (row.model_name, row.role), [0] * (len(models[row.model_name]) + 1)
+            )
+            counts[shifted - 1] += n
+    sums = [
+        ScoreSums(model, role, day, cells[(model, role, day)].expected())
+        for model, role, day in sorted(cells)
+    ]
+    histograms = [
+        ScoreHistogram(model, role, bounds, tuple(bins[(model, role)]))
+        for model, bounds in models.items()
+        for role in sorted(r for m, r in bins if m == model)
+    ]
+    return sums, histograms
 
 
-def score_histograms(
-    conn: sa.Connection, where: Sequence[Any], edges: Mapping[str, Sequence[float]]
-) -> list[ScoreHistogram]:
-    """Per model of ``edges`` (model name -> its reference's inner bin edges) and role: the
-    decisions per bin, one query per model."""
-    d = decisions
-    out = []
-    for model, model_edges in edges.items():
-        bounds = tuple(float(e) for e in model_edges)
-        if bounds:
-            whens = [(d.c.score <= edge, i) for i, edge in enumerate(bounds)]
-            index: Any = sa.case(*whens, else_=len(bounds))
+def _bin(score: Any, bounds: tuple[float, ...]) -> Any:
+    """The bin index of ``score`` (bin i holds ``edges[i-1] < score <= edges[i]``)."""
+    if not bounds:
+        return sa.literal(0)
+    return sa.case(*[(score <= edge, i) for i, edge in enumerate(bounds)], else_=len(bounds))
+
+
+@dataclass(slots=True)
+class _Cell:
+    """One (model, role, day)'s groups, added up: decisions and score sums per flag."""
+
+    flagged: int = 0
+    passed: int = 0
+    flagged_scores: list[float] = field(default_factory=list)
+    passed_scores: list[float] = field(default_factory=list)
+
+    def add(self, flagged: bool, n: int, score: float) -> None:
+        if flagged:
+            self.flagged += n
+            self.flagged_scores.append(score)
         else:
-            index = sa.literal(0)
-        bin_ = index.label("bin")
-        query = (
-            sa.select(d.c.role, bin_, sa.func.count().label("n"))
-            .where(*where, d.c.model_name == model)
-            .group_by(d.c.role, bin_)
+            self.passed += n
+            self.passed_scores.append(score)
+
+    def expected(self) -> ExpectedCounts:
+        return ExpectedCounts(
+            float(self.flagged),
+            float(self.passed),
+            math.fsum(self.flagged_scores),
+            math.fsum(self.passed_scores),
         )
-        per_role: dict[str, list[int]] = {}
-        for row in conn.execute(query):
-            counts = per_role.setdefault(row.role, [0] * (len(bounds) + 1))
-            counts[int(row.bin)] += int(row.n)
-        for role in sorted(per_role):
-            out.append(ScoreHistogram(model, role, bounds, tuple(per_role[role])))
-    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -684,18 +684,13 @@ class LedgerStore:
         ``edges`` (its drift reference's inner bin edges) its decisions' score histogram, over
         the decisions ``experiment_counts`` reads (``event_time <= T``); see
         `fraudgate.ledger.monitoring_counts`. Only grouped rows leave the database."""
-        from fraudgate.ledger.monitoring_counts import (
-            MonitoringCounts,
-            score_histograms,
-            score_sums,
-        )
+        from fraudgate.ledger.monitoring_counts import MonitoringCounts, monitoring_rows
 
         t = time.time() if as_of is None else _epoch(as_of)
         assert t is not None
         where = [decisions.c.experiment == experiment, decisions.c.event_time <= t]
         with self._engine.connect() as conn:
-            sums = score_sums(conn, self.backend, where)
-            histograms = score_histograms(conn, where, edges or {})
+            sums, histograms = monitoring_rows(conn, self.backend, where, edges or {})
         return MonitoringCounts(experiment, t, tuple(sums), tuple(histograms))
 
     # -- experiment weight audit ------------------------------------------------------------
