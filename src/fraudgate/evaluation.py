@@ -29,7 +29,9 @@ reference's bins; KS at the bin edges only, a lower bound of the two-sample stat
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -336,13 +338,29 @@ def evaluate(
         raise ConfigError("experiment: expected an experiment section to evaluate, received none")
     analysis = config.analysis
     champion, challenger = champion_and_challenger(spec, analysis)
-    counts = store.experiment_counts(
-        spec.name,
-        champion,
-        challenger,
-        as_of=_epoch(as_of),
-        maturity_s=analysis.maturity_s,
-    )
+    moment = _epoch(as_of)
+    as_of_t = time.time() if moment is None else moment
+    # The monitoring reads (registry lookups, one GROUP BY) in a thread while the experiment's
+    # counts run: the drivers release the GIL during a statement, so its wall time hides
+    # behind theirs. Two connections are two snapshots -- as they were when the two ran one
+    # after the other: both read ``event_time <= T`` of a ledger that only grows, so they
+    # differ at most by decisions committed between the two statements' starts, and the
+    # monitoring section (per decision, label-free) is not reconciled with the label-joined
+    # counts anyway.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reads = (
+            pool.submit(_monitoring_reads, store, spec.name, as_of_t, config, references)
+            if references is not None
+            else None
+        )
+        counts = store.experiment_counts(
+            spec.name,
+            champion,
+            challenger,
+            as_of=as_of_t,
+            maturity_s=analysis.maturity_s,
+        )
+        monitoring_reads = reads.result() if reads is not None else None
     t, maturity_s, alpha = counts.as_of, counts.maturity_s, analysis.alpha
     metric = _METRIC[analysis.primary_metric]
     weights = {c.name: float(c.weight) for c in spec.candidates}
@@ -530,24 +548,31 @@ def evaluate(
         days=_days(counts, names, design, metric, plan, alpha),
         counts=counts,
         monitoring=(
-            _monitoring(store, spec.name, t, maturity_s, arms, config, references)
-            if references is not None
+            _monitoring(monitoring_reads, t, maturity_s, arms, config)
+            if monitoring_reads is not None
             else None
         ),
     )
 
 
-def _monitoring(
+@dataclass(frozen=True, slots=True)
+class _MonitoringReads:
+    """What the monitoring section read: the ledger's counts and the models' references."""
+
+    counts: MonitoringCounts
+    references: dict[str, ScoreReference]
+    notes: tuple[str, ...]
+
+
+def _monitoring_reads(
     store: LedgerStore,
     experiment: str,
     t: float,
-    maturity_s: float,
-    arms: Sequence[ArmEvaluation],
     config: FraudgateConfig,
     references: ReferenceSource,
-) -> Monitoring:
-    """Estimates and score drift of every model with decisions in the window (see the module
-    doc); a model of the config is looked up in the registry once."""
+) -> _MonitoringReads:
+    """The monitoring counts of every model with decisions in the window and the references
+    of the config's models (each looked up in the registry once)."""
     names = [m.name for m in config.models]
     found: dict[str, ScoreReference] = {}
     notes: list[str] = []
@@ -564,11 +589,23 @@ def _monitoring(
             found[name] = reference
     edges = {name: ref.column.edges for name, ref in found.items() if ref.column is not None}
     counts = store.monitoring_counts(experiment, as_of=t, edges=edges)
+    return _MonitoringReads(counts, found, tuple(notes))
+
+
+def _monitoring(
+    reads: _MonitoringReads,
+    t: float,
+    maturity_s: float,
+    arms: Sequence[ArmEvaluation],
+    config: FraudgateConfig,
+) -> Monitoring:
+    """Estimates and score drift of every model with decisions in the window (see the module
+    doc)."""
     thresholds = DriftThresholds(config.monitoring.psi_warning, config.monitoring.psi_alert)
     return Monitoring(
-        _estimates(counts, t, maturity_s, arms),
-        _score_drift(counts, found, thresholds),
-        tuple(notes),
+        _estimates(reads.counts, t, maturity_s, arms),
+        _score_drift(reads.counts, reads.references, thresholds),
+        reads.notes,
     )
 
 
