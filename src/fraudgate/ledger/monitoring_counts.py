@@ -75,10 +75,11 @@ def monitoring_rows(
     and summed score. The sums add the groups over bins, the histograms over days and flags.
 
     One statement instead of one per model plus one: each is a scan of the experiment's
-    decisions and a sort of them for the GROUP BY (SQLite), which the single integer key keeps
-    cheap. The counts are those of separate queries exactly; a score sum is the exact sum
-    (``math.fsum``) of the groups' SQL sums, so it may differ from one SQL ``sum`` over the
-    same decisions by the rounding of the partial sums (a few ulps)."""
+    decisions and (SQLite) a sort of them for the GROUP BY, cheapest with the integer key
+    first (the strings are compared only between rows of equal keys). The counts are those of
+    separate queries exactly; a score sum is the exact sum (``math.fsum``) of the groups' SQL
+    sums, so it may differ from one SQL ``sum`` over the same decisions by the rounding of the
+    partial sums (a few ulps)."""
     d = decisions
     models = {m: tuple(float(e) for e in model_edges) for m, model_edges in edges.items()}
     # bin + 1 in 0 .. len(edges) + 1: the key's last digit in base ``span``
