@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.util import ClauseAdapter
 
 from fraudgate.analysis.counts import (
     LATENCY_BUCKETS,
@@ -252,7 +253,10 @@ class ExperimentQueries:
         if self._backend != "sqlite" or self._connect is None or p.workers < 2:
             return
         d = decisions
-        low, high = self._conn.execute(sa.select(sa.func.min(d.c.id), sa.func.max(d.c.id))).one()
+        # two scalar subqueries: each an end of the rowid B-tree (min and max in one SELECT
+        # scan the whole table)
+        ends = [sa.select(f(d.c.id)).scalar_subquery() for f in (sa.func.min, sa.func.max)]
+        low, high = self._conn.execute(sa.select(*ends)).one()
         if high is None or high - low + 1 < p.min_decisions:
             return
         span = high - low + 1
@@ -262,7 +266,13 @@ class ExperimentQueries:
         else:
             ids = random.Random(high).sample(range(low, high + 1), _SAMPLE_ROWS)
             picked, drawn = d.c.id.in_(ids), _SAMPLE_ROWS
-        query = sa.select(d.c.transaction_id).where(picked, *where)
+        # by rowid look-ups: the drawn rows first (their LIMIT keeps SQLite from merging the
+        # conditions into one query, which could scan the experiment's index instead)
+        drawn_rows = sa.select(d).where(picked).limit(drawn).subquery("drawn")
+        adapt = ClauseAdapter(drawn_rows)
+        query = sa.select(drawn_rows.c.transaction_id).where(
+            *(adapt.traverse(condition) for condition in where)
+        )
         sample = sorted(self._conn.execute(query).scalars())
         # too few of the experiment's decisions (estimated) for the parallel path
         if not sample or len(sample) * span < p.min_decisions * drawn:
