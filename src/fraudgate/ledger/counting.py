@@ -400,7 +400,7 @@ class ExperimentQueries:
         for labelled, parts in ((False, self.ranges), (True, ((None, None),))):
             for part in parts:
                 query, widths = self._grouped(views, by, labelled, part)
-                jobs.append(lambda conn, query=query: conn.execute(query).all())
+                jobs.append(_fetch(query))
 
         def finish(results: Sequence[Any]) -> dict[str, _Cells]:
             out = {view.name: _Cells() for view in views}
@@ -512,6 +512,15 @@ class ExperimentQueries:
             name: LatencyHistogram(tuple(buckets), float(total), float(worst))
             for name, (buckets, total, worst) in histograms.items()
         }
+
+
+def _fetch(query: sa.Select[Any]) -> _Job:
+    """A job: the query's rows (a grouped pass's few hundred)."""
+
+    def job(conn: sa.Connection) -> Any:
+        return conn.execute(query).all()
+
+    return job
 
 
 def _add(found: _Cells, view: _View, values: Any, labelled: bool, keys: int) -> None:
