@@ -123,7 +123,7 @@ class _MixedArms(Exception):
 
 
 # Decisions drawn at random (by id) to place the grouped pass's transaction-id cuts: enough for
-# parts within about 2% of each other, and 4096 rowid look-ups take milliseconds.
+# parts within about 2% of each other, in about 0.1 s at 10 million decisions (rowid look-ups).
 _SAMPLE_ROWS = 4096
 
 _Range = tuple[str | None, str | None]  # transaction ids [low, high); None: unbounded
@@ -273,6 +273,8 @@ class ExperimentQueries:
         query = sa.select(drawn_rows.c.transaction_id).where(
             *(adapt.traverse(condition) for condition in where)
         )
+        # Python's str order is SQLite's BINARY (UTF-8 byte order is code point order), so
+        # the ranges are disjoint and cover every transaction
         sample = sorted(self._conn.execute(query).scalars())
         # too few of the experiment's decisions (estimated) for the parallel path
         if not sample or len(sample) * span < p.min_decisions * drawn:
