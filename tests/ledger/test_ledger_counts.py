@@ -4,8 +4,9 @@ equal the same counts computed in Python from the rows, with the as-of and matur
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -17,8 +18,10 @@ from fraudgate.analysis.counts import (
     PairedTable,
     latency_bucket_edges,
 )
-from fraudgate.ledger import Decision, Label, LedgerStore
+from fraudgate.ledger import Decision, Label, LedgerStore, open_ledger
+from fraudgate.ledger.counting import SEQUENTIAL, ExperimentQueries, Parallelism
 from fraudgate.ledger.records import ArmCounts, DayCounts, ExperimentCounts
+from fraudgate.ledger.schema import decisions
 
 DAY = 86_400.0
 T0 = 1_700_006_400.0  # a UTC midnight
@@ -312,3 +315,94 @@ def test_experiment_counts_of_different_as_of_times_do_not_add() -> None:
     b = ExperimentCounts("exp", "v1", "v2", 2.0, 0.0)
     with pytest.raises(ValueError, match="as_of"):
         a + b
+
+
+def _null_arm_rows() -> list[Decision]:
+    """Served decisions without an arm (the empty arm), one retried."""
+    return [
+        Decision("n1", "n-t1", T0, "exp", None, "served", "v1", "1", 0.9, 0.5, True, 1.0, 10.0),
+        Decision("n2", "n-t1", T0 + 1, "exp", None, "served", "v1", "1", 0.1, 0.5, False, 1.0),
+        Decision("n3", "n-t2", T0, "exp", None, "served", "v2", "1", 0.1, 0.5, False, 1.0, 3.0),
+    ]
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_parallel_counts_equal_the_sequential_counts(tmp_path: Path, mixed: bool) -> None:
+    """SQLite's grouped pass split into transaction-id ranges on two connections counts
+    exactly as one connection: with 2 and 3 ranges, and with a cut at every transaction (so
+    cuts fall on retried transactions' runs of decisions); ``mixed``: re-routed retries and
+    NULL arms (the per-(transaction, arm) fallback, split as well)."""
+    store = open_ledger(tmp_path / "ledger.db")
+    try:
+        rows, labels = _rows()
+        extra, extra_labels = _edge_rows(mixed)
+        rows, labels = rows + extra + (_null_arm_rows() if mixed else []), labels + extra_labels
+        store.record_decisions(rows)
+        store.upsert_labels(labels, actor="test")
+        sequential = store.experiment_counts(
+            "exp", "v1", "v2", as_of=AS_OF, maturity_s=MATURITY, parallelism=SEQUENTIAL
+        )
+        assert sequential.arms and sequential.paired.fraud.total > 0
+        assert ("" in {arm.arm for arm in sequential.arms}) == mixed
+        d = decisions
+        where = [d.c.experiment == "exp", d.c.event_time <= AS_OF]
+        runs = Counter(
+            r.transaction_id
+            for r in rows
+            if r.experiment == "exp"
+            and (r.decided_at if r.event_time is None else r.event_time) <= AS_OF
+        )
+        two = Parallelism(workers=2, min_decisions=0, parts=2)
+        got = store.experiment_counts(
+            "exp", "v1", "v2", as_of=AS_OF, maturity_s=MATURITY, parallelism=two
+        )
+        assert got == sequential
+        # quantiles of decisions: one a decision cuts at every transaction
+        for parts, ranges in ((2, 2), (3, 3), (runs.total(), len(runs))):
+            parallelism = Parallelism(workers=2, min_decisions=0, parts=parts)
+            with store._engine.connect() as conn:
+                queries = ExperimentQueries(
+                    conn, "sqlite", where, AS_OF, MATURITY,
+                    connect=store._engine.connect, parallelism=parallelism,
+                )  # fmt: skip
+                assert queries.counts("v1", "v2") == (
+                    sequential.arms,
+                    sequential.paired,
+                    sequential.paired_by_day,
+                )
+            assert len(queries.ranges) == ranges
+        # the last split cut at every transaction: retried ones' runs of 3 or 4 decisions too
+        cuts = {low for low, _ in queries.ranges if low is not None}
+        assert cuts == set(runs) - {min(runs)}
+        assert any(runs[cut] >= 3 for cut in cuts)
+    finally:
+        store.close()
+
+
+def test_a_small_ledger_keeps_one_connection(tmp_path: Path) -> None:
+    """Below ``min_decisions`` the statements run on the caller's connection (one range)."""
+    store = open_ledger(tmp_path / "ledger.db")
+    try:
+        rows, _ = _rows()
+        store.record_decisions(rows)
+        d = decisions
+        where = [d.c.experiment == "exp", d.c.event_time <= AS_OF]
+        for minimum, ranges in ((len(rows) + 1, 1), (len(rows) // 2, 2)):
+            parallelism = Parallelism(workers=2, min_decisions=minimum)
+            with store._engine.connect() as conn:
+                queries = ExperimentQueries(
+                    conn, "sqlite", where, AS_OF, MATURITY,
+                    connect=store._engine.connect, parallelism=parallelism,
+                )  # fmt: skip
+                queries.counts("v1", "v2")
+            assert len(queries.ranges) == ranges
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("workers", 0), ("min_decisions", -1), ("parts", 1.5), ("workers", True)]
+)
+def test_parallelism_names_a_bad_field(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"{field}: expected an integer >= .*received"):
+        Parallelism(**{field: value})  # type: ignore[arg-type]
