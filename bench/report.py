@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -47,7 +48,7 @@ SELECT 'r' || i, 't' || i, {t0} + i * {step} + r, 'ab',
     CASE WHEN (i % 1000003) % 5 = 0 THEN '{b}' ELSE '{a}' END,
     CASE WHEN r = 0 THEN 'served' ELSE 'mirror' END,
     CASE WHEN ((i % 1000003) % 5 = 0) = (r = 0) THEN '{b}' ELSE '{a}' END,
-    '1', 0.5, 0.5,
+    '1', (((i % 1000) * 7919 + r * 13) % 1000) / 1000.0, 0.5,
     CASE WHEN ((i % 1000003) % 5 = 0) = (r = 0)
         THEN (i % 100 = 7 AND (i / 100) % 10 < 8) OR (i % 100 <> 7 AND i % 89 = 0)
         ELSE (i % 100 = 7 AND (i / 100) % 10 < 6) OR (i % 100 <> 7 AND i % 97 = 0) END,
@@ -133,9 +134,32 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def run_report(url: str, workdir: Path, as_of: float, pycache: Path) -> dict[str, float]:
+@dataclass(frozen=True)
+class Models:
+    """The registry the report's config names: two small stand-ins registered with their drift
+    references, so the report's monitoring section (score histograms over each reference's
+    bins) is part of the measured time."""
+
+    tracking_uri: str
+    uris: tuple[str, str]
+
+
+def register_models(workdir: Path) -> Models:
+    import _model  # bench/ is the script's directory
+
+    target = workdir / "registry"
+    first = _model.train_stand_in(target, n_trees=20, seed=7)
+    second = _model.train_stand_in(target, n_trees=20, seed=8)
+    uri = f"sqlite:///{(target / 'mlflow.db').resolve()}"
+    return Models(uri, (f"models:/fraud-detection/{first}", f"models:/fraud-detection/{second}"))
+
+
+def run_report(
+    url: str, workdir: Path, as_of: float, pycache: Path, models: Models
+) -> dict[str, float]:
     config = {
-        "models": [{"name": A, "uri": "models:/m@champion"}, {"name": B, "uri": "models:/m@c"}],
+        "models": [{"name": A, "uri": models.uris[0]}, {"name": B, "uri": models.uris[1]}],
+        "registry": models.tracking_uri,
         "experiment": {
             "name": "ab",
             "default": A,
@@ -176,7 +200,7 @@ def run_report(url: str, workdir: Path, as_of: float, pycache: Path) -> dict[str
     }
 
 
-def warm_up(workdir: Path, days: float) -> dict[str, float]:
+def warm_up(workdir: Path, days: float, models: Models) -> dict[str, float]:
     """The report over a tiny ledger twice: the first run compiles and caches the byte code
     (the figure without a cache), the second is the start-up and rendering floor."""
     tiny = workdir / "warm-up"
@@ -184,8 +208,8 @@ def warm_up(workdir: Path, days: float) -> dict[str, float]:
     url = f"sqlite:///{tiny / 'ledger.db'}"
     fill(url, "sqlite", 2_000, days)
     as_of = T0 + (days + 30) * DAY
-    cold = run_report(url, tiny, as_of, workdir / "pycache")["report_s"]
-    warm = run_report(url, tiny, as_of, workdir / "pycache")["report_s"]
+    cold = run_report(url, tiny, as_of, workdir / "pycache", models)["report_s"]
+    warm = run_report(url, tiny, as_of, workdir / "pycache", models)["report_s"]
     return {"report_2000_uncached_s": cold, "report_2000_s": warm}
 
 
@@ -208,12 +232,13 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="fraudgate-bench-report-") as tmp:
         workdir = Path(tmp)
-        results["startup"] = warm_up(workdir, args.days)
+        models = register_models(workdir)
+        results["startup"] = warm_up(workdir, args.days, models)
         print("startup", results["startup"], flush=True)
         if not args.skip_sqlite:
             url = f"sqlite:///{workdir / 'ledger.db'}"
             figures = fill(url, "sqlite", args.decisions, args.days)
-            figures |= run_report(url, workdir, as_of, workdir / "pycache")
+            figures |= run_report(url, workdir, as_of, workdir / "pycache", models)
             figures["database_mib"] = round((workdir / "ledger.db").stat().st_size / 2**20)
             results["sqlite"] = figures
             print("sqlite", figures, flush=True)
@@ -227,7 +252,7 @@ def main() -> None:
             try:
                 url = args.pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
                 figures = fill(url, "postgresql", args.decisions, args.days)
-                figures |= run_report(url, workdir, as_of, workdir / "pycache")
+                figures |= run_report(url, workdir, as_of, workdir / "pycache", models)
                 results["postgresql"] = figures
                 print("postgresql", figures, flush=True)
             finally:
