@@ -33,21 +33,26 @@ class Scenario:
     start: float = T0  # the first event day's midnight (UTC epoch seconds)
 
 
+def config_data(
+    url: str, uris: tuple[str, str] = ("models:/m@champion", "models:/m@c"), **analysis: object
+) -> dict:
+    """The evaluation tests' config as data: A and B (at ``uris``) split 80/20 with a 100%
+    shadow, the ledger at ``url``, the ``analysis`` section's defaults overridden."""
+    return {
+        "models": [{"name": A, "uri": uris[0]}, {"name": B, "uri": uris[1]}],
+        "experiment": {
+            "name": "ab",
+            "default": A,
+            "candidates": [{"name": A, "weight": 80}, {"name": B, "weight": 20}],
+            "mirror": {"percent": 100},
+        },
+        "ledger": {"url": url},
+        "analysis": {"maturity_days": 30, "planned_frauds": 200, **analysis},
+    }
+
+
 def config(url: str, **analysis: object) -> FraudgateConfig:
-    section = {"maturity_days": 30, "planned_frauds": 200, **analysis}
-    return parse_config(
-        {
-            "models": [{"name": A, "uri": "models:/m@champion"}, {"name": B, "uri": "models:/m@c"}],
-            "experiment": {
-                "name": "ab",
-                "default": A,
-                "candidates": [{"name": A, "weight": 80}, {"name": B, "weight": 20}],
-                "mirror": {"percent": 100},
-            },
-            "ledger": {"url": url},
-            "analysis": section,
-        }
-    )
+    return parse_config(config_data(url, **analysis))
 
 
 def fill(store: LedgerStore, s: Scenario = Scenario()) -> None:

@@ -12,6 +12,7 @@ import jsonschema
 import numpy as np
 import pytest
 import yaml
+from evaluation_sim import DAY, T0, A, B, config_data
 from rich.console import Console
 from scipy.stats import ks_2samp
 from typer.testing import CliRunner
@@ -26,9 +27,6 @@ from fraudgate.ledger import Decision, Label, LedgerStore, open_ledger
 from fraudgate.report.evaluation import SCHEMA_PATH, evaluation_json, render_monitoring
 from fraudgate.report.evaluation_html import evaluation_html
 
-DAY = 86_400.0
-T0 = 1_700_006_400.0  # a UTC midnight
-A, B = "fraud-v1-baseline", "fraud-v2-candidate"
 THRESHOLDS = {A: 0.5, B: 0.3}
 AS_OF = T0 + 45 * DAY  # with 30 maturity days: the first 14 event days are matured
 
@@ -45,19 +43,9 @@ class Written:
 
 
 def _config(url: str, registry: str | None = None):
-    data = {
-        "models": [{"name": A, "uri": "models:/fraud-detection@champion"}],
-        "experiment": {
-            "name": "ab",
-            "default": A,
-            "candidates": [{"name": A, "weight": 80}, {"name": B, "weight": 20}],
-            "mirror": {"percent": 100},
-        },
-        "ledger": {"url": url},
-        "analysis": {"maturity_days": 30, "planned_frauds": 200},
-        "monitoring": {"psi_warning": 0.1, "psi_alert": 0.25},
-    }
-    data["models"].append({"name": B, "uri": "models:/fraud-detection@challenger"})
+    uris = ("models:/fraud-detection@champion", "models:/fraud-detection@challenger")
+    data = config_data(url, uris)
+    data["monitoring"] = {"psi_warning": 0.1, "psi_alert": 0.25}
     if registry is not None:
         data["registry"] = registry
     return data
