@@ -60,6 +60,18 @@ def test_prometheus_rule_is_valid_against_the_crd_and_holds_the_rules_file(tmp_p
     assert any("for_" in e for e in found) and any("5 minutes" in e for e in found), found
 
 
+def test_monitoring_off_exports_no_alert_on_a_gauge_it_does_not_produce(tmp_path):
+    from fraudgate.serving.monitoring import MONITOR_METRICS
+
+    on = alert_rules(config_with(tmp_path))
+    off = alert_rules(config_with(tmp_path, {"enabled": False}))
+    dropped = {r.name for r in on} - {r.name for r in off}
+    assert dropped == {r.name for r in on if r.metrics & MONITOR_METRICS}
+    assert {"FraudgateRecallBelowFloor", "FraudgateDriftPSIHigh"} <= dropped
+    assert "FraudgateLatencyP99High" in {r.name for r in off}
+    assert not any(r.metrics & MONITOR_METRICS for r in off)
+
+
 def test_thresholds_come_from_the_config(tmp_path):
     defaults = {r.name: r for r in alert_rules(config_with(tmp_path))}
     assert "< 0.7)" in defaults["FraudgateRecallBelowFloor"].expr  # the seed's recall floor

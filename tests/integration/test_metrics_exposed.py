@@ -25,6 +25,7 @@ from load import payload, send_many
 from fraudgate.analysis.drift import SCORE_COLUMN, drift
 from fraudgate.data.contract import FEATURE_NAMES
 from fraudgate.registry import Registry
+from fraudgate.serving.monitoring import MONITOR_METRICS
 
 pytestmark = pytest.mark.slow
 
@@ -176,6 +177,8 @@ def test_readme_metrics_table_lists_exactly_what_metrics_exposes(scraped):
     )
     for name, (kind, labels) in expected.items():
         assert exposed[name] == (kind, labels), (name, exposed[name], (kind, labels))
+    # the monitoring's metrics, which `monitoring.enabled: false` drops with their alerts
+    assert set(exposed) >= MONITOR_METRICS, sorted(MONITOR_METRICS - set(exposed))
 
 
 def test_served_share_and_deviation_follow_the_answers(scraped):

@@ -13,7 +13,7 @@ from fraudgate.config import parse_config
 from fraudgate.data.contract import FEATURE_NAMES, N_FEATURES
 from fraudgate.experiments import ExperimentState
 from fraudgate.serving.metrics import ServerMetrics, observe_scores
-from fraudgate.serving.monitoring import LiveSample, Monitor
+from fraudgate.serving.monitoring import MONITOR_METRICS, LiveSample, Monitor
 
 CONFIG = {
     "models": [
@@ -133,6 +133,14 @@ def test_monitoring_off_keeps_no_sample_runs_no_task_and_exports_nothing():
     assert len(monitor.readings) == 0 and list(monitor.collect()) == []
     on = Monitor(parse_config(CONFIG), metrics, list)
     assert isinstance(on.sample_for(_reference()), LiveSample)
+    # what is then missing from /metrics (all of it once a ledger is read too: the real server's
+    # exposition shows it, test_metrics_exposed): the alert export leaves out the rules reading it
+    state = ExperimentState(config.experiment_spec)
+    with_experiment = Monitor(parse_config(CONFIG), metrics, list, state=state)
+    names = {
+        f.name + "_total" if f.type == "counter" else f.name for f in with_experiment.collect()
+    }
+    assert "fraudgate_experiment_served_total" in names and names <= MONITOR_METRICS
 
 
 def test_drift_is_recomputed_only_when_due_and_new_rows_came():

@@ -64,7 +64,9 @@ def challenger_of(config: FraudgateConfig) -> str | None:
 
 def alert_rules(config: FraudgateConfig) -> tuple[AlertRule, ...]:
     """Every alert the config asks for, in a fixed order (the challenger's precision only when
-    there is a challenger)."""
+    there is a challenger; with ``monitoring.enabled: false``, none of those that read the
+    monitoring's gauges, which the server then does not export: such a rule could never
+    fire)."""
     a = config.monitoring.alerts
     rules: list[AlertRule] = []
 
@@ -216,6 +218,10 @@ def alert_rules(config: FraudgateConfig) -> tuple[AlertRule, ...]:
             "its requests: check the server log for the reason.",
         )
     )
+    if not config.monitoring.enabled:
+        from fraudgate.serving.monitoring import MONITOR_METRICS
+
+        rules = [rule for rule in rules if not rule.metrics & MONITOR_METRICS]
     return tuple(rules)
 
 

@@ -65,6 +65,29 @@ log = logging.getLogger(__name__)
 NAN = math.nan
 _KEEP_ROWS = 256  # rows of a bigger batch kept for drift (a view would pin the whole batch)
 _PENDING_BATCHES = 4096  # batches kept between two refreshes (older ones are dropped)
+# The metrics (as PromQL names them) that `Monitor.collect` exports, none of them when
+# ``monitoring.enabled`` is false: `fraudgate export prometheus` then leaves out the alerts that
+# read them (tests keep this equal to what collect yields and a real server exposes).
+MONITOR_METRICS = frozenset(
+    {
+        "fraudgate_drift_features_over_threshold",
+        "fraudgate_drift_ks_statistic",
+        "fraudgate_drift_psi",
+        "fraudgate_drift_sample_rows",
+        "fraudgate_experiment_served_total",
+        "fraudgate_experiment_traffic_share",
+        "fraudgate_experiment_traffic_share_deviation",
+        "fraudgate_label_coverage_ratio",
+        "fraudgate_label_pending_decisions",
+        "fraudgate_model_alert_rate",
+        "fraudgate_model_estimated_precision",
+        "fraudgate_model_estimated_recall",
+        "fraudgate_model_labelled_frauds",
+        "fraudgate_model_precision",
+        "fraudgate_model_recall",
+        "fraudgate_shadow_disagreement_ratio",
+    }
+)
 
 
 class LiveSample:
@@ -348,7 +371,7 @@ class Monitor:
         if experiment is not None:
             labels = ["experiment", "model"]
             served = CounterMetricFamily(
-                "fraudgate_experiment_served",
+                "fraudgate_experiment_served_total",
                 "Rows (transactions) served through the experiment by each arm.",
                 labels=labels,
             )
