@@ -47,7 +47,7 @@ from fraudgate.analysis.counts import (
     latency_bucket_edges,
 )
 from fraudgate.ledger.records import SECONDS_PER_DAY, ArmCounts, DayCounts, PairedDay
-from fraudgate.ledger.schema import TRANSACTION_COUNTS_INDEX, decisions, labels
+from fraudgate.ledger.schema import decisions, labels
 
 Key = tuple[Any, ...]
 
@@ -341,9 +341,9 @@ class ExperimentQueries:
                 .where(d.c.transaction_id.in_(known), *where)
             )
         else:
+            # SQLite's planner streams the GROUP BY over the covering index in its order
+            # (schema.TRANSACTION_COUNTS_INDEX; SQLAlchemy renders no SQLite FROM hint to force it)
             query = sa.select(*columns).where(*where)
-            # the covering index streams the GROUP BY in its order (no temporary B-tree)
-            query = query.with_hint(d, f"INDEXED BY {TRANSACTION_COUNTS_INDEX}", "sqlite")
         return query.group_by(*group_by).subquery("per_txn")
 
     def _grouped(
