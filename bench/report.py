@@ -72,11 +72,37 @@ WHERE {flag} OR i % 100 = 7
 """
 
 
-def _series(backend: str, n: int) -> str:
+def _series(backend: str, start: int, stop: int) -> str:
+    """The transaction numbers start .. stop - 1."""
     if backend == "postgresql":
-        return f"generate_series(0, {n - 1}) AS s(i)"
-    recursive = f"SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {n - 1}"
+        return f"generate_series({start}, {stop - 1}) AS s(i)"
+    recursive = f"SELECT {start} UNION ALL SELECT i + 1 FROM s WHERE i < {stop - 1}"
     return f"(WITH RECURSIVE s(i) AS ({recursive}) SELECT i FROM s) AS s"
+
+
+def _insert(engine: sa.Engine, backend: str, start: int, stop: int, step: float) -> None:
+    """Transactions start .. stop - 1 (event time T0 + i step), their decisions and labels."""
+    values = {"t0": T0, "step": step, "a": A, "b": B, "day": DAY, "flag": _SERVED_FLAG}
+    with engine.begin() as conn:
+        if backend == "sqlite":
+            conn.exec_driver_sql("PRAGMA cache_size=-262144")
+        for statement in (_DECISIONS, _LABELS):
+            sql = statement.format(series=_series(backend, start, stop), **values)
+            if backend == "postgresql":  # psycopg's paramstyle: a literal % is %%
+                sql = sql.replace("%", "%%")
+            conn.exec_driver_sql(sql)
+
+
+def next_day(url: str, backend: str, decisions: int, days: float) -> dict[str, float]:
+    """One more day of the same traffic after the filled ``days`` (the ledger a day later)."""
+    transactions = decisions // 2
+    per_day = int(transactions / days)
+    engine = sa.create_engine(url)
+    started = time.perf_counter()
+    _insert(engine, backend, transactions, transactions + per_day, days * DAY / transactions)
+    added = time.perf_counter() - started
+    engine.dispose()
+    return {"next_day_fill_s": round(added, 1), "next_day_decisions": 2 * per_day}
 
 
 def fill(url: str, backend: str, decisions: int, days: float) -> dict[str, float]:
@@ -87,15 +113,7 @@ def fill(url: str, backend: str, decisions: int, days: float) -> dict[str, float
     open_ledger(url).close()  # the real schema and indexes, migrated
     engine = sa.create_engine(url)
     started = time.perf_counter()
-    values = {"t0": T0, "step": step, "a": A, "b": B, "day": DAY, "flag": _SERVED_FLAG}
-    with engine.begin() as conn:
-        if backend == "sqlite":
-            conn.exec_driver_sql("PRAGMA cache_size=-262144")
-        for statement in (_DECISIONS, _LABELS):
-            sql = statement.format(series=_series(backend, transactions), **values)
-            if backend == "postgresql":  # psycopg's paramstyle: a literal % is %%
-                sql = sql.replace("%", "%%")
-            conn.exec_driver_sql(sql)
+    _insert(engine, backend, 0, transactions, step)
     filled = time.perf_counter() - started
     started = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -213,6 +231,20 @@ def warm_up(workdir: Path, days: float, models: Models) -> dict[str, float]:
     return {"report_2000_uncached_s": cold, "report_2000_s": warm}
 
 
+def daily(
+    url: str, backend: str, workdir: Path, as_of: float, models: Models, args: argparse.Namespace
+) -> dict[str, object]:
+    """The report over the filled ledger (the first: it counts every day, and on SQLite
+    stores the closed days' counts), then, after one more day of traffic, the next day's
+    report (SQLite: the new day and the changed days counted, the rest read back)."""
+    figures: dict[str, object] = dict(run_report(url, workdir, as_of, workdir / "pycache", models))
+    print(backend, "first report", figures, flush=True)
+    figures |= next_day(url, backend, args.decisions, args.days)
+    later = run_report(url, workdir, as_of + DAY, workdir / "pycache", models)
+    figures |= {f"next_day_{key}": value for key, value in later.items()}
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--decisions", type=int, default=10_000_000)
@@ -238,7 +270,7 @@ def main() -> None:
         if not args.skip_sqlite:
             url = f"sqlite:///{workdir / 'ledger.db'}"
             figures = fill(url, "sqlite", args.decisions, args.days)
-            figures |= run_report(url, workdir, as_of, workdir / "pycache", models)
+            figures |= daily(url, "sqlite", workdir, as_of, models, args)
             figures["database_mib"] = round((workdir / "ledger.db").stat().st_size / 2**20)
             results["sqlite"] = figures
             print("sqlite", figures, flush=True)
@@ -252,7 +284,7 @@ def main() -> None:
             try:
                 url = args.pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
                 figures = fill(url, "postgresql", args.decisions, args.days)
-                figures |= run_report(url, workdir, as_of, workdir / "pycache", models)
+                figures |= daily(url, "postgresql", workdir, as_of, models, args)
                 results["postgresql"] = figures
                 print("postgresql", figures, flush=True)
             finally:

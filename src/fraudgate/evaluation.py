@@ -74,6 +74,7 @@ from fraudgate.ledger.records import SECONDS_PER_DAY, ArmCounts, ExperimentCount
 from fraudgate.promotion import champion_and_challenger
 
 if TYPE_CHECKING:
+    from fraudgate.experiments.spec import ExperimentSpec
     from fraudgate.ledger.monitoring_counts import MonitoringCounts
     from fraudgate.ledger.store import LedgerStore
 
@@ -319,25 +320,22 @@ def _days(
     return tuple(points)
 
 
-def evaluate(
-    config: FraudgateConfig,
-    store: LedgerStore,
-    as_of: float | datetime | None = None,
-    *,
-    references: ReferenceSource | None = None,
-) -> Evaluation:
-    """The experiment's evaluation as of ``as_of`` (default now); see the module doc.
-
-    ``config`` needs an ``experiment:`` section (its name, candidates and weights) and may
-    have an ``analysis:`` section (maturity, alpha, metric, guardrails, cost; defaults else).
-    ``references``: with it, the monitoring section (estimates and score drift; one more
-    ledger read and a registry lookup per model), else none (the rollout's periodic checks).
-    """
+def _spec(config: FraudgateConfig) -> ExperimentSpec:
     spec = config.experiment_spec
     if spec is None:
         raise ConfigError("experiment: expected an experiment section to evaluate, received none")
-    analysis = config.analysis
-    champion, challenger = champion_and_challenger(spec, analysis)
+    return spec
+
+
+def _read_counts(
+    config: FraudgateConfig,
+    store: LedgerStore,
+    as_of: float | datetime | None,
+    references: ReferenceSource | None,
+) -> tuple[ExperimentCounts, _MonitoringReads | None]:
+    """Everything `evaluate` reads from the ledger (and, with ``references``, the registry)."""
+    spec = _spec(config)
+    champion, challenger = champion_and_challenger(spec, config.analysis)
     moment = _epoch(as_of)
     as_of_t = time.time() if moment is None else moment
     # The monitoring reads (registry lookups, one GROUP BY) in a thread while the experiment's
@@ -358,9 +356,62 @@ def evaluate(
             champion,
             challenger,
             as_of=as_of_t,
-            maturity_s=analysis.maturity_s,
+            maturity_s=config.analysis.maturity_s,
         )
-        monitoring_reads = reads.result() if reads is not None else None
+        return counts, reads.result() if reads is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """What `roll_up` did: ``counted`` False when the ledger is too small for the count cache
+    (a report counts it live in about the time a roll-up would take); ``seconds`` its wall
+    time; ``days``: the closed days kept for the experiment after it."""
+
+    counted: bool
+    seconds: float
+    days: int
+
+
+def roll_up(
+    config: FraudgateConfig,
+    store: LedgerStore,
+    as_of: float | datetime | None = None,
+    *,
+    references: ReferenceSource | None = None,
+) -> Rollup:
+    """Count the experiment's closed days into the ledger's count cache ahead of the report.
+
+    Reads exactly what `evaluate` reads (the same statements, so the same cache entries), and
+    keeps nothing but what the ledger stores: a report after it counts only the days that
+    are open or changed. The server runs it every ``monitoring.rollup_interval_s``, so the
+    cost of the closed days is paid in the background as they close, not by whoever asks for
+    the first report; ``fraudgate ledger rollup`` runs it by hand (after a bulk import)."""
+    name = _spec(config).name
+    started = time.perf_counter()
+    if not store.count_cache_status(name).applies:
+        return Rollup(False, time.perf_counter() - started, 0)
+    _read_counts(config, store, as_of, references)
+    return Rollup(True, time.perf_counter() - started, store.count_cache_status(name).days)
+
+
+def evaluate(
+    config: FraudgateConfig,
+    store: LedgerStore,
+    as_of: float | datetime | None = None,
+    *,
+    references: ReferenceSource | None = None,
+) -> Evaluation:
+    """The experiment's evaluation as of ``as_of`` (default now); see the module doc.
+
+    ``config`` needs an ``experiment:`` section (its name, candidates and weights) and may
+    have an ``analysis:`` section (maturity, alpha, metric, guardrails, cost; defaults else).
+    ``references``: with it, the monitoring section (estimates and score drift; one more
+    ledger read and a registry lookup per model), else none (the rollout's periodic checks).
+    """
+    spec = _spec(config)
+    analysis = config.analysis
+    champion, challenger = champion_and_challenger(spec, analysis)
+    counts, monitoring_reads = _read_counts(config, store, as_of, references)
     t, maturity_s, alpha = counts.as_of, counts.maturity_s, analysis.alpha
     metric = _METRIC[analysis.primary_metric]
     weights = {c.name: float(c.weight) for c in spec.candidates}

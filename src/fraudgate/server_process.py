@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -25,11 +26,21 @@ def free_port() -> int:
 
 @dataclass
 class ServerProcess:
+    """A started `fraudgate serve`; with `ready_file`, its ports are the ones it reports there."""
+
     proc: subprocess.Popen
-    http_port: int
-    grpc_port: int
     config_path: Path
     log_path: Path
+    ready_file: Path | None = None
+    ports: tuple[int, int] | None = None  # (http, grpc) once known
+
+    @property
+    def http_port(self) -> int:
+        return self._ports()[0]
+
+    @property
+    def grpc_port(self) -> int:
+        return self._ports()[1]
 
     @property
     def url(self) -> str:
@@ -44,21 +55,39 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def _ports(self, timeout: float = 120.0) -> tuple[int, int]:
+        """The bound ports: given at start, or read from the ready file once the server wrote it."""
+        deadline = time.monotonic() + timeout
+        while self.ports is None:
+            assert self.ready_file is not None
+            if self.ready_file.exists():
+                bound = json.loads(self.ready_file.read_text())
+                self.ports = (int(bound["http_port"]), int(bound["grpc_port"]))
+            elif self.proc.poll() is not None:
+                raise self._failure(f"the server exited with code {self.proc.returncode}")
+            elif time.monotonic() > deadline:
+                raise self._failure(f"the server did not bind in {timeout:.0f}s")
+            else:
+                time.sleep(0.05)
+        return self.ports
+
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Poll /v2/health/ready; fail with the log's tail if the process dies or stalls."""
         deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self._ports(timeout)[0]}/v2/health/ready"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"the server exited with code {self.proc.returncode}:\n{self.log()[-4000:]}"
-                )
+                raise self._failure(f"the server exited with code {self.proc.returncode}")
             try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1.0).status_code == 200:
+                if httpx.get(url, timeout=1.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"the server was not ready after {timeout:.0f}s:\n{self.log()[-4000:]}")
+        raise self._failure(f"the server was not ready after {timeout:.0f}s")
+
+    def _failure(self, what: str) -> RuntimeError:
+        return RuntimeError(f"{what}:\n{self.log()[-4000:]}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc.poll() is None:
@@ -86,8 +115,16 @@ def start_server(
     wait: bool = True,
     ready_timeout: float = 120.0,
 ) -> ServerProcess:
-    http_port = http_port or free_port()
-    grpc_port = grpc_port or free_port()
+    """Start `fraudgate serve`. Without ports it binds port 0 and reports the ports it got in a
+    ready file next to the log: no window in which another process can take a chosen port."""
+    log_path = Path(log_path)
+    ready_file, ports = None, None
+    if http_port is None and grpc_port is None:
+        ready_file = log_path.with_name(log_path.name + ".ready.json")
+        ready_file.unlink(missing_ok=True)
+        asked = (0, 0)
+    else:
+        ports = asked = (http_port or free_port(), grpc_port or free_port())
     command = [
         sys.executable,
         "-m",
@@ -96,18 +133,20 @@ def start_server(
         "--config",
         str(config_path),
         "--http-port",
-        str(http_port),
+        str(asked[0]),
         "--grpc-port",
-        str(grpc_port),
+        str(asked[1]),
     ]
-    with Path(log_path).open("wb") as log:
+    if ready_file is not None:
+        command += ["--ready-file", str(ready_file)]
+    with log_path.open("wb") as log:
         proc = subprocess.Popen(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
-    server = ServerProcess(proc, http_port, grpc_port, Path(config_path), Path(log_path))
+    server = ServerProcess(proc, Path(config_path), log_path, ready_file, ports)
     if wait:
         try:
             server.wait_ready(ready_timeout)

@@ -260,3 +260,61 @@ def test_a_missing_registry_is_a_note_not_an_error(tmp_path) -> None:
     assert reference.note == f"no registry at {missing}"
     assert not (tmp_path / "nothing").exists()  # not created by looking
     assert lookup("not-a-configured-model") is None
+
+
+def test_a_rollup_keeps_the_closed_days_and_the_next_report_recounts_none_of_them(
+    tmp_path, monkeypatch
+) -> None:
+    """`roll_up` reads what `evaluate` reads (both statements, the same cache signatures): after
+    it, a report writes nothing to the count cache (every closed day was stored) and equals the
+    report counted live; a ledger under the cache's minimum is left alone."""
+    import sqlalchemy as sa
+
+    import fraudgate.ledger.store as ledger_store
+    from fraudgate.evaluation import roll_up
+    from fraudgate.ledger.day_cache import DayBounds
+    from fraudgate.ledger.schema import count_cache, count_cache_marks
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    column = _training_reference().column(SCORE_COLUMN)
+
+    def references(name: str) -> ScoreReference:
+        return ScoreReference(f"models:/x/{name}", "7", column)
+
+    def report(store: LedgerStore) -> str:
+        document = evaluation_json(evaluate(config, store, as_of=AS_OF, references=references))
+        document.pop("generated_at")
+        return json.dumps(document, sort_keys=True)
+
+    def marks(store: LedgerStore) -> list[tuple]:
+        with store._engine.connect() as conn:
+            return sorted(map(tuple, conn.execute(sa.select(count_cache_marks))))
+
+    def entries(store: LedgerStore) -> list[int]:
+        with store._engine.connect() as conn:
+            per_signature = (
+                sa.select(sa.func.count())
+                .select_from(count_cache)
+                .group_by(count_cache.c.signature)
+            )
+            return list(conn.execute(per_signature).scalars())
+
+    config = parse_config(_config(url))
+    with open_ledger(url) as store:
+        _fill(store, days=20, per_day=40)  # 1,600 decisions
+        small = roll_up(config, store, AS_OF, references=references)
+        assert (small.counted, small.days, marks(store)) == (False, 0, [])
+        live = report(store)
+        monkeypatch.setattr(ledger_store, "MIN_DECISIONS", 1_000)
+        rolled = roll_up(config, store, AS_OF, references=references)
+        # the evaluation's counts keep the days wholly on one side of the maturity cut (days 14
+        # and 15 are not); the monitoring rows (no maturity) keep all 20
+        bounds = DayBounds(AS_OF, maturity_s=30 * DAY)
+        first = int(T0 // DAY)
+        closed = [d for d in range(first, first + 20) if bounds.matured(d) is not None]
+        assert rolled.counted and rolled.days == 20 and len(closed) == 18
+        assert sorted(entries(store)) == [18, 20]
+        assert len(marks(store)) == 3  # the experiment's counts, the monitoring rows, the units
+        before = marks(store)
+        assert report(store) == live
+        assert marks(store) == before  # nothing left to count into the cache: all closed days kept

@@ -70,6 +70,21 @@ def _keyless_sequence(url: str, n: int) -> list[str]:
         ]
 
 
+def test_two_replicas_bound_port_zero_and_report_their_own_ports(cluster):
+    """Started together, the replicas let the system choose their ports (no free-port race, CI's
+    'address already in use'); each ready file names its own process and ports that answer."""
+    a, b = cluster["a"], cluster["b"]
+    reports = [orjson.loads(server.ready_file.read_bytes()) for server in (a, b)]
+    assert [r["pid"] for r in reports] == [a.proc.pid, b.proc.pid]
+    assert len({a.http_port, a.grpc_port, b.http_port, b.grpc_port}) == 4
+    assert "--http-port 0 --grpc-port 0" in " ".join(a.proc.args)
+    for server in (a, b):
+        assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
+        with grpc.insecure_channel(server.grpc_address) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            assert stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
+
+
 def test_keyless_requests_follow_the_seed_in_every_process(cluster):
     # the first keyless requests each process sees: identical sequences (same seed)
     seq_a = _keyless_sequence(cluster["a"].url, 300)

@@ -184,7 +184,9 @@ def stack(trained_registry, module_launch, tmp_path_factory) -> Iterator[Stack]:
         )
         assert summary["ok"] == REPLAYED, summary["error_examples"]
         lap(f"replay (scoring {summary['elapsed_s']:.1f} s, {summary['labels']['sent']} labels)")
-        yield Stack(config_path, server.url, prometheus, summary)
+        stack = Stack(config_path, server.url, prometheus, summary)
+        _scraped_after(stack, time.time())  # every test reads counters that include all traffic
+        yield stack
     finally:
         prometheus.stop()
 

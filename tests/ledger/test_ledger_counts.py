@@ -379,6 +379,52 @@ def test_parallel_counts_equal_the_sequential_counts(tmp_path: Path, mixed: bool
         store.close()
 
 
+def test_postgresql_splits_the_grouped_pass_only_under_the_cache_cut(
+    pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the statements spread over connections only with the count cache's cut
+    (its ids all committed), and count exactly as one connection, first and read back."""
+    ranges: list[int] = []
+    counts = ExperimentQueries.counts
+
+    def spy(self: ExperimentQueries, champion: str, challenger: str):  # type: ignore[no-untyped-def]
+        result = counts(self, champion, challenger)
+        ranges.append(len(self.ranges))
+        return result
+
+    monkeypatch.setattr(ExperimentQueries, "counts", spy)
+    store = open_ledger(pg_schema_url)
+    try:
+        rows, labels = _rows()
+        extra, extra_labels = _edge_rows(True)
+        store.record_decisions(rows + extra + _null_arm_rows())
+        store.upsert_labels(labels + extra_labels, actor="test")
+        three = Parallelism(workers=2, min_decisions=0, parts=3)
+
+        def count(parallelism: Parallelism, cache: bool) -> ExperimentCounts:
+            return store.experiment_counts(
+                "exp", "v1", "v2", as_of=AS_OF, maturity_s=MATURITY,
+                parallelism=parallelism, cache=cache,
+            )  # fmt: skip
+
+        sequential = count(SEQUENTIAL, False)
+        assert count(three, False) == sequential  # no cut: one connection
+        first, back = {}, {}
+        for parallelism in (SEQUENTIAL, three):
+            store.clear_count_cache("exp")
+            first[parallelism] = count(parallelism, True)  # the cut: days stored
+            back[parallelism] = count(parallelism, True)  # and read back
+        assert ranges == [1, 1, 1, 1, 3, 3]
+        assert first[three] == first[SEQUENTIAL] == sequential
+        assert back[three] == back[SEQUENTIAL]
+        # read back, the latency sums add in another order (rounding only)
+        for cached, direct in zip(back[three].arms, sequential.arms, strict=True):
+            assert cached.latency.sum_ms == pytest.approx(direct.latency.sum_ms, rel=1e-12)
+            assert replace(cached, latency=direct.latency) == direct
+    finally:
+        store.close()
+
+
 def test_a_small_ledger_keeps_one_connection(tmp_path: Path) -> None:
     """Below ``min_decisions`` the statements run on the caller's connection (one range)."""
     store = open_ledger(tmp_path / "ledger.db")

@@ -16,7 +16,8 @@ from fraudgate.analysis.drift import SCORE_COLUMN, bin_counts, drift_reference
 from fraudgate.analysis.estimated import ExpectedCounts, expected_counts
 from fraudgate.data.contract import FEATURE_NAMES, N_FEATURES
 from fraudgate.ledger import Decision, LedgerStore
-from fraudgate.ledger.monitoring_counts import ScoreHistogram, ScoreSums, _day
+from fraudgate.ledger.day_cache import sql_day
+from fraudgate.ledger.monitoring_counts import ScoreHistogram, ScoreSums
 from fraudgate.ledger.schema import decisions
 
 DAY = 86_400.0
@@ -137,7 +138,7 @@ def two_queries(
     """The monitoring counts as read before the one-pass query: one GROUP BY model, role, day
     for the sums, then one query per model of ``edges`` with a CASE over its edges."""
     d = decisions
-    day = _day(d.c.event_time, backend).label("day")
+    day = sql_day(d.c.event_time, backend).label("day")
     flagged = d.c.is_fraud_decision
     query = (
         sa.select(

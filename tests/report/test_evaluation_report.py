@@ -86,6 +86,11 @@ def test_the_cli_prints_the_decision_and_writes_json_and_html(
     assert "no score drift, no registry at" in result.output
     assert not re.search(r'(src|href)="(https?:)?//', page)  # self-contained: no CDN, no links
     assert document["decision"]["outcome"] in page
+    # --recount: the same report after dropping the count cache's rows
+    again = CliRunner().invoke(app, [*args, "--recount", "--json", str(out_json)])
+    assert again.exit_code == 0, again.output
+    assert "stored rows dropped, every day recounted" in again.output
+    assert json.loads(out_json.read_text())["decision"] == document["decision"]
 
 
 def test_the_cli_names_a_bad_as_of_time(tmp_path: Path) -> None:

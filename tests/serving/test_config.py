@@ -189,6 +189,14 @@ TWO = [MODEL, {"name": "n", "uri": "models:/fraud-detection@challenger"}]
             "monitoring.drift_sample_rows: expected an integer between 100 and 1000000",
         ),
         ({"models": [MODEL], "monitoring": {"window": 3}}, "monitoring.window: unknown key"),
+        (
+            {"models": [MODEL], "monitoring": {"rollup_interval_s": 30}},
+            "monitoring.rollup_interval_s: expected 0 (off) or 60 to 86400 seconds, received 30",
+        ),
+        (
+            {"models": [MODEL], "monitoring": {"rollup_interval_s": -1}},
+            "monitoring.rollup_interval_s: expected a number between 0.0 and 86400.0",
+        ),
         ([1, 2], "config: expected a mapping"),
     ],
 )
@@ -253,7 +261,9 @@ def test_monitoring_defaults_and_overrides(tmp_path: Path):
         )
     )
     assert config.monitoring.label_window_s == 7 * 86_400 and config.monitoring.refresh_s == 1
-    assert loaded.enabled
+    assert loaded.enabled and loaded.rollup_interval_s == 3600
+    never = {"models": [MODEL], "monitoring": {"rollup_interval_s": 0}}
+    assert load_config(_write(tmp_path, never)).monitoring.rollup_interval_s == 0
     off = {"models": [MODEL], "monitoring": {"enabled": False}}
     assert not load_config(_write(tmp_path, off)).monitoring.enabled
     with pytest.raises(ConfigError, match="monitoring.enabled: expected true or false"):

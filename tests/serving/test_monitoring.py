@@ -193,3 +193,46 @@ def test_a_long_backlog_copies_only_the_batches_that_fill_the_ring():
     recent = np.concatenate(batches)[-100:]
     assert {row.tobytes() for row in sample.x} == {row.tobytes() for row in recent}
     assert sorted(sample.scores) == sorted(recent[:, 1].astype(np.float32).astype(np.float64))
+
+
+def test_the_monitor_rolls_the_closed_days_up_once_per_interval(tmp_path, monkeypatch):
+    """Every ``rollup_interval_s`` the server counts the experiment's closed days into the
+    ledger (its own task: the refresh goes on); ``0`` never. A real SQLite ledger, the cache's
+    minimum lowered so a small one qualifies."""
+    import sys
+
+    import fraudgate.ledger.store as ledger_store
+    from fraudgate.ledger import open_ledger
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "evaluation"))
+    from evaluation_sim import Scenario, fill
+    from evaluation_sim import config_data as experiment_config
+
+    monkeypatch.setattr(ledger_store, "MIN_DECISIONS", 1_000)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+
+    def monitor_with(store, interval: float) -> Monitor:
+        data = experiment_config(url)
+        data["monitoring"] = {**CONFIG["monitoring"], "rollup_interval_s": interval}
+        config = parse_config(data)
+        state = ExperimentState(config.experiment_spec)
+        return Monitor(config, ServerMetrics(), list, state=state, store=store)
+
+    async def refresh_twice(monitor: Monitor) -> list[object]:
+        started = []
+        for _ in range(2):
+            await monitor.refresh()
+            started.append(monitor._rollup)
+            if monitor._rollup is not None:
+                await monitor._rollup
+        return started
+
+    with open_ledger(url) as store:
+        fill(store, Scenario(days=6, per_day=150))  # 1,800 decisions on 6 days, long ago
+        assert store.count_cache_status("ab").days == 0
+        never = asyncio.run(refresh_twice(monitor_with(store, 0)))
+        assert never == [None, None] and store.count_cache_status("ab").days == 0
+        hourly = monitor_with(store, 3600)
+        first, second = asyncio.run(refresh_twice(hourly))
+        assert first is not None and second is first  # not due again within the hour
+        assert first.result().counted and store.count_cache_status("ab").days == 6

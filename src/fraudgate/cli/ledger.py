@@ -1,5 +1,6 @@
 """`fraudgate ledger ship`: move the decision journal into the ledger store;
-`fraudgate ledger quarantine [reship]`: list (re-ship) the journal lines the store refused.
+`fraudgate ledger quarantine [reship]`: list (re-ship) the journal lines the store refused;
+`fraudgate ledger rollup`: count the experiment's closed days into the ledger for the report.
 
 The ledger (SQLAlchemy) is imported inside each command; tables are `fraudgate.report.ledger`'s.
 """
@@ -101,6 +102,43 @@ def ship(
             f"{shipper.quarantined_lines} lines ({shipper.quarantined_rows} decisions) the store "
             "refused moved to quarantine: see `fraudgate ledger quarantine`)"
         )
+
+
+@ledger_app.command("rollup")
+def rollup(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="fraudgate YAML config (experiment, ledger).")
+    ],
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="As of this time (ISO-8601 or epoch seconds; default now)."),
+    ] = None,
+    ledger: LedgerOption = None,
+) -> None:
+    """Count the experiment's closed days into the ledger's count cache, as `fraudgate report`
+    reads them, so the next report counts only the open days.
+
+    The server does this every monitoring.rollup_interval_s; run it by hand after a bulk import
+    or a `report --recount`. A ledger under 200,000 decisions is left alone (counted live).
+    """
+    from fraudgate.cli._common import console
+    from fraudgate.cli.report import load_for_evaluation
+
+    inputs = load_for_evaluation(config, ledger, as_of)
+    from fraudgate.evaluation import registry_references, roll_up
+    from fraudgate.ledger import open_ledger
+
+    store = open_ledger(inputs.url)
+    references = registry_references(inputs.config)
+    try:
+        with console.status("counting the closed days into the ledger ..."):
+            result = roll_up(inputs.config, store, inputs.as_of, references=references)
+    finally:
+        store.close()
+    if not result.counted:
+        console.print("the ledger holds under 200,000 decisions: reports count it live")
+    else:
+        console.print(f"{result.days} closed days kept, counted in {result.seconds:.1f} s")
 
 
 @quarantine_app.callback(invoke_without_command=True)

@@ -6,13 +6,17 @@ both (and SQLAlchemy, scipy, matplotlib) are imported inside the command, so ``-
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fraudgate.cli._common import console, fail
+
+if TYPE_CHECKING:
+    from fraudgate.config import FraudgateConfig
 
 
 def parse_as_of(text: str | None) -> float | None:
@@ -30,6 +34,35 @@ def parse_as_of(text: str | None) -> float | None:
             f"--as-of: expected ISO-8601 (2024-05-01T00:00:00Z) or epoch seconds, received {text!r}"
         ) from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationInputs:
+    """What a command reading the experiment's counts needs: the config, its ledger URL, its
+    experiment's name and T (None: now)."""
+
+    config: FraudgateConfig
+    url: str
+    experiment: str
+    as_of: float | None
+
+
+def load_for_evaluation(config: Path, ledger: str | None, as_of: str | None) -> EvaluationInputs:
+    """The inputs of a command reading the experiment's counts; exit 2 naming what is missing
+    or wrong."""
+    from fraudgate.config import ConfigError, load_config
+
+    try:
+        when = parse_as_of(as_of)
+        loaded = load_config(config)
+    except (ConfigError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    url = ledger or (loaded.ledger_config.url if loaded.ledger_config else None)
+    if url is None:
+        raise fail(f"{config}: no `ledger:` section and no --ledger URL")
+    if loaded.experiment_spec is None:
+        raise fail(f"{config}: no `experiment:` section to evaluate")
+    return EvaluationInputs(loaded, url, loaded.experiment_spec.name, when)
 
 
 def report(
@@ -51,6 +84,14 @@ def report(
     ledger: Annotated[
         str | None, typer.Option(help="Ledger URL (overrides the config's ledger.url).")
     ] = None,
+    recount: Annotated[
+        bool,
+        typer.Option(
+            "--recount",
+            help="Drop the closed days' counts the ledger keeps for this experiment and count "
+            "every day again (they are stored anew).",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate the experiment from the ledger: metrics with intervals, tests, the decision.
 
@@ -58,26 +99,21 @@ def report(
     Also per model the label-free estimated precision / recall beside the realised ones, and
     the score drift against the registry version's training reference.
     """
-    from fraudgate.config import ConfigError, load_config
+    from fraudgate.config import ConfigError
 
-    try:
-        when = parse_as_of(as_of)
-        loaded = load_config(config)
-    except (ConfigError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    url = ledger or (loaded.ledger_config.url if loaded.ledger_config else None)
-    if url is None:
-        raise fail(f"{config}: no `ledger:` section and no --ledger URL")
-    if loaded.experiment_spec is None:
-        raise fail(f"{config}: no `experiment:` section to evaluate")
+    inputs = load_for_evaluation(config, ledger, as_of)
+    loaded = inputs.config
 
     from fraudgate.evaluation import evaluate, registry_references
     from fraudgate.ledger import open_ledger
     from fraudgate.report.evaluation import render_evaluation, write_evaluation_json
 
-    store = open_ledger(url)
+    store = open_ledger(inputs.url)
     try:
-        result = evaluate(loaded, store, as_of=when, references=registry_references(loaded))
+        if recount:
+            dropped = store.clear_count_cache(inputs.experiment)
+            console.print(f"count cache: {dropped} stored rows dropped, every day recounted")
+        result = evaluate(loaded, store, as_of=inputs.as_of, references=registry_references(loaded))
     except ConfigError as exc:
         raise fail(str(exc)) from None
     finally:

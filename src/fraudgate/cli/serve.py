@@ -39,11 +39,22 @@ def serve(
             "--grpc-port", help="gRPC port, overriding server.grpc_port (default 8081).", min=0
         ),
     ] = None,
+    ready_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ready-file",
+            help="Once serving, write the bound ports as JSON here (with port 0: the ports the "
+            "system chose), for supervisors and tests.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     from fraudgate.serving.server import StartupError, run_server
 
     try:
-        run_server(config, host=host, http_port=http_port, grpc_port=grpc_port)
+        run_server(
+            config, host=host, http_port=http_port, grpc_port=grpc_port, ready_file=ready_file
+        )
     except (ConfigError, StartupError) as exc:
         typer.secho(f"fraudgate serve: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None

@@ -84,6 +84,7 @@ _MONITORING_KEYS = (
     "traffic_window_s",
     "label_window_days",
     "ledger_refresh_s",
+    "rollup_interval_s",
     "refresh_s",
     "drift_refresh_s",
     "drift_sample_rows",
@@ -651,6 +652,15 @@ def _server_url(value: Any, where: str) -> str:
     return url.rstrip("/")
 
 
+def _rollup_interval(value: Any) -> float:
+    """0 (off) or a minute to a day: a roll-up recounts the open days, so not every refresh."""
+    where = "monitoring.rollup_interval_s"
+    seconds = v.number(value, where, minimum=0.0, maximum=86_400.0)
+    if 0 < seconds < 60:
+        raise ConfigError(f"{where}: expected 0 (off) or 60 to 86400 seconds, received {value!r}")
+    return seconds
+
+
 def _monitoring(
     value: Any, analysis: AnalysisConfig, ledger: LedgerConfig | None
 ) -> MonitoringConfig:
@@ -685,6 +695,7 @@ def _monitoring(
         traffic_window_s=number("traffic_window_s", refresh_s, 86_400.0),
         label_window_days=number("label_window_days", 1 / 24, 3650.0),
         ledger_refresh_s=number("ledger_refresh_s", 0.05, 86_400.0),
+        rollup_interval_s=_rollup_interval(value.get("rollup_interval_s", d.rollup_interval_s)),
         refresh_s=refresh_s,
         drift_refresh_s=number("drift_refresh_s", 0.05, 86_400.0),
         drift_sample_rows=sample_rows,

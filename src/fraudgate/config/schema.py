@@ -58,6 +58,7 @@ DESIGNS = ("auto", "paired", "split")
 DEFAULT_TRAFFIC_WINDOW_S = 300.0  # observed traffic share and estimated performance
 DEFAULT_LABEL_WINDOW_DAYS = 30.0  # label-joined precision / recall and label coverage
 DEFAULT_LEDGER_REFRESH_S = 30.0
+DEFAULT_ROLLUP_INTERVAL_S = 3600.0
 DEFAULT_REFRESH_S = 5.0
 DEFAULT_DRIFT_REFRESH_S = 60.0
 DEFAULT_DRIFT_SAMPLE_ROWS = 10_000
@@ -288,6 +289,8 @@ class MonitoringConfig:
       label-free (estimated) precision and recall.
     - ``label_window_days``: the window (by event time) of the label-joined precision, recall,
       pending decisions and label coverage, read from the ledger every ``ledger_refresh_s``.
+    - ``rollup_interval_s``: how often the server counts the experiment's closed days into the
+      ledger's count cache for the report (`fraudgate.evaluation.roll_up`; 0: never).
     - ``refresh_s``: how often the counters are read (and the kept rows moved to the rings);
       ``drift_refresh_s``: how often the drift is recomputed, when new rows came (it reads
       every column of every ring: the monitoring's largest cost).
@@ -307,6 +310,7 @@ class MonitoringConfig:
     traffic_window_s: float = DEFAULT_TRAFFIC_WINDOW_S
     label_window_days: float = DEFAULT_LABEL_WINDOW_DAYS
     ledger_refresh_s: float = DEFAULT_LEDGER_REFRESH_S
+    rollup_interval_s: float = DEFAULT_ROLLUP_INTERVAL_S
     refresh_s: float = DEFAULT_REFRESH_S
     drift_refresh_s: float = DEFAULT_DRIFT_REFRESH_S
     drift_sample_rows: int = DEFAULT_DRIFT_SAMPLE_ROWS

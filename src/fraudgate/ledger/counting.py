@@ -23,10 +23,15 @@ labels. So there is one such GROUP BY, and no grouped transaction meets a label 
   direct sum only by floating-point rounding (none when amounts are exact in binary).
 
 Only grouped rows (keys x days x a few cells) leave the database.
+
+With a `DayCache` (`fraudgate.ledger.day_cache`), the totals and the latencies count
+only the days it does not hold, read the others' rows from it and store the closed days they
+counted; the units come from its table of first times; the labelled pass always runs whole.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from collections.abc import Callable, Sequence
@@ -46,10 +51,12 @@ from fraudgate.analysis.counts import (
     PairedTable,
     latency_bucket_edges,
 )
-from fraudgate.ledger.records import SECONDS_PER_DAY, ArmCounts, DayCounts, PairedDay
+from fraudgate.ledger.day_cache import Begin, DayCache, sql_day
+from fraudgate.ledger.records import ArmCounts, DayCounts, PairedDay
 from fraudgate.ledger.schema import decisions, labels
 
 Key = tuple[Any, ...]
+_log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -132,11 +139,13 @@ _Job = Callable[[sa.Connection], Any]
 
 @dataclass(frozen=True, slots=True)
 class Parallelism:
-    """How a SQLite ``experiment_counts`` spreads its statements over ``workers`` connections
-    in threads (SQLite runs a statement on one core; Python's sqlite3 lets go of the GIL while
-    it steps), the grouped pass split into ``parts`` transaction-id ranges (0: one a worker);
-    only for ledgers of at least ``min_decisions`` decisions (below, the threads and the
-    sampling cost more than they save). PostgreSQL runs its own parallel workers instead."""
+    """How ``experiment_counts`` spreads its statements over ``workers`` connections in
+    threads (SQLite runs a statement on one core; the drivers let go of the GIL while a
+    statement runs), the grouped pass split into ``parts`` transaction-id ranges (0: one a
+    worker); only for ledgers of at least ``min_decisions`` decisions (below, the threads and
+    the sampling cost more than they save). On PostgreSQL only under the count cache's cut,
+    with the server's own parallel workers off (the connections are the workers: at 10 million
+    decisions 14.8 s against 24.1 s on one connection with them, bench/README.md)."""
 
     workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, 4))
     min_decisions: int = 200_000
@@ -154,13 +163,15 @@ SEQUENTIAL = Parallelism(workers=1)
 
 class ExperimentQueries:
     """The queries of one ``experiment_counts`` call: on one connection (one snapshot), or,
-    given ``connect`` and a SQLite ledger big enough for ``parallelism``, spread over several
-    connections, each its own snapshot, made one consistent cut so:
+    given ``connect`` and a ledger big enough for ``parallelism`` (PostgreSQL: under the count
+    cache's cut), spread over several connections, each its own snapshot, made one consistent
+    cut so:
 
     * decisions: every statement reads only ``decisions.id <= W``, W the largest id when the
       call began (decisions are append-only and their ids grow with each commit under SQLite's
-      one writer, so every snapshot taken after holds exactly the same rows up to W; the id is
-      in every index, so the covering index still streams);
+      one writer, so every snapshot taken after holds exactly the same rows up to W; on
+      PostgreSQL W is the cache's cut, read while no insert is in flight; the id is in every
+      index, so the covering index still streams);
     * labels: read by one statement only (the labelled pass), as of its own snapshot -- a label
       written meanwhile counts there or not at all, never half. Totals read no labels.
 
@@ -177,6 +188,8 @@ class ExperimentQueries:
         *,
         connect: Callable[[], AbstractContextManager[sa.Connection]] | None = None,
         parallelism: Parallelism = SEQUENTIAL,
+        cache: DayCache | None = None,
+        begin: Begin | None = None,
     ) -> None:
         self._conn = conn
         self._backend = backend
@@ -185,6 +198,12 @@ class ExperimentQueries:
         self._maturity_s = maturity_s
         self._connect = connect
         self._parallelism = parallelism
+        if cache is not None and begin is None:
+            raise ValueError("cache: expected begin, the write transaction it stores through")
+        self._cache = cache
+        self._begin = begin
+        if self._cache is not None:  # one cut for every statement, the cache's
+            self._where += (decisions.c.id <= self._cache.through_id,)
         self.ranges: tuple[_Range, ...] = ((None, None),)  # the grouped pass's parts
         self._parallel = False
 
@@ -227,13 +246,29 @@ class ExperimentQueries:
         )
         self._plan()
         views = (arm_view, pair_view)
-        grouped, finish = self._states_jobs(views)
-        # longest first, as a free worker takes the next job: the grouped parts, the latency
-        # histogram, the units, the labelled pass (bench/README.md, report.py)
+        cache = self._cache
+        # the totals and the latencies count the days the cache does not hold
+        live = cache.where(d.c.event_time) if cache is not None else []
+        grouped, finish = self._states_jobs(views, live=live)
         totals, labelled = grouped[:-1], grouped[-1]
-        results = self._run([*totals, self._latency, self._units, labelled])
-        both = finish([*results[: len(totals)], results[-1]])
-        histograms, units = results[len(totals)], results[len(totals) + 1]
+        jobs: dict[str, _Job] = {f"totals{i}": job for i, job in enumerate(totals)}
+        units = self._units if cache is None else self._cached_units(cache)
+        jobs |= {"latency": self._latency(live), "units": units, "labelled": labelled}
+        if cache is not None:
+            jobs["spans"] = _fetch(cache.spans())
+        # longest first, as a free worker takes the next job: the grouped parts, the latency
+        # histogram, the units, the labelled pass (bench/README.md, report.py); the units
+        # first when the cache holds days (the one statement over every day)
+        order = sorted(jobs, key=lambda name: name != "units") if cache and cache.days else [*jobs]
+        results = dict(zip(order, self._run([jobs[name] for name in order]), strict=True))
+        total_rows = [row for name in jobs if name.startswith("totals") for row in results[name]]
+        latency_rows = results["latency"]
+        if cache is not None:
+            total_rows, latency_rows = self._with_cache(
+                cache, views, total_rows, latency_rows, results["spans"]
+            )
+        both = finish([total_rows, results["labelled"]])
+        histograms, units = _histograms(latency_rows), results["units"]
         try:
             found = _single_arm(both["s"])
         except _MixedArms:  # rare: group by (transaction, arm), one count per arm
@@ -244,13 +279,50 @@ class ExperimentQueries:
         paired, paired_days = _paired_counts(both["p"])
         return arms, paired, paired_days
 
+    def _with_cache(
+        self,
+        cache: DayCache,
+        views: Sequence[_View],
+        total_rows: list[dict[str, Any]],
+        latency_rows: list[dict[str, Any]],
+        spans: Sequence[dict[str, Any]],
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The live rows plus the cached days' (their matured bit set from this T), and the
+        days counted now that may be stored saved (`fraudgate.ledger.day_cache`)."""
+        day_columns = [view.column("day") for view in views]
+
+        def day_of(row: dict[str, Any]) -> int:  # 2 day + matured, in any view that has it
+            return int(next(row[c] for c in day_columns if row[c] is not None)) // 2
+
+        new: dict[int, dict[str, list[dict[str, Any]]]] = {}
+        for kind, rows in (("totals", total_rows), ("latency", latency_rows)):
+            for row in rows:
+                day = day_of(row) if kind == "totals" else int(row["day"])
+                new.setdefault(day, {"totals": [], "latency": []})[kind].append(row)
+        storable = cache.storable(new, ((row["first"], row["last"]) for row in spans))
+        assert self._begin is not None
+        cache.save(self._begin, {day: new[day] for day in storable})
+        for day, entry in cache.days.items():
+            matured = cache.bounds.matured(day)
+            assert matured is not None  # DayCache.open keeps only days wholly inside
+            for row in entry["totals"]:
+                for column in day_columns:
+                    if row[column] is not None:
+                        row[column] = 2 * day + matured
+                total_rows.append(row)
+            latency_rows += entry["latency"]
+        return total_rows, latency_rows
+
     # -- the shared machinery ---------------------------------------------------------------
 
     def _plan(self) -> None:
         """Parallel or not; if so, the consistent cut (``id <= W``) and the transaction-id
         ranges of the grouped pass, cut at quantiles of a random sample of decisions."""
         p = self._parallelism
-        if self._backend != "sqlite" or self._connect is None or p.workers < 2:
+        # PostgreSQL: only under the count cache's cut, whose ids are all committed (there ids
+        # are taken at insert, so without it two snapshots could hold different decisions)
+        cut = self._backend == "sqlite" or self._cache is not None
+        if not cut or self._connect is None or p.workers < 2:
             return
         d = decisions
         # two scalar subqueries: each an end of the rowid B-tree (min and max in one SELECT
@@ -270,12 +342,14 @@ class ExperimentQueries:
         # conditions into one query, which could scan the experiment's index instead)
         drawn_rows = sa.select(d).where(picked).limit(drawn).subquery("drawn")
         adapt = ClauseAdapter(drawn_rows)
-        query = sa.select(drawn_rows.c.transaction_id).where(
-            *(adapt.traverse(condition) for condition in where)
+        query = (
+            sa.select(drawn_rows.c.transaction_id)
+            .where(*(adapt.traverse(condition) for condition in where))
+            .order_by(drawn_rows.c.transaction_id)
         )
-        # Python's str order is SQLite's BINARY (UTF-8 byte order is code point order), so
-        # the ranges are disjoint and cover every transaction
-        sample = sorted(self._conn.execute(query).scalars())
+        # in the database's own order (PostgreSQL's collation may not be Python's), so the
+        # ranges its comparisons make are disjoint and cover every transaction
+        sample = list(self._conn.execute(query).scalars())
         # too few of the experiment's decisions (estimated) for the parallel path
         if not sample or len(sample) * span < p.min_decisions * drawn:
             return
@@ -296,20 +370,23 @@ class ExperimentQueries:
 
         def run(job: _Job) -> Any:
             with connect() as conn:
+                if self._backend == "postgresql":  # the workers are the connections here
+                    conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
                 return job(conn)
 
         with ThreadPoolExecutor(self._parallelism.workers, "experiment-counts") as pool:
             return list(pool.map(run, jobs))
 
     def _day(self, event_time: Any) -> Any:
-        """UTC day number of an event time, in SQL (floor; SQLite's CAST truncates, and event
-        times are positive; PostgreSQL's CAST would round)."""
-        if self._backend == "postgresql":
-            return sa.cast(sa.func.floor(event_time / SECONDS_PER_DAY), sa.BigInteger)
-        return sa.cast(event_time / SECONDS_PER_DAY, sa.Integer)
+        return sql_day(event_time, self._backend)
 
     def _per_transaction(
-        self, views: Sequence[_View], by: Sequence[Any], labelled: bool, part: _Range
+        self,
+        views: Sequence[_View],
+        by: Sequence[Any],
+        labelled: bool,
+        part: _Range,
+        live: Sequence[Any] = (),
     ) -> sa.Subquery:
         """One row per grouped transaction (of the range ``part``): each view's keys, earliest
         event time and largest amount (NULL time: no decision in the view); ``labelled``: only
@@ -343,15 +420,20 @@ class ExperimentQueries:
         else:
             # SQLite's planner streams the GROUP BY over the covering index in its order
             # (schema.TRANSACTION_COUNTS_INDEX; SQLAlchemy renders no SQLite FROM hint to force it)
-            query = sa.select(*columns).where(*where)
+            query = sa.select(*columns).where(*where, *live)
         return query.group_by(*group_by).subquery("per_txn")
 
     def _grouped(
-        self, views: Sequence[_View], by: Sequence[Any], labelled: bool, part: _Range
+        self,
+        views: Sequence[_View],
+        by: Sequence[Any],
+        labelled: bool,
+        part: _Range,
+        live: Sequence[Any] = (),
     ) -> tuple[sa.Select[Any], dict[str, int]]:
-        """The outer grouped query of all transactions (totals) or the labelled ones, and
-        each view's number of outer keys."""
-        per_txn = self._per_transaction(views, by, labelled, part)
+        """The outer grouped query of all transactions (totals: of the ``live`` days) or the
+        labelled ones, and each view's number of outer keys."""
+        per_txn = self._per_transaction(views, by, labelled, part, live)
         columns: list[Any] = [sa.func.count().label("n")]
         group_by: list[Any] = []
         widths: dict[str, int] = {}  # outer keys per view
@@ -392,24 +474,24 @@ class ExperimentQueries:
         return sa.select(*columns).group_by(*group_by), widths
 
     def _states_jobs(
-        self, views: Sequence[_View], by: Sequence[Any] = ()
+        self, views: Sequence[_View], by: Sequence[Any] = (), live: Sequence[Any] = ()
     ) -> tuple[list[_Job], Callable[[Sequence[Any]], dict[str, _Cells]]]:
         """Each view's cells, from grouped queries: all transactions (totals, one query a
-        range) and the labelled ones; unlabelled = totals - labelled, per cell. Returns the
-        jobs and what turns their results, in order, into the cells."""
+        range; only the ``live`` days') and the labelled ones; unlabelled = totals -
+        labelled, per cell. Returns the jobs and what turns their results, in order (the
+        totals' rows in any number of lists, the labelled rows last), into the cells."""
         jobs: list[_Job] = []
         widths: dict[str, int] = {}
         for labelled, parts in ((False, self.ranges), (True, ((None, None),))):
             for part in parts:
-                query, widths = self._grouped(views, by, labelled, part)
+                query, widths = self._grouped(views, by, labelled, part, () if labelled else live)
                 jobs.append(_fetch(query))
 
         def finish(results: Sequence[Any]) -> dict[str, _Cells]:
             out = {view.name: _Cells() for view in views}
             for index, rows in enumerate(results):
                 labelled = index == len(results) - 1
-                for row in rows:
-                    values = row._mapping
+                for values in rows:
                     for view in views:
                         if values[view.column("day")] is None:  # none of its decisions in it
                             continue
@@ -489,38 +571,63 @@ class ExperimentQueries:
         query = sa.select(keys.c.arm, sa.func.count(keys.c.routing_key_hash)).group_by(keys.c.arm)
         return {("" if arm is None else arm): int(n) for arm, n in conn.execute(query)}
 
-    def _latency(self, conn: sa.Connection) -> dict[str, LatencyHistogram]:
-        """Every served decision's latency, bucketed in SQL, per arm."""
+    def _cached_units(self, cache: DayCache) -> _Job:
+        """A job: the units from the cache's table (`DayCache.units`), else counted live."""
+
+        def job(conn: sa.Connection) -> dict[str, int]:
+            assert self._begin is not None
+            try:
+                found = cache.units(self._begin)
+            except sa.exc.OperationalError as error:  # locked or read-only: count live
+                _log.warning("count cache of the units not used (%s)", error)
+                found = None
+            return self._units(conn) if found is None else found
+
+        return job
+
+    def _latency(self, live: Sequence[Any]) -> _Job:
+        """A job: the served decisions' latencies (of the ``live`` days), bucketed in SQL, per
+        arm and event day (`_histograms` adds the days up)."""
         d = decisions
         bucket = _latency_bucket(d.c.latency_ms).label("bucket")
+        day = self._day(d.c.event_time).label("day")
         query = (
             sa.select(
                 d.c.arm,
+                day,
                 bucket,
                 sa.func.count().label("n"),
                 sa.func.sum(d.c.latency_ms).label("total"),
                 sa.func.max(d.c.latency_ms).label("worst"),
             )
-            .where(*self._served())
-            .group_by(d.c.arm, bucket)
+            .where(*self._served(), *live)
+            .group_by(d.c.arm, day, bucket)
         )
-        histograms: dict[str, tuple[list[int], float, float]] = {}
-        for row in conn.execute(query):
-            name = "" if row.arm is None else row.arm
-            buckets, total, worst = histograms.setdefault(name, ([0] * LATENCY_BUCKETS, 0, 0))
-            buckets[int(row.bucket)] += int(row.n)
-            histograms[name] = (buckets, total + float(row.total), max(worst, float(row.worst)))
-        return {
-            name: LatencyHistogram(tuple(buckets), float(total), float(worst))
-            for name, (buckets, total, worst) in histograms.items()
-        }
+        return _fetch(query)
+
+
+def _histograms(rows: Sequence[dict[str, Any]]) -> dict[str, LatencyHistogram]:
+    """The latency rows (arm, day, bucket) added up per arm."""
+    histograms: dict[str, tuple[list[int], float, float]] = {}
+    for row in rows:
+        name = "" if row["arm"] is None else row["arm"]
+        buckets, total, worst = histograms.setdefault(name, ([0] * LATENCY_BUCKETS, 0, 0))
+        buckets[int(row["bucket"])] += int(row["n"])
+        histograms[name] = (buckets, total + float(row["total"]), max(worst, float(row["worst"])))
+    return {
+        name: LatencyHistogram(tuple(buckets), float(total), float(worst))
+        for name, (buckets, total, worst) in histograms.items()
+    }
 
 
 def _fetch(query: sa.Select[Any]) -> _Job:
-    """A job: the query's rows (a grouped pass's few hundred)."""
+    """A job: the query's rows as dicts with plain str keys (orjson stores them; it takes no
+    str subclass) -- a grouped pass's few hundred."""
 
     def job(conn: sa.Connection) -> Any:
-        return conn.execute(query).all()
+        result = conn.execute(query)
+        names = [str(name) for name in result.keys()]  # noqa: SIM118 (a Result, not a dict)
+        return [dict(zip(names, row, strict=True)) for row in result]
 
     return job
 

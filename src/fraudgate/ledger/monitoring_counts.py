@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from fraudgate.analysis.estimated import ExpectedCounts
-from fraudgate.ledger.records import SECONDS_PER_DAY
+from fraudgate.ledger.day_cache import Begin, DayCache, signature, sql_day
 from fraudgate.ledger.schema import decisions
 
 
@@ -58,15 +58,13 @@ class ScoreHistogram:
         return sum(self.counts)
 
 
-def _day(event_time: Any, backend: str) -> Any:
-    """UTC day number of an event time (floor; see `fraudgate.ledger.counting`)."""
-    if backend == "postgresql":
-        return sa.cast(sa.func.floor(event_time / SECONDS_PER_DAY), sa.BigInteger)
-    return sa.cast(event_time / SECONDS_PER_DAY, sa.Integer)
-
-
 def monitoring_rows(
-    conn: sa.Connection, backend: str, where: Sequence[Any], edges: Mapping[str, Sequence[float]]
+    conn: sa.Connection,
+    backend: str,
+    where: Sequence[Any],
+    edges: Mapping[str, Sequence[float]],
+    cache: DayCache | None = None,
+    begin: Begin | None = None,
 ) -> tuple[list[ScoreSums], list[ScoreHistogram]]:
     """The score sums per (model, role, event day) and, per model of ``edges`` (model name ->
     its reference's inner bin edges) and role, the histogram -- from ONE pass over the
@@ -79,7 +77,11 @@ def monitoring_rows(
     first (the strings are compared only between rows of equal keys). The counts are those of
     separate queries exactly; a score sum is the exact sum (``math.fsum``) of the groups' SQL
     sums, so it may differ from one SQL ``sum`` over the same decisions by the rounding of the
-    partial sums (a few ulps)."""
+    partial sums (a few ulps).
+
+    With ``cache`` (and ``begin``, its write transaction), the days it holds are read from it
+    and the closed days counted now stored (`fraudgate.ledger.day_cache`; per decision, so no
+    transaction spans days here)."""
     d = decisions
     models = {m: tuple(float(e) for e in model_edges) for m, model_edges in edges.items()}
     # bin + 1 in 0 .. len(edges) + 1: the key's last digit in base ``span``
@@ -87,7 +89,7 @@ def monitoring_rows(
     whens = [(d.c.model_name == m, _bin(d.c.score, bounds)) for m, bounds in models.items()]
     index: Any = sa.case(*whens, else_=-1) if whens else sa.literal(-1)
     flagged = sa.cast(d.c.is_fraud_decision, sa.Integer)
-    key = ((_day(d.c.event_time, backend) * 2 + flagged) * span + (index + 1)).label("k")
+    key = ((sql_day(d.c.event_time, backend) * 2 + flagged) * span + (index + 1)).label("k")
     query = (
         sa.select(
             d.c.model_name,
@@ -96,21 +98,24 @@ def monitoring_rows(
             sa.func.count().label("n"),
             sa.func.sum(d.c.score).label("score"),
         )
-        .where(*where)
+        .where(*where, *(cache.where(d.c.event_time) if cache is not None else ()))
         .group_by(key, d.c.role, d.c.model_name)
     )
+    rows = [
+        (row.model_name, row.role, int(row.k), int(row.n), float(row.score or 0.0))
+        for row in conn.execute(query)
+    ]
+    if cache is not None and begin is not None:
+        rows += _with_cache(cache, begin, rows, span)
     cells: dict[tuple[str, str, int], _Cell] = {}
     bins: dict[tuple[str, str], list[int]] = {}
-    for row in conn.execute(query):
-        rest, shifted = divmod(int(row.k), span)
+    for model, role, k, n, score in rows:
+        rest, shifted = divmod(k, span)
         day, flag = divmod(rest, 2)
-        n = int(row.n)
-        cell = cells.setdefault((row.model_name, row.role, day), _Cell())
-        cell.add(bool(flag), n, float(row.score or 0.0))
+        cell = cells.setdefault((model, role, day), _Cell())
+        cell.add(bool(flag), n, score)
         if shifted > 0:  # a model of ``edges``
-            counts = bins.setdefault(
-                (row.model_name, row.role), [0] * (len(models[row.model_name]) + 1)
-            )
+            counts = bins.setdefault((model, role), [0] * (len(models[model]) + 1))
             counts[shifted - 1] += n
     sums = [
         ScoreSums(model, role, day, cells[(model, role, day)].expected())
@@ -122,6 +127,32 @@ def monitoring_rows(
         for role in sorted(r for m, r in bins if m == model)
     ]
     return sums, histograms
+
+
+def cache_signature(edges: Mapping[str, Sequence[float]]) -> str:
+    """The monitoring rows' cache signature: they depend on the references' edges."""
+    return signature(
+        "monitoring", edges={m: [float(e) for e in bounds] for m, bounds in edges.items()}
+    )
+
+
+_MonitoringRow = tuple[str, str, int, int, float]  # model, role, packed key, n, summed score
+
+
+def _with_cache(
+    cache: DayCache, begin: Begin, rows: Sequence[_MonitoringRow], span: int
+) -> list[_MonitoringRow]:
+    """Store the closed days among the rows counted now; the cached days' rows."""
+    new: dict[int, list[_MonitoringRow]] = {}
+    for row in rows:
+        new.setdefault(row[2] // span // 2, []).append(row)
+    storable = cache.storable(new, ())
+    cache.save(begin, {day: new[day] for day in storable})
+    return [
+        (str(m), str(r), int(k), int(n), float(score))
+        for entry in cache.days.values()
+        for m, r, k, n, score in entry
+    ]
 
 
 def _bin(score: Any, bounds: tuple[float, ...]) -> Any:

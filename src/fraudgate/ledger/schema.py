@@ -151,6 +151,38 @@ journal_offsets = sa.Table(
     sa.Column("updated_at", sa.Double, nullable=False),
 )
 
+# Closed event days' grouped rows of the evaluation's and the monitoring's counts (migration
+# 10; `fraudgate.ledger.day_cache`): a report recounts only the days that changed. One mark per
+# (experiment, signature): the entries hold the decisions with ids up to ``through_id``.
+count_cache = sa.Table(
+    "count_cache",
+    metadata,
+    sa.Column("experiment", sa.String(200), primary_key=True),
+    sa.Column("signature", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("rows_json", sa.Text, nullable=False),
+)
+# The experiment's randomisation units with the earliest event time of each (arm, routing key)'s
+# served decisions (the SRM's distinct units as of any T: a count of first_time <= T), brought up
+# to the mark of the signature "units" by each report.
+count_cache_units = sa.Table(
+    "count_cache_units",
+    metadata,
+    sa.Column("experiment", sa.String(200), primary_key=True),
+    sa.Column("arm", sa.String(200), primary_key=True),
+    sa.Column("routing_key", sa.String(128), primary_key=True),
+    sa.Column("first_time", sa.Double, nullable=False),
+    sqlite_with_rowid=False,  # one B-tree (the key), not a table and its key's index
+)
+count_cache_marks = sa.Table(
+    "count_cache_marks",
+    metadata,
+    sa.Column("experiment", sa.String(200), primary_key=True),
+    sa.Column("signature", sa.String(64), primary_key=True),
+    sa.Column("through_id", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
 # One row, written by the migration that creates it: this ledger's random identity. A decision
 # journal is stamped with it, and a shipper only moves journals stamped with its own ledger's
 # (two servers with different ledgers may share a journal directory without mixing them).
@@ -285,6 +317,12 @@ def _create_counts_indexes(conn: sa.Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _create_count_cache(conn: sa.Connection) -> None:
+    count_cache.create(conn, checkfirst=True)
+    count_cache_units.create(conn, checkfirst=True)
+    count_cache_marks.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions, labels, label_audit, weight_changes", _create_tables),
     Migration(2, "indexes for analysis joins", _create_analysis_indexes),
@@ -304,6 +342,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "label_audit.old_source, new_source", _add_label_audit_source),
     Migration(
         9, "covering index for the evaluation's per-transaction counts", _create_counts_indexes
+    ),
+    Migration(
+        10, "count_cache: closed days' grouped counts, the units' first times", _create_count_cache
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

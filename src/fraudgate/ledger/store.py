@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain, repeat
 from pathlib import Path
@@ -39,6 +40,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from fraudgate.ledger.counting import ExperimentQueries, Parallelism
+from fraudgate.ledger.day_cache import (
+    MIN_DECISIONS,
+    DayBounds,
+    DayCache,
+    decision_ids,
+    signature,
+)
 from fraudgate.ledger.records import (
     DECISION_FIELDS,
     DEFAULT_LABEL_SOURCE,
@@ -59,6 +67,9 @@ from fraudgate.ledger.schema import (
     LATEST_VERSION,
     LEDGER_ID_KEY,
     admin_actions,
+    count_cache,
+    count_cache_marks,
+    count_cache_units,
     decisions,
     experiment_actions,
     journal_offsets,
@@ -82,6 +93,10 @@ DEFAULT_LEDGER_FILE = "ledger.db"
 _MIGRATION_LOCK = 0x66676C_0001
 _LABEL_LOCK = 0x66676C_0002
 _ROLLOUT_LOCK = 0x66676C_0003
+# Held shared by every decision insert on PostgreSQL, exclusively while the count cache reads
+# its cut (fraudgate.ledger.day_cache.decision_ids): then every id up to the largest is
+# committed, though a sequence hands ids out in insert order, not commit order.
+DECISIONS_CUT_LOCK = 0x66676C_0004
 _IN_CHUNK = 500  # ids per IN (...) list
 # PostgreSQL planner settings of experiment_counts' read-only transaction (bench/README.md,
 # report.py): its hashes in memory (the default 4 MB work_mem, per sort or hash node, spills
@@ -148,6 +163,15 @@ def open_ledger(url: str | Path, *, sqlite_synchronous: str | None = None) -> Le
         store.close()
         raise
     return store
+
+
+@dataclass(frozen=True, slots=True)
+class CountCacheStatus:
+    """``applies``: the ledger is big enough for the count cache; ``days``: the days it keeps
+    for the experiment asked about (summed over its statements' signatures: distinct days)."""
+
+    applies: bool
+    days: int
 
 
 class LedgerStoreError(RuntimeError):
@@ -641,6 +665,7 @@ class LedgerStore:
         since: float | datetime | None = None,
         until: float | datetime | None = None,
         parallelism: Parallelism | None = None,
+        cache: bool | None = None,
     ) -> ExperimentCounts:
         """The evaluation's counts for ``experiment`` as of T, aggregated in the database.
 
@@ -656,7 +681,10 @@ class LedgerStore:
 
         On SQLite a big ledger's statements run on several connections at once (``parallelism``,
         default `Parallelism()`: one a core, up to 4; the same counts, see
-        `fraudgate.ledger.counting.ExperimentQueries`).
+        `fraudgate.ledger.counting.ExperimentQueries`), and the closed days' counts are kept in
+        the ledger and read back by the next call (``cache``, default: a ledger of at least
+        `fraudgate.ledger.day_cache.MIN_DECISIONS` decisions; True: any ledger; False: never;
+        the same counts, see `fraudgate.ledger.day_cache`).
         """
         if not maturity_s >= 0:
             raise ValueError(f"maturity_s: expected seconds >= 0, received {maturity_s!r}")
@@ -668,23 +696,89 @@ class LedgerStore:
             where.append(d.c.event_time >= lo)
         if (hi := _epoch(until)) is not None:
             where.append(d.c.event_time < hi)
-        with self._engine.connect() as conn:
-            if self.backend == "postgresql":
-                for name, value in _COUNTS_SETTINGS:
-                    conn.exec_driver_sql(f"SET LOCAL {name} = {value}")
+        with self._counts_connection() as conn:
+            day_cache = self._day_cache(
+                conn,
+                experiment,
+                signature("experiment_counts", champion=champion, challenger=challenger),
+                DayBounds(t, lo, hi, float(maturity_s)),
+                cache,
+            )
             queries = ExperimentQueries(
                 conn,
                 self.backend,
                 where,
                 t,
                 maturity_s,
-                connect=self._engine.connect,
+                connect=self._counts_connection,
                 parallelism=Parallelism() if parallelism is None else parallelism,
+                cache=day_cache,
+                begin=self._write,
             )
             arms, paired, paired_days = queries.counts(champion, challenger)
         return ExperimentCounts(
             experiment, champion, challenger, t, float(maturity_s), arms, paired, paired_days
         )
+
+    @contextmanager
+    def _counts_connection(self) -> Iterator[sa.Connection]:
+        """A connection for the counts' statements (PostgreSQL: with `_COUNTS_SETTINGS`)."""
+        with self._engine.connect() as conn:
+            if self.backend == "postgresql":
+                for name, value in _COUNTS_SETTINGS:
+                    conn.exec_driver_sql(f"SET LOCAL {name} = {value}")
+            yield conn
+
+    def clear_count_cache(self, experiment: str) -> int:
+        """Drop what the count cache keeps for ``experiment`` (its days, units and marks; the
+        next counts recount every day and store them anew); returns the rows dropped."""
+        dropped = 0
+        with self._write() as conn:
+            for table in (count_cache, count_cache_units, count_cache_marks):
+                result = conn.execute(sa.delete(table).where(table.c.experiment == experiment))
+                dropped += result.rowcount
+        return dropped
+
+    def count_cache_status(self, experiment: str) -> CountCacheStatus:
+        """Whether the count cache applies to this ledger (at least `MIN_DECISIONS`
+        decisions) and how many days it keeps for ``experiment``."""
+        with self._engine.connect() as conn:
+            low, high = decision_ids(conn, self.backend)
+            days = conn.execute(
+                sa.select(sa.func.count(sa.distinct(count_cache.c.day))).where(
+                    count_cache.c.experiment == experiment
+                )
+            ).scalar()
+        size = 0 if low is None or high is None else high - low + 1
+        return CountCacheStatus(size >= MIN_DECISIONS, int(days or 0))
+
+    def _day_cache(
+        self,
+        conn: sa.Connection,
+        experiment: str,
+        signature: str,
+        bounds: DayBounds,
+        cache: bool | None,
+    ) -> DayCache | None:
+        """The count cache of one statement (``cache``: None by the ledger's size, True
+        always, False never), opened at the cut."""
+        if cache is False:
+            return None
+        minimum = 0 if cache else MIN_DECISIONS
+        ids = decision_ids(conn, self.backend)
+        low, high = ids
+        big = low is not None and high is not None and high - low + 1 >= minimum
+        if self.backend == "postgresql" and big:
+            ids = self._cut()  # only for a ledger the cache is opened for: it blocks writers
+        return DayCache.open(
+            conn, self.backend, experiment, signature, bounds, ids, min_decisions=minimum
+        )
+
+    def _cut(self) -> tuple[int | None, int | None]:
+        """The count cache's cut on PostgreSQL (`fraudgate.ledger.day_cache.decision_ids`),
+        read in a transaction of its own holding the cut lock exclusively."""
+        with self._write(lock=DECISIONS_CUT_LOCK) as locked:
+            return decision_ids(locked, self.backend)
 
     def monitoring_counts(
         self,
@@ -692,18 +786,30 @@ class LedgerStore:
         *,
         as_of: float | datetime | None = None,
         edges: Mapping[str, Sequence[float]] | None = None,
+        cache: bool | None = None,
     ) -> MonitoringCounts:
         """The report's score sums (CBPE) per model, role and event day, and per model of
         ``edges`` (its drift reference's inner bin edges) its decisions' score histogram, over
         the decisions ``experiment_counts`` reads (``event_time <= T``); see
-        `fraudgate.ledger.monitoring_counts`. Only grouped rows leave the database."""
-        from fraudgate.ledger.monitoring_counts import MonitoringCounts, monitoring_rows
+        `fraudgate.ledger.monitoring_counts`. Only grouped rows leave the database. ``cache``:
+        the closed days' rows kept and read back, as ``experiment_counts``."""
+        from fraudgate.ledger.monitoring_counts import (
+            MonitoringCounts,
+            cache_signature,
+            monitoring_rows,
+        )
 
         t = time.time() if as_of is None else _epoch(as_of)
         assert t is not None
         where = [decisions.c.experiment == experiment, decisions.c.event_time <= t]
+        edges = edges or {}
         with self._engine.connect() as conn:
-            sums, histograms = monitoring_rows(conn, self.backend, where, edges or {})
+            day_cache = self._day_cache(
+                conn, experiment, cache_signature(edges), DayBounds(t), cache
+            )
+            sums, histograms = monitoring_rows(
+                conn, self.backend, where, edges, day_cache, self._write
+            )
         return MonitoringCounts(experiment, t, tuple(sums), tuple(histograms))
 
     # -- experiment weight audit ------------------------------------------------------------
@@ -1179,6 +1285,7 @@ class DecisionSink:
         cursor = self._raw.cursor()
         try:
             if rows:
+                cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", (DECISIONS_CUT_LOCK,))
                 cursor.executemany(self._store._insert_decisions_sql, rows)
             for offset in offsets:
                 cursor.execute(_UPSERT_OFFSET, (*offset, time.time()))

@@ -17,7 +17,11 @@ a model whose registry version carries a drift reference, keeps a reference to e
 * every ``ledger_refresh_s``, with a ledger and an experiment, reads the experiment's counts of
   the last ``label_window_days`` (`LedgerStore.experiment_counts`, in a thread): per arm the
   label-joined precision, recall, labelled frauds, pending decisions, label coverage and alert
-  rate, and the champion/challenger disagreement on the paired (shadow) transactions.
+  rate, and the champion/challenger disagreement on the paired (shadow) transactions;
+* every ``rollup_interval_s`` (not 0), with a ledger and an experiment, counts the experiment's
+  closed days into the ledger's count cache as the report reads them
+  (`fraudgate.evaluation.roll_up`, its own task and thread: minutes on a cold 10-million
+  ledger, then the open days only), so that no report pays for the days already closed.
 
 Scrapes read the cached results (`Monitor.collect`). A figure with nothing behind it (no labelled
 alert, no traffic in the window, too few rows for drift) is NaN.
@@ -58,6 +62,7 @@ from fraudgate.promotion import champion_and_challenger
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
+    from fraudgate.evaluation import Rollup
     from fraudgate.serving.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
@@ -208,6 +213,7 @@ class Monitor:
         self.deployed = deployed
         self.state = state
         self.store = store if state is not None else None
+        self.config = config
         self.maturity_s = config.analysis.maturity_s
         self.pair: tuple[str, str] | None = None
         if state is not None:
@@ -220,6 +226,8 @@ class Monitor:
         self.ledger: LedgerGauges | None = None
         self.ledger_error: str | None = None
         self._ledger_at = -math.inf
+        self._rollup_at = -math.inf
+        self._rollup: asyncio.Task[Rollup | None] | None = None
         self._drift_at = -math.inf
         # per model, (its sample, rows moved into it) at the last drift
         self._drift_seen: dict[str, tuple[int, int]] = {}
@@ -239,9 +247,10 @@ class Monitor:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        for task in (self._task, self._rollup):
+            if task is not None:
+                task.cancel()
+        self._task = self._rollup = None
 
     async def _run(self) -> None:
         while True:
@@ -269,6 +278,7 @@ class Monitor:
             self.drift = await asyncio.to_thread(
                 lambda: {name: sample.drift() for name, sample in samples.items()}
             )
+        self._maybe_roll_up(now)
         if self.store is not None and now - self._ledger_at >= self.settings.ledger_refresh_s:
             self._ledger_at = now
             try:
@@ -277,6 +287,38 @@ class Monitor:
             except Exception as exc:  # the database is down: keep the last figures
                 self.ledger_error = str(exc)
                 log.warning("reading the experiment's counts from the ledger failed: %s", exc)
+
+    def _maybe_roll_up(self, now: float) -> None:
+        """Start a roll-up when one is due and none is running (it may take minutes: the
+        refresh goes on meanwhile; a failure is logged and retried at the next interval)."""
+        interval = self.settings.rollup_interval_s
+        if self.store is None or not interval or now - self._rollup_at < interval:
+            return
+        if self._rollup is not None and not self._rollup.done():
+            return
+        self._rollup_at = now
+        config, store = self.config, self.store
+
+        name = self.state.spec.name
+
+        def run() -> Rollup | None:
+            if not store.count_cache_status(name).applies:
+                return None  # a small ledger: the report counts it live, nothing to keep
+            # imported here: the statistics (scipy, statsmodels) would add ~1.4 s to a start
+            from fraudgate.evaluation import registry_references, roll_up
+
+            return roll_up(config, store, references=registry_references(config))
+
+        def done(task: asyncio.Task[Rollup | None]) -> None:
+            if task.cancelled():
+                return
+            if (error := task.exception()) is not None:
+                log.warning("counting the closed days into the ledger failed: %s", error)
+            elif (result := task.result()) is not None and result.counted:
+                log.info("count cache: %d closed days kept (%.1f s)", result.days, result.seconds)
+
+        self._rollup = asyncio.get_running_loop().create_task(asyncio.to_thread(run))
+        self._rollup.add_done_callback(done)
 
     def _read(self) -> Reading:
         served: dict[str, float] = {}

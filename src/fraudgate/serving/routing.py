@@ -138,6 +138,8 @@ class Routing:
         name = state.spec.name
         while True:
             await asyncio.sleep(self.poll_s)
+            # a change made here while the ledger was being read is newer than what the read saw
+            generation = state.generation
             try:
                 history = await asyncio.to_thread(store.weight_history, name)
                 self.rollout_step = await asyncio.to_thread(self._read_rollout_step)
@@ -150,6 +152,8 @@ class Routing:
             if latest == state.spec.weights:
                 continue
             async with self.lock:
+                if state.generation != generation:
+                    continue  # the next poll reads the ledger after that change
                 try:
                     state.set_weights(latest, f"{history[-1].actor} (via the ledger)")
                     log.info("experiment %s: weights %s from another replica", name, latest)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import os
 import sys
@@ -252,16 +253,27 @@ async def serve_async(
         running.dataplane.close()
 
 
+def write_ready_file(path: Path, running: RunningServer) -> None:
+    """The bound ports as JSON, renamed into place so a reader never sees half a file."""
+    ports = {"http_port": running.http_port, "grpc_port": running.grpc_port, "pid": os.getpid()}
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(ports))
+    partial.replace(path)
+
+
 def run_server(
     config_path: str | Path,
     host: str | None = None,
     http_port: int | None = None,
     grpc_port: int | None = None,
+    ready_file: Path | None = None,
 ) -> None:
     """Serve the models of `config_path` over REST and gRPC until interrupted.
 
-    Command-line values override the config's ``server`` section. Raises `ConfigError` for a bad
-    config and `StartupError` when a model cannot be loaded or a port cannot be bound.
+    Command-line values override the config's ``server`` section; once serving, `ready_file` (if
+    given) receives the bound ports as JSON, so a caller can ask for port 0 without a race.
+    Raises `ConfigError` for a bad config and `StartupError` when a model cannot be loaded or a
+    port cannot be bound.
     """
     _pin_threads()
     config = load_config(config_path)
@@ -284,6 +296,8 @@ def run_server(
             console = Console(width=200)
         console.print(_startup_table(running, host))
         sys.stdout.flush()
+        if ready_file is not None:
+            write_ready_file(ready_file, running)
 
     coro = serve_async(config, host=host, http_port=http_port, grpc_port=grpc_port, on_ready=ready)
     try:
