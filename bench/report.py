@@ -8,10 +8,11 @@ For each backend: a fresh ledger (the real schema, `open_ledger`), filled inside
 ``--decisions`` decisions -- half served, half the 100% shadow's mirror copies, an 80/20 split,
 1% fraud, the champion catching 60% of frauds and the challenger 80% -- and the labels the
 realistic way (every alert investigated two days later, every missed fraud charged back twenty
-days later). Then ``fraudgate report --config ... --as-of ... --json ... --html ...`` runs as a
-child process; its wall time and peak RSS (``wait4``'s ``ru_maxrss``, from a small launcher
-process: see ``_LAUNCHER``) are the figures (on PostgreSQL the server's own memory is not in
-them). Writes ``bench/results/report.json``.
+days later). Then ``fraudgate ledger rollup`` (what a running server does in the background) and
+``fraudgate report --config ... --as-of ... --json ... --html ...`` run as child processes, in
+the order `daily` describes; their wall times and peak RSS (``wait4``'s ``ru_maxrss``, from a
+small launcher process: see ``_LAUNCHER``) are the figures (on PostgreSQL the server's own
+memory is not in them). Writes ``bench/results/report.json``.
 """
 
 from __future__ import annotations
@@ -172,9 +173,7 @@ def register_models(workdir: Path) -> Models:
     return Models(uri, (f"models:/fraud-detection/{first}", f"models:/fraud-detection/{second}"))
 
 
-def run_report(
-    url: str, workdir: Path, as_of: float, pycache: Path, models: Models
-) -> dict[str, float]:
+def write_config(url: str, workdir: Path, models: Models) -> Path:
     config = {
         "models": [{"name": A, "uri": models.uris[0]}, {"name": B, "uri": models.uris[1]}],
         "registry": models.tracking_uri,
@@ -189,18 +188,17 @@ def run_report(
     }
     path = workdir / "fraudgate.yaml"
     path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_cli(arguments: list[str], workdir: Path) -> dict[str, object]:
+    """``fraudgate ARGUMENTS`` as a child process: its wall time, peak RSS and last line."""
     peak = workdir / "peak_rss_kib"
     command = [
         sys.executable, "-S", "-c", _LAUNCHER, str(peak),
-        sys.executable, "-m", "fraudgate", "report", "--config", str(path),
-        "--as-of", str(as_of), "--json", str(workdir / "report.json"),
-        "--html", str(workdir / "report.html"),
+        sys.executable, "-m", "fraudgate", *arguments,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    # byte code cached as an installed package has it (pip compiles it; warm_up fills it):
-    # this VM's venv has none and sets PYTHONDONTWRITEBYTECODE (every run would compile)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(pycache)
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert child.stdout is not None
@@ -208,13 +206,38 @@ def run_report(
     child.wait()
     wall = time.perf_counter() - started
     if child.returncode != 0:
-        raise RuntimeError(f"fraudgate report failed ({child.returncode}):\n{output}")
+        raise RuntimeError(f"fraudgate {arguments[0]} failed ({child.returncode}):\n{output}")
+    return {
+        "s": round(wall, 1),
+        "peak_rss_mib": round(int(peak.read_text()) / 1024, 1),
+        "output_tail": output.strip().splitlines()[-1][:200],
+    }
+
+
+def run_report(
+    config: Path, workdir: Path, as_of: float, extra: tuple[str, ...] = ()
+) -> dict[str, object]:
+    result = run_cli(
+        ["report", "--config", str(config), "--as-of", str(as_of), *extra,
+         "--json", str(workdir / "report.json"), "--html", str(workdir / "report.html")],
+        workdir,
+    )  # fmt: skip
     outcome = json.loads((workdir / "report.json").read_text())["decision"]["outcome"]
     return {
-        "report_s": round(wall, 1),
-        "peak_rss_mib": round(int(peak.read_text()) / 1024, 1),
+        "report_s": result["s"],
+        "peak_rss_mib": result["peak_rss_mib"],
         "outcome": outcome,
-        "output_tail": output.strip().splitlines()[-1][:200],
+        "output_tail": result["output_tail"],
+    }
+
+
+def run_rollup(config: Path, workdir: Path, as_of: float) -> dict[str, object]:
+    """What a running server does every ``monitoring.rollup_interval_s`` (here by hand)."""
+    result = run_cli(["ledger", "rollup", "--config", str(config), "--as-of", str(as_of)], workdir)
+    return {
+        "rollup_s": result["s"],
+        "rollup_peak_rss_mib": result["peak_rss_mib"],
+        "rollup_output_tail": result["output_tail"],
     }
 
 
@@ -225,22 +248,35 @@ def warm_up(workdir: Path, days: float, models: Models) -> dict[str, float]:
     tiny.mkdir()
     url = f"sqlite:///{tiny / 'ledger.db'}"
     fill(url, "sqlite", 2_000, days)
+    config = write_config(url, tiny, models)
     as_of = T0 + (days + 30) * DAY
-    cold = run_report(url, tiny, as_of, workdir / "pycache", models)["report_s"]
-    warm = run_report(url, tiny, as_of, workdir / "pycache", models)["report_s"]
+    cold = run_report(config, tiny, as_of)["report_s"]
+    warm = run_report(config, tiny, as_of)["report_s"]
     return {"report_2000_uncached_s": cold, "report_2000_s": warm}
 
 
 def daily(
     url: str, backend: str, workdir: Path, as_of: float, models: Models, args: argparse.Namespace
 ) -> dict[str, object]:
-    """The report over the filled ledger (the first: it counts every day, and on SQLite
-    stores the closed days' counts), then, after one more day of traffic, the next day's
-    report (SQLite: the new day and the changed days counted, the rest read back)."""
-    figures: dict[str, object] = dict(run_report(url, workdir, as_of, workdir / "pycache", models))
-    print(backend, "first report", figures, flush=True)
+    """A day in a running deployment, then the cost with no server running:
+
+    1. the roll-up over the filled ledger (what the server does in the background every
+       ``monitoring.rollup_interval_s``: it counts every closed day and keeps them);
+    2. the report after it: what whoever asks for the first report waits for;
+    3. ``report --recount``: the first report with nothing kept (every day counted; it keeps
+       them again);
+    4. one more day of traffic and the next day's report with no roll-up in between (the
+       worst case: the new day and the changed days counted, the rest read back)."""
+    config = write_config(url, workdir, models)
+    figures: dict[str, object] = dict(run_rollup(config, workdir, as_of))
+    print(backend, "roll-up", figures, flush=True)
+    figures |= run_report(config, workdir, as_of)
+    print(backend, "report after the roll-up", figures, flush=True)
+    recount = run_report(config, workdir, as_of, ("--recount",))
+    figures |= {f"recount_{key}": value for key, value in recount.items()}
+    print(backend, "report --recount", recount, flush=True)
     figures |= next_day(url, backend, args.decisions, args.days)
-    later = run_report(url, workdir, as_of + DAY, workdir / "pycache", models)
+    later = run_report(config, workdir, as_of + DAY)
     figures |= {f"next_day_{key}": value for key, value in later.items()}
     return figures
 
@@ -264,6 +300,10 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="fraudgate-bench-report-") as tmp:
         workdir = Path(tmp)
+        # byte code cached as an installed package has it (pip compiles it; warm_up fills it):
+        # this VM's venv has none and sets PYTHONDONTWRITEBYTECODE (every run would compile)
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        os.environ["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
         models = register_models(workdir)
         results["startup"] = warm_up(workdir, args.days, models)
         print("startup", results["startup"], flush=True)

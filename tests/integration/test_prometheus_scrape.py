@@ -193,8 +193,11 @@ def stack(trained_registry, module_launch, tmp_path_factory) -> Iterator[Stack]:
 
 def _scraped_after(stack: Stack, since: float) -> None:
     """Wait until Prometheus holds a scrape of the server taken after ``since`` (epoch s)."""
+    # timestamp() of a selector is its sample's time; of an expression (`up == 1`) it would be
+    # the evaluation's time, always after ``since``
+    up = 'up{job="fraudgate"}'
     wait_for(
-        lambda: stack.prometheus.query(f'timestamp(up{{job="fraudgate"}} == 1) > {since}'),
+        lambda: stack.prometheus.query(f"timestamp({up}) > {since} and {up} == 1"),
         20,
         "a scrape after the traffic",
     )
