@@ -270,8 +270,9 @@ def daily(
     config = write_config(url, workdir, models)
     figures: dict[str, object] = dict(run_rollup(config, workdir, as_of))
     print(backend, "roll-up", figures, flush=True)
-    figures |= run_report(config, workdir, as_of)
-    print(backend, "report after the roll-up", figures, flush=True)
+    after = run_report(config, workdir, as_of)
+    figures |= after
+    print(backend, "report after the roll-up", after, flush=True)
     recount = run_report(config, workdir, as_of, ("--recount",))
     figures |= {f"recount_{key}": value for key, value in recount.items()}
     print(backend, "report --recount", recount, flush=True)
