@@ -7,6 +7,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -217,5 +220,44 @@ def test_postgresql_writers_hold_the_cut_lock_shared(pg_schema_url: str) -> None
             conn.rollback()
         reader.join(10)
         assert cut and cut[0][1] is not None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("ledger_url", ["sqlite", "postgresql"], indirect=True)
+def test_two_calls_saving_at_once_store_once_and_neither_fails(ledger_url: str) -> None:
+    """A report and a server's roll-up that opened the cache at the same cut save at once: the
+    second waits for the first, finds the mark moved and writes nothing (on PostgreSQL, without
+    the count cache's lock, both would see no mark and the second would fail on the first's
+    keys)."""
+    store = open_ledger(ledger_url)
+    try:
+        rows, _ = _rows()
+        store.record_decisions(rows[:50])
+        key = signature("experiment_counts", champion="v1", challenger="v2")
+        bounds = DayBounds(T0 + 30 * DAY, None, None, MATURITY)
+        with store._engine.connect() as conn:
+            ids = decision_ids(conn, store.backend)
+            first, second = (
+                DayCache.open(conn, store.backend, "exp", key, bounds, ids, min_decisions=0)
+                for _ in range(2)
+            )
+        assert first is not None and second is not None
+        entry = {7: {"totals": [], "latency": []}}
+        inside, saved = threading.Event(), []
+
+        @contextmanager
+        def slow_write() -> Iterator[sa.Connection]:
+            with store._count_cache_write() as conn:
+                yield conn  # the first call's rows are written, not yet committed
+                inside.set()
+                time.sleep(0.5)
+
+        writer = threading.Thread(target=lambda: saved.append(first.save(slow_write, entry)))
+        writer.start()
+        assert inside.wait(10)
+        assert not second.save(store._count_cache_write, entry)
+        writer.join(10)
+        assert saved == [True] and _cached_days(store) == 1
     finally:
         store.close()

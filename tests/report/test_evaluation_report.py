@@ -55,7 +55,7 @@ def test_an_empty_experiment_still_reports(tmp_path: Path) -> None:
 
 
 def test_the_cli_prints_the_decision_and_writes_json_and_html(
-    ledger_url: str, tmp_path: Path
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = {
         "models": [{"name": A, "uri": "models:/m@champion"}, {"name": B, "uri": "models:/m@c"}],
@@ -91,6 +91,16 @@ def test_the_cli_prints_the_decision_and_writes_json_and_html(
     assert again.exit_code == 0, again.output
     assert "stored rows dropped, every day recounted" in again.output
     assert json.loads(out_json.read_text())["decision"] == document["decision"]
+    # `fraudgate ledger rollup`: a small ledger is left to be counted live; above the size the
+    # count cache is for, its closed days are kept
+    rollup = ["ledger", "rollup", "--config", str(path), "--as-of", as_of]
+    small = CliRunner().invoke(app, rollup)
+    assert small.exit_code == 0 and "reports count it live" in small.output, small.output
+    monkeypatch.setattr("fraudgate.ledger.store.MIN_DECISIONS", 1)
+    rolled = CliRunner().invoke(app, rollup)
+    assert rolled.exit_code == 0 and re.search(r"[1-9]\d* closed days kept", rolled.output), (
+        rolled.output
+    )
 
 
 def test_the_cli_names_a_bad_as_of_time(tmp_path: Path) -> None:

@@ -136,7 +136,9 @@ def rollup(
     finally:
         store.close()
     if not result.counted:
-        console.print("the ledger holds under 200,000 decisions: reports count it live")
+        from fraudgate.ledger.day_cache import MIN_DECISIONS
+
+        console.print(f"the ledger holds under {MIN_DECISIONS:,} decisions: reports count it live")
     else:
         console.print(f"{result.days} closed days kept, counted in {result.seconds:.1f} s")
 

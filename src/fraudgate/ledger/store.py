@@ -29,7 +29,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain, repeat
@@ -97,6 +97,10 @@ _ROLLOUT_LOCK = 0x66676C_0003
 # its cut (fraudgate.ledger.day_cache.decision_ids): then every id up to the largest is
 # committed, though a sequence hands ids out in insert order, not commit order.
 DECISIONS_CUT_LOCK = 0x66676C_0004
+# Serialises the count cache's writes on PostgreSQL (SQLite's BEGIN IMMEDIATE does already): a
+# report and a server's roll-up saving at once would otherwise both see no mark and collide on
+# the same days' keys; serialised, the later one finds the mark moved and writes nothing.
+_COUNT_CACHE_LOCK = 0x66676C_0005
 _IN_CHUNK = 500  # ids per IN (...) list
 # PostgreSQL planner settings of experiment_counts' read-only transaction (bench/README.md,
 # report.py): its hashes in memory (the default 4 MB work_mem, per sort or hash node, spills
@@ -713,7 +717,7 @@ class LedgerStore:
                 connect=self._counts_connection,
                 parallelism=Parallelism() if parallelism is None else parallelism,
                 cache=day_cache,
-                begin=self._write,
+                begin=self._count_cache_write,
             )
             arms, paired, paired_days = queries.counts(champion, challenger)
         return ExperimentCounts(
@@ -729,11 +733,15 @@ class LedgerStore:
                     conn.exec_driver_sql(f"SET LOCAL {name} = {value}")
             yield conn
 
+    def _count_cache_write(self) -> AbstractContextManager[sa.Connection]:
+        """The count cache's write transaction (`_COUNT_CACHE_LOCK`)."""
+        return self._write(lock=_COUNT_CACHE_LOCK)
+
     def clear_count_cache(self, experiment: str) -> int:
         """Drop what the count cache keeps for ``experiment`` (its days, units and marks; the
         next counts recount every day and store them anew); returns the rows dropped."""
         dropped = 0
-        with self._write() as conn:
+        with self._count_cache_write() as conn:
             for table in (count_cache, count_cache_units, count_cache_marks):
                 result = conn.execute(sa.delete(table).where(table.c.experiment == experiment))
                 dropped += result.rowcount
@@ -808,7 +816,7 @@ class LedgerStore:
                 conn, experiment, cache_signature(edges), DayBounds(t), cache
             )
             sums, histograms = monitoring_rows(
-                conn, self.backend, where, edges, day_cache, self._write
+                conn, self.backend, where, edges, day_cache, self._count_cache_write
             )
         return MonitoringCounts(experiment, t, tuple(sums), tuple(histograms))
 

@@ -297,9 +297,7 @@ class Monitor:
         if self._rollup is not None and not self._rollup.done():
             return
         self._rollup_at = now
-        config, store = self.config, self.store
-
-        name = self.state.spec.name
+        config, store, name = self.config, self.store, self.state.spec.name
 
         def run() -> Rollup | None:
             if not store.count_cache_status(name).applies:
