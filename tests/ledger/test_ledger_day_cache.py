@@ -82,15 +82,18 @@ def _decision(req: str, txn: str, event: float, arm: str, role: str, model: str,
                     amount, f"card-{txn}", event)  # fmt: skip
 
 
-# PostgreSQL with the re-routed retries only (the fuller case; each backend run takes seconds)
+# PostgreSQL with the re-routed retries only (the fuller case; each backend run takes seconds);
+# ``chunk``: the SQLite units table filled a few decision ids per write transaction
 @pytest.mark.parametrize(
-    ("ledger_url", "mixed"),
-    [("sqlite", False), ("sqlite", True), ("postgresql", True)],
+    ("ledger_url", "mixed", "chunk"),
+    [("sqlite", False, None), ("sqlite", True, 37), ("postgresql", True, None)],
     indirect=["ledger_url"],
 )
 def test_cached_counts_equal_a_full_recount_as_decisions_arrive(
-    ledger_url: str, mixed: bool
+    ledger_url: str, mixed: bool, chunk: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if chunk is not None:
+        monkeypatch.setattr("fraudgate.ledger.day_cache._UNITS_CHUNK", chunk)
     store = open_ledger(ledger_url)
     try:
         rows, labels = _rows()
