@@ -20,7 +20,7 @@ a model whose registry version carries a drift reference, keeps a reference to e
   rate, and the champion/challenger disagreement on the paired (shadow) transactions;
 * every ``rollup_interval_s`` (not 0), with a ledger and an experiment, counts the experiment's
   closed days into the ledger's count cache as the report reads them
-  (`fraudgate.evaluation.roll_up`, its own task and thread: minutes on a cold 10-million
+  (`fraudgate.evaluation.roll_up`, its own task and thread: 25-45 s on a cold 10-million
   ledger, then the open days only), so that no report pays for the days already closed.
 
 Scrapes read the cached results (`Monitor.collect`). A figure with nothing behind it (no labelled
@@ -289,7 +289,7 @@ class Monitor:
                 log.warning("reading the experiment's counts from the ledger failed: %s", exc)
 
     def _maybe_roll_up(self, now: float) -> None:
-        """Start a roll-up when one is due and none is running (it may take minutes: the
+        """Start a roll-up when one is due and none is running (it may take a minute: the
         refresh goes on meanwhile; a failure is logged and retried at the next interval)."""
         interval = self.settings.rollup_interval_s
         if self.store is None or not interval or now - self._rollup_at < interval:
