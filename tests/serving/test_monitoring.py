@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from fraudgate.config import parse_config
 from fraudgate.data.contract import FEATURE_NAMES, N_FEATURES
 from fraudgate.experiments import ExperimentState
 from fraudgate.serving.metrics import ServerMetrics, observe_scores
-from fraudgate.serving.monitoring import MONITOR_METRICS, LiveSample, Monitor
+from fraudgate.serving.monitoring import MONITOR_METRICS, LiveSample, Monitor, in_daemon_thread
 
 CONFIG = {
     "models": [
@@ -236,3 +238,30 @@ def test_the_monitor_rolls_the_closed_days_up_once_per_interval(tmp_path, monkey
         first, second = asyncio.run(refresh_twice(hourly))
         assert first is not None and second is first  # not due again within the hour
         assert first.result().counted and store.count_cache_status("ab").days == 6
+
+
+def test_a_rollup_in_progress_does_not_hold_up_the_servers_stop():
+    """The roll-up's thread is a daemon: the loop closes (the server stops) while it still
+    runs, where the default executor's thread (`asyncio.to_thread`) would be joined first."""
+    release = threading.Event()
+
+    async def start_and_leave() -> asyncio.Future[bool]:
+        running = in_daemon_thread(lambda: release.wait(20))
+        await asyncio.sleep(0.05)
+        return running
+
+    started = time.monotonic()
+    running = asyncio.run(start_and_leave())
+    assert time.monotonic() - started < 5 and not running.done()
+    release.set()
+
+    async def result() -> object:
+        return await in_daemon_thread(lambda: 42)
+
+    assert asyncio.run(result()) == 42
+
+    async def error() -> object:
+        return await in_daemon_thread(lambda: 1 / 0)
+
+    with pytest.raises(ZeroDivisionError):
+        asyncio.run(error())

@@ -39,11 +39,13 @@ import asyncio
 import contextlib
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NAN = math.nan
+T = TypeVar("T")
 _KEEP_ROWS = 256  # rows of a bigger batch kept for drift (a view would pin the whole batch)
 _PENDING_BATCHES = 4096  # batches kept between two refreshes (older ones are dropped)
 # The metrics (as PromQL names them) that `Monitor.collect` exports, none of them when
@@ -93,6 +96,34 @@ MONITOR_METRICS = frozenset(
         "fraudgate_shadow_disagreement_ratio",
     }
 )
+
+
+def in_daemon_thread(work: Callable[[], T]) -> asyncio.Future[T]:
+    """``work`` in a daemon thread of its own, its result (or error) in the returned future.
+
+    Not the loop's default executor: its threads are joined when the loop closes, so a roll-up
+    of a cold 10-million ledger (25-45 s) would hold up the server's stop. A daemon thread dies
+    with the process; its write transaction, unfinished, is rolled back by the database."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], object]) -> None:
+        if not future.done():  # not cancelled meanwhile
+            outcome()
+
+    def run() -> None:
+        outcome: Callable[[], object]
+        try:
+            result = work()
+        except BaseException as exc:  # handed to the future, which the caller reads
+            outcome = partial(future.set_exception, exc)
+        else:
+            outcome = partial(future.set_result, result)
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits for it
+            loop.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=run, name="fraudgate-rollup", daemon=True).start()
+    return future
 
 
 class LiveSample:
@@ -227,7 +258,7 @@ class Monitor:
         self.ledger_error: str | None = None
         self._ledger_at = -math.inf
         self._rollup_at = -math.inf
-        self._rollup: asyncio.Task[Rollup | None] | None = None
+        self._rollup: asyncio.Future[Rollup | None] | None = None
         self._drift_at = -math.inf
         # per model, (its sample, rows moved into it) at the last drift
         self._drift_seen: dict[str, tuple[int, int]] = {}
@@ -307,7 +338,7 @@ class Monitor:
 
             return roll_up(config, store, references=registry_references(config))
 
-        def done(task: asyncio.Task[Rollup | None]) -> None:
+        def done(task: asyncio.Future[Rollup | None]) -> None:
             if task.cancelled():
                 return
             if (error := task.exception()) is not None:
@@ -315,7 +346,7 @@ class Monitor:
             elif (result := task.result()) is not None and result.counted:
                 log.info("count cache: %d closed days kept (%.1f s)", result.days, result.seconds)
 
-        self._rollup = asyncio.get_running_loop().create_task(asyncio.to_thread(run))
+        self._rollup = in_daemon_thread(run)
         self._rollup.add_done_callback(done)
 
     def _read(self) -> Reading:
