@@ -144,6 +144,19 @@ def test_cached_counts_equal_a_full_recount_as_decisions_arrive(
         store.close()
 
 
+KEY = signature("experiment_counts", champion="v1", challenger="v2")
+BOUNDS = DayBounds(T0 + 30 * DAY, None, None, MATURITY)
+
+
+def _open_cache(store: LedgerStore) -> DayCache:
+    """The experiment counts' cache as a call opens it now (at the current cut)."""
+    with store._engine.connect() as conn:
+        ids = decision_ids(conn, store.backend)
+        cache = DayCache.open(conn, store.backend, "exp", KEY, BOUNDS, ids, min_decisions=0)
+    assert cache is not None
+    return cache
+
+
 def test_a_call_does_not_store_over_a_newer_mark(tmp_path: Path) -> None:
     """Two calls at once: the one whose cut is older finds the mark moved and writes nothing,
     and a call whose cut is older than the mark reads no entry."""
@@ -151,29 +164,24 @@ def test_a_call_does_not_store_over_a_newer_mark(tmp_path: Path) -> None:
     try:
         rows, _ = _rows()
         store.record_decisions(rows[:400])
-        key = signature("experiment_counts", champion="v1", challenger="v2")
-        bounds = DayBounds(T0 + 30 * DAY, None, None, MATURITY)
-        with store._engine.connect() as conn:
-            ids = decision_ids(conn, "sqlite")
-            stale = DayCache.open(conn, "sqlite", "exp", key, bounds, ids, min_decisions=0)
-        assert stale is not None and not stale.days
+        stale = _open_cache(store)
+        assert not stale.days
         store.record_decisions(rows[400:])
-        store.experiment_counts("exp", "v1", "v2", as_of=bounds.as_of, maturity_s=MATURITY,
+        store.experiment_counts("exp", "v1", "v2", as_of=BOUNDS.as_of, maturity_s=MATURITY,
                                 cache=True)  # fmt: skip
         stored = _cached_days(store)
         assert stored > 0
-        assert not stale.save(store._write, {0: {"totals": [], "latency": []}})
+        assert not stale.save(store._count_cache_write, {0: {"totals": [], "latency": []}})
         assert _cached_days(store) == stored
         with store._engine.connect() as conn:
             mark = conn.execute(
                 sa.select(count_cache_marks.c.through_id).where(
-                    count_cache_marks.c.signature == key
+                    count_cache_marks.c.signature == KEY
                 )
             ).scalar_one()
-            assert mark > stale.through_id
-            ids = decision_ids(conn, "sqlite")
-            again = DayCache.open(conn, "sqlite", "exp", key, bounds, ids, min_decisions=0)
-        assert again is not None and again.through_id == mark and again.days
+        assert mark > stale.through_id
+        again = _open_cache(store)
+        assert again.through_id == mark and again.days
     finally:
         store.close()
 
@@ -237,15 +245,7 @@ def test_two_calls_saving_at_once_store_once_and_neither_fails(ledger_url: str) 
     try:
         rows, _ = _rows()
         store.record_decisions(rows[:50])
-        key = signature("experiment_counts", champion="v1", challenger="v2")
-        bounds = DayBounds(T0 + 30 * DAY, None, None, MATURITY)
-        with store._engine.connect() as conn:
-            ids = decision_ids(conn, store.backend)
-            first, second = (
-                DayCache.open(conn, store.backend, "exp", key, bounds, ids, min_decisions=0)
-                for _ in range(2)
-            )
-        assert first is not None and second is not None
+        first, second = _open_cache(store), _open_cache(store)  # the same cut, no mark yet
         entry = {7: {"totals": [], "latency": []}}
         inside, saved = threading.Event(), []
 
