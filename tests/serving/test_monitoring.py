@@ -238,6 +238,40 @@ def test_the_monitor_rolls_the_closed_days_up_once_per_interval(tmp_path, monkey
         first, second = asyncio.run(refresh_twice(hourly))
         assert first is not None and second is first  # not due again within the hour
         assert first.result().counted and store.count_cache_status("ab").days == 6
+        # its outcome on /metrics: when the last one finished, how long it took, failures
+        assert not rollup_samples(monitor_with(store, 0))
+        samples = rollup_samples(hourly)
+        assert (
+            abs(samples["fraudgate_ledger_rollup_last_success_timestamp_seconds"] - time.time())
+            < 60
+        )
+        assert 0 < samples["fraudgate_ledger_rollup_duration_seconds"] < 60
+        assert samples["fraudgate_ledger_rollup_failures_total"] == 0
+
+        def broken(experiment: str) -> object:
+            raise RuntimeError("the ledger is gone")
+
+        failing = monitor_with(store, 3600)
+        monkeypatch.setattr(store, "count_cache_status", broken)
+
+        async def once() -> None:
+            await failing.refresh()
+            with pytest.raises(RuntimeError, match="the ledger is gone"):
+                await failing._rollup
+
+        asyncio.run(once())
+        samples = rollup_samples(failing)
+        assert samples["fraudgate_ledger_rollup_failures_total"] == 1
+        assert math.isnan(samples["fraudgate_ledger_rollup_last_success_timestamp_seconds"])
+
+
+def rollup_samples(monitor: Monitor) -> dict[str, float]:
+    return {
+        sample.name: sample.value
+        for family in monitor.collect()
+        for sample in family.samples
+        if sample.name.startswith("fraudgate_ledger_rollup_")
+    }
 
 
 def test_a_rollup_in_progress_does_not_hold_up_the_servers_stop():

@@ -87,6 +87,9 @@ MONITOR_METRICS = frozenset(
         "fraudgate_experiment_traffic_share_deviation",
         "fraudgate_label_coverage_ratio",
         "fraudgate_label_pending_decisions",
+        "fraudgate_ledger_rollup_duration_seconds",
+        "fraudgate_ledger_rollup_failures_total",
+        "fraudgate_ledger_rollup_last_success_timestamp_seconds",
         "fraudgate_model_alert_rate",
         "fraudgate_model_estimated_precision",
         "fraudgate_model_estimated_recall",
@@ -124,6 +127,15 @@ def in_daemon_thread(work: Callable[[], T]) -> asyncio.Future[T]:
 
     threading.Thread(target=run, name="fraudgate-rollup", daemon=True).start()
     return future
+
+
+@dataclass(slots=True)
+class RollupGauges:
+    """The background roll-up's last outcome, for the scrape (NaN: none finished yet)."""
+
+    last_success: float = NAN  # epoch seconds
+    seconds: float = NAN  # wall time of the last finished one
+    failures: int = 0
 
 
 class LiveSample:
@@ -259,6 +271,7 @@ class Monitor:
         self._ledger_at = -math.inf
         self._rollup_at = -math.inf
         self._rollup: asyncio.Future[Rollup | None] | None = None
+        self.rollups = RollupGauges()
         self._drift_at = -math.inf
         # per model, (its sample, rows moved into it) at the last drift
         self._drift_seen: dict[str, tuple[int, int]] = {}
@@ -341,9 +354,14 @@ class Monitor:
         def done(task: asyncio.Future[Rollup | None]) -> None:
             if task.cancelled():
                 return
+            gauges = self.rollups
+            gauges.seconds = time.monotonic() - now
             if (error := task.exception()) is not None:
+                gauges.failures += 1
                 log.warning("counting the closed days into the ledger failed: %s", error)
-            elif (result := task.result()) is not None and result.counted:
+                return
+            gauges.last_success = time.time()
+            if (result := task.result()) is not None and result.counted:
                 log.info("count cache: %d closed days kept (%.1f s)", result.days, result.seconds)
 
         self._rollup = in_daemon_thread(run)
@@ -476,6 +494,7 @@ class Monitor:
             yield from (served, share, deviation)
         yield from self._estimated(window, exp_name, arm_of)
         yield from self._ledger_metrics(exp_name)
+        yield from self._rollup_metrics(exp_name)
         yield from self._drift_metrics()
 
     def _estimated(
@@ -560,6 +579,35 @@ class Monitor:
         )
         disagreement.add_metric([exp_name], gauges.disagreement if gauges is not None else NAN)
         yield disagreement
+
+    def _rollup_metrics(self, exp_name: str) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        if self.store is None or not self.settings.rollup_interval_s:
+            return
+        labels = ["experiment"]
+        last = GaugeMetricFamily(
+            "fraudgate_ledger_rollup_last_success_timestamp_seconds",
+            "When the last roll-up of the experiment's closed days into the ledger's count "
+            "cache finished (epoch seconds; NaN: none yet). Older than two "
+            "monitoring.rollup_interval_s: reports count the closed days themselves.",
+            labels=labels,
+        )
+        seconds = GaugeMetricFamily(
+            "fraudgate_ledger_rollup_duration_seconds",
+            "Wall time of the last roll-up that finished (NaN: none yet).",
+            labels=labels,
+        )
+        failures = CounterMetricFamily(
+            "fraudgate_ledger_rollup_failures_total",
+            "Roll-ups that failed (logged; retried at the next interval).",
+            labels=labels,
+        )
+        gauges = self.rollups
+        last.add_metric([exp_name], gauges.last_success)
+        seconds.add_metric([exp_name], gauges.seconds)
+        failures.add_metric([exp_name], gauges.failures)
+        yield from (last, seconds, failures)
 
     def _drift_metrics(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
